@@ -1,0 +1,34 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test unit docs bench clean venv
+
+venv: $(STAMP)
+
+$(STAMP): setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -U pip
+	$(BIN)/python -m pip install -q -e '.[test,plot,docs]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q tests
+	$(BIN)/python -m sphinx -W -q -b html docs docs/_build/html
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests -m "not e2e"
+
+demo: $(STAMP)
+	$(BIN)/python -m dynamic_dynamodb.demo
+
+docs: $(STAMP)
+	$(BIN)/python -m sphinx -W -b html docs docs/_build/html
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/simulate.py
+
+clean:
+	rm -rf $(VENV) docs/_build build *.egg-info .pytest_cache

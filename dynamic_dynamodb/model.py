@@ -1,0 +1,161 @@
+"""Plain value types shared by the policy, the adapters, the loop and the simulator."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Mapping, Optional, Protocol, Sequence
+
+
+class Dim(str, Enum):
+    """A capacity dimension: reads and writes share one code path."""
+
+    READS = "reads"
+    WRITES = "writes"
+
+
+# CloudWatch metric names by dimension.
+CONSUMED_METRIC = {Dim.READS: "ConsumedReadCapacityUnits", Dim.WRITES: "ConsumedWriteCapacityUnits"}
+THROTTLE_METRIC = {Dim.READS: "ReadThrottleEvents", Dim.WRITES: "WriteThrottleEvents"}
+
+
+@dataclass(frozen=True, order=True)
+class Target:
+    """A table, or one global secondary index of a table."""
+
+    table: str
+    index: Optional[str] = None
+
+    def __str__(self) -> str:
+        return self.table if self.index is None else f"{self.table}/{self.index}"
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """Provisioned read and write units."""
+
+    reads: int
+    writes: int
+
+    def get(self, dim: Dim) -> int:
+        """Units of one dimension."""
+        return self.reads if dim is Dim.READS else self.writes
+
+
+@dataclass(frozen=True)
+class TargetStatus:
+    """What DescribeTable says about a table or one of its GSIs."""
+
+    target: Target
+    status: str  # ACTIVE, UPDATING, CREATING, ...
+    billing_mode: str  # PROVISIONED or PAY_PER_REQUEST
+    capacity: Capacity
+    decreases_today: int = 0
+    last_decrease: Optional[datetime] = None
+    last_increase: Optional[datetime] = None
+
+    @property
+    def active(self) -> bool:
+        """True when DynamoDB would accept an UpdateTable for it."""
+        return self.status == "ACTIVE"
+
+    @property
+    def on_demand(self) -> bool:
+        """True for PAY_PER_REQUEST tables, which have nothing to scale."""
+        return self.billing_mode == "PAY_PER_REQUEST"
+
+
+@dataclass(frozen=True)
+class TableDescription:
+    """One DescribeTable answer: the table and its GSIs."""
+
+    table: TargetStatus
+    indexes: tuple[TargetStatus, ...] = ()
+
+
+@dataclass(frozen=True)
+class MetricQuery:
+    """One CloudWatch series: Sum of `metric` for `target`, in buckets of `period` seconds."""
+
+    target: Target
+    metric: str
+    start: datetime
+    end: datetime
+    period: int = 60
+
+
+# Datapoints of one series: (bucket start, Sum), oldest first. Empty means "no data".
+Datapoints = Sequence[tuple[datetime, float]]
+
+
+@dataclass(frozen=True)
+class Update:
+    """One UpdateTable call: new capacity for the table and/or some of its GSIs."""
+
+    table: str
+    table_capacity: Optional[Capacity] = None
+    index_capacities: Mapping[str, Capacity] = field(default_factory=dict)
+
+
+# ---- errors the adapters raise, already translated from botocore ----------------
+
+
+class AwsError(Exception):
+    """An AWS call failed; `code` is the AWS error code when there is one."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class TableNotFound(AwsError):
+    """The table (or index) does not exist any more."""
+
+
+class TableBusy(AwsError):
+    """The table is not ACTIVE (ResourceInUseException): try again next pass."""
+
+
+class LimitExceeded(AwsError):
+    """DynamoDB refused the update (decrease quota or too many table operations)."""
+
+
+class AccessDenied(AwsError):
+    """The credentials lack a permission."""
+
+
+# ---- ports: what the loop needs from the outside world ----------------------------
+
+
+class TableAdmin(Protocol):
+    """DynamoDB control plane."""
+
+    def list_tables(self) -> list[str]:
+        """All table names (every page)."""
+
+    def describe(self, table: str) -> TableDescription:
+        """DescribeTable, as a plain value. Raises AwsError subclasses."""
+
+    def update(self, update: Update) -> None:
+        """UpdateTable. Raises TableBusy, LimitExceeded, TableNotFound or AwsError."""
+
+
+class MetricsSource(Protocol):
+    """CloudWatch."""
+
+    def fetch(self, queries: Sequence[MetricQuery]) -> dict[MetricQuery, Datapoints]:
+        """Sums per bucket for every query; a query with no data maps to an empty list."""
+
+
+class Notifier(Protocol):
+    """SNS."""
+
+    def publish(self, topic_arn: str, subject: str, message: str) -> None:
+        """Send one message. Raises AwsError."""
+
+
+class Breaker(Protocol):
+    """The circuit-breaker probe."""
+
+    def is_closed(self, url: str, timeout_ms: float, headers: Mapping[str, str]) -> bool:
+        """True when the URL answers 2xx within the timeout."""

@@ -1,0 +1,39 @@
+"""Packaging for dynamic-dynamodb."""
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "dynamic_dynamodb" / "__init__.py").read_text()).group(1)
+
+setup(
+    name="dynamic-dynamodb",
+    version=VERSION,
+    description="Autoscaling of provisioned AWS DynamoDB tables and global secondary indexes",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    packages=find_packages(include=["dynamic_dynamodb", "dynamic_dynamodb.*"]),
+    package_data={"dynamic_dynamodb": ["data/*"]},
+    python_requires=">=3.10",
+    install_requires=["boto3>=1.28", "python-daemon>=3.0", "lockfile>=0.12"],
+    extras_require={
+        "test": [
+            "pytest>=7",
+            "pytest-xdist>=3",
+            "hypothesis>=6",
+            "moto[server]>=5.0",
+            "supervisor>=4.2",
+        ],
+        "plot": ["matplotlib>=3.6"],
+        "docs": ["sphinx>=7"],
+    },
+    entry_points={"console_scripts": ["dynamic-dynamodb = dynamic_dynamodb.cli:main"]},
+    classifiers=[
+        "Environment :: No Input/Output (Daemon)",
+        "License :: OSI Approved :: Apache Software License",
+        "Programming Language :: Python :: 3",
+        "Topic :: System :: Systems Administration",
+    ],
+)
