@@ -1,0 +1,58 @@
+"""The circuit-breaker probe: an HTTP GET that must answer 2xx before anything is changed."""
+from __future__ import annotations
+
+import base64
+import logging
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Mapping
+
+log = logging.getLogger("dynamic-dynamodb")
+
+
+def split_credentials(url: str) -> tuple[str, str | None]:
+    """The URL without `user:password@`, and the Basic auth header value if there was one."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None:
+        return url, None
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    bare = urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    user = urllib.parse.unquote(parts.username)
+    password = urllib.parse.unquote(parts.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return bare, f"Basic {token}"
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ***, for logs."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+class HttpBreaker:
+    """Breaker over urllib: closed only on a 2xx answer within the timeout."""
+
+    def is_closed(self, url: str, timeout_ms: float, headers: Mapping[str, str]) -> bool:
+        """Probe the URL once."""
+        bare, auth = split_credentials(url)
+        request = urllib.request.Request(bare, headers=dict(headers), method="GET")
+        if auth:
+            request.add_header("Authorization", auth)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_ms / 1000.0) as response:
+                ok = 200 <= response.status < 300
+                if not ok:
+                    log.warning("Circuit breaker %s answered %s", redact_url(url), response.status)
+                return ok
+        except urllib.error.HTTPError as e:
+            log.warning("Circuit breaker %s answered %s", redact_url(url), e.code)
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            reason = getattr(e, "reason", e)
+            log.warning("Circuit breaker %s unreachable: %s", redact_url(url), reason)
+        return False

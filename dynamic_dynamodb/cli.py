@@ -1,0 +1,122 @@
+"""The command line: parse, set up logging, wire the adapters, run. Exit 0 ok, 1 failure, 2 usage."""
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from typing import Optional, Sequence
+
+from . import config
+from .loop import Ports, Scaler, run_forever, utcnow
+from .logsetup import LOGGER, setup_logging
+from .settings import ConfigError, Settings
+
+log = logging.getLogger(LOGGER)
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def build_ports(settings: Settings) -> Ports:
+    """Real AWS adapters for the settings' region and credentials."""
+    from . import aws
+    from .breaker import HttpBreaker
+
+    conn = aws.Connection(settings.region, settings.aws_access_key_id, settings.aws_secret_access_key)
+    session = aws.make_session(conn)
+    wants_sns = any(s.rules.sns_topic_arn or any(g.rules.sns_topic_arn for g in s.gsis) for s in settings.tables)
+    return Ports(
+        tables=aws.DynamoTables(aws.make_client(session, "dynamodb", conn)),
+        metrics=aws.CloudWatchMetrics(aws.make_client(session, "cloudwatch", conn)),
+        notifier=aws.SnsNotifier(aws.make_client(session, "sns", conn)) if wants_sns else None,
+        breaker=HttpBreaker(),
+    )
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"dynamic-dynamodb: error: {message}", file=sys.stderr)
+    return status
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the `dynamic-dynamodb` command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        settings = config.load_settings(argv)
+    except ConfigError as e:
+        return _fail(str(e), EXIT_USAGE)
+    if settings.show_config:
+        print(json.dumps(config.settings_as_dict(settings), indent=2, sort_keys=True))
+        return EXIT_OK
+    try:
+        if settings.daemon in ("start", "stop", "restart"):
+            from . import daemon
+
+            return daemon.control(settings)
+        handlers_console = settings.daemon is None or settings.daemon in ("foreground", "fg")
+        setup_logging(settings, console=handlers_console)
+        for warning in settings.warnings:
+            log.warning(warning)
+        if settings.simulate or settings.backtest:
+            from .simulation import cli as simulation_cli
+
+            return simulation_cli.main(settings)
+        if not settings.tables:
+            return _fail("nothing to scale: give --table-name, or --config with [table: REGEX] sections",
+                         EXIT_USAGE)
+        return run(settings)
+    except ConfigError as e:
+        return _fail(str(e), EXIT_USAGE)
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def run(settings: Settings) -> int:
+    """One pass (--run-once) or the foreground loop until SIGTERM/SIGINT; SIGHUP re-reads the config."""
+    scaler = Scaler(settings, build_ports(settings))
+    if settings.run_once:
+        report = scaler.run_pass(utcnow())
+        return EXIT_OK if report.ok else EXIT_FAILURE
+    return serve(scaler)
+
+
+def serve(scaler: Scaler) -> int:
+    """The foreground loop with its signal handling (also what a daemon runs after detaching)."""
+    stop = threading.Event()
+    reload_requested = threading.Event()
+    current = [scaler]
+
+    def on_stop(signum: int, _frame: object) -> None:
+        log.info("Received %s, finishing the table in progress and stopping", signal.Signals(signum).name)
+        stop.set()
+
+    def on_hup(_signum: int, _frame: object) -> None:
+        reload_requested.set()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_hup)
+
+    def before_pass() -> None:
+        if reload_requested.is_set():
+            reload_requested.clear()
+            current[0] = reload(current[0])
+
+    log.info("Starting: check interval %s s, %d table section(s)%s", scaler.settings.check_interval,
+             len(scaler.settings.tables), ", dry run" if scaler.dry_run else "")
+    run_forever(lambda now: current[0].run_pass(now), lambda: current[0].settings.check_interval, stop, before_pass)
+    log.info("Stopped")
+    return EXIT_OK
+
+
+def reload(scaler: Scaler) -> Scaler:
+    """A scaler for the re-read config file; a broken file is logged and the running scaler kept."""
+    try:
+        fresh = config.load_settings(scaler.settings.argv)
+        setup_logging(fresh, console=fresh.daemon is None or fresh.daemon in ("foreground", "fg"))
+    except ConfigError as e:
+        log.error("Reload failed, keeping the running configuration: %s", e)
+        return scaler
+    log.info("Configuration reloaded from %s", fresh.config_file)
+    return Scaler(fresh, build_ports(fresh), memory=scaler.memory)

@@ -1,0 +1,58 @@
+"""Logging handlers: console, a logrotate-friendly file, or the user's own logging config."""
+from __future__ import annotations
+
+import configparser
+import logging
+import logging.config
+import logging.handlers
+import sys
+from typing import Optional
+
+from .settings import ConfigError, Settings
+
+LOGGER = "dynamic-dynamodb"
+FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
+DRY_RUN_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - dryrun - %(message)s"
+
+
+def setup_logging(settings: Settings, console: bool = True) -> list[logging.Handler]:
+    """Configure the `dynamic-dynamodb` logger; returns the handlers opened (to keep across a fork)."""
+    logger = logging.getLogger(LOGGER)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    if settings.log_config_file:
+        try:
+            logging.config.fileConfig(settings.log_config_file, disable_existing_loggers=False)
+        except (OSError, KeyError, ValueError, configparser.Error) as e:
+            raise ConfigError(f"log-config-file {settings.log_config_file}: cannot configure logging: {e}") from None
+        return list(logger.handlers) + list(logging.getLogger().handlers)
+    level = getattr(logging, settings.log_level.upper(), logging.INFO)
+    logger.setLevel(level)
+    logger.propagate = False
+    formatter = logging.Formatter(DRY_RUN_FORMAT if settings.dry_run else FORMAT)
+    handlers: list[logging.Handler] = []
+    if console:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    if settings.log_file:
+        handlers.append(_file_handler(settings.log_file))
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        handler.setLevel(level)
+        logger.addHandler(handler)
+    # boto's own warnings still reach the console
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    return handlers
+
+
+def _file_handler(path: str) -> logging.Handler:
+    try:
+        # WatchedFileHandler reopens the file after logrotate moves it
+        return logging.handlers.WatchedFileHandler(path)
+    except OSError as e:
+        raise ConfigError(f"log-file {path}: cannot open: {e.strerror}") from None
+
+
+def handler_streams(handlers: list[logging.Handler]) -> list[Optional[object]]:
+    """The open streams of file handlers, for DaemonContext(files_preserve=...)."""
+    return [getattr(h, "stream", None) for h in handlers if isinstance(h, logging.FileHandler)]

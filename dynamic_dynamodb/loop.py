@@ -1,0 +1,396 @@
+"""The imperative shell of one pass: gather, decide, apply.
+
+A pass lists the tables, matches them to config sections, describes them, fetches every
+metric of the pass in one batch, runs the pure policy for each table and GSI, then sends
+at most one UpdateTable per table. AWS errors are logged with the table's name and the
+pass goes on; the process never dies of them.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Iterable, Optional
+
+from . import policy
+from .breaker import redact_url
+from .model import (
+    CONSUMED_METRIC,
+    THROTTLE_METRIC,
+    AwsError,
+    Breaker,
+    Capacity,
+    Dim,
+    LimitExceeded,
+    MetricQuery,
+    MetricsSource,
+    Notifier,
+    TableAdmin,
+    TableBusy,
+    TableDescription,
+    TableNotFound,
+    Target,
+    TargetStatus,
+    Update,
+)
+from .policy import Decision, Memory, Observed
+from .rules import TargetRules
+from .settings import Settings, TableSection
+
+log = logging.getLogger("dynamic-dynamodb")
+
+DESCRIBE_CONCURRENCY = 8
+
+
+@dataclass
+class Ports:
+    """The outside world of a pass."""
+
+    tables: TableAdmin
+    metrics: MetricsSource
+    notifier: Optional[Notifier] = None
+    breaker: Optional[Breaker] = None
+
+
+@dataclass
+class PassReport:
+    """What one pass did."""
+
+    decisions: list[Decision] = field(default_factory=list)
+    updates: int = 0
+    skipped: int = 0
+    failures: int = 0  # unexpected errors: the pass did not do all its work
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing unexpected went wrong."""
+        return self.failures == 0
+
+
+@dataclass(frozen=True)
+class Job:
+    """One table or GSI to decide on this pass."""
+
+    status: TargetStatus
+    rules: TargetRules
+    queries: tuple[MetricQuery, MetricQuery, MetricQuery, MetricQuery]  # consumed r/w, throttled r/w
+
+
+class Scaler:
+    """Runs passes for one configuration; keeps the per-target memory between them."""
+
+    def __init__(self, settings: Settings, ports: Ports, memory: Optional[dict[Target, Memory]] = None,
+                 dry_run: Optional[bool] = None) -> None:
+        self.settings = settings
+        self.ports = ports
+        self.memory: dict[Target, Memory] = memory if memory is not None else {}
+        self.dry_run = settings.dry_run if dry_run is None else dry_run
+        self._matches: dict[str, Optional[TableSection]] = {}
+        self._warned: set[str] = set()
+
+    # ---- matching -------------------------------------------------------------------
+
+    def section_for(self, table: str) -> Optional[TableSection]:
+        """The first section whose regex matches the whole table name (cached per name)."""
+        if table not in self._matches:
+            hits = [s for s in self.settings.tables if s.regex.fullmatch(table)]
+            if len(hits) > 1:
+                log.warning("%s: matches more than one section (%s); using [table: %s]",
+                            table, ", ".join(s.key for s in hits), hits[0].key)
+            self._matches[table] = hits[0] if hits else None
+        return self._matches[table]
+
+    def _gsi_rules(self, section: TableSection, index: str) -> Optional[TargetRules]:
+        for gsi in section.gsis:
+            if gsi.regex.fullmatch(index):
+                return gsi.rules
+        return None
+
+    # ---- the pass -------------------------------------------------------------------
+
+    def run_pass(self, now: datetime) -> PassReport:
+        """One pass over every matched table at time `now` (tz-aware UTC)."""
+        report = PassReport()
+        try:
+            names = self.ports.tables.list_tables()
+        except AwsError as e:
+            log.error("Cannot list tables: %s", e)
+            report.failures += 1
+            return report
+        pairs = [(name, s) for name in sorted(names) if (s := self.section_for(name)) is not None]
+        self._warn_unmatched(pairs)
+        jobs = self._gather(pairs, now, report)
+        if not jobs:
+            return report
+        data = self._fetch_metrics(jobs, report)
+        breaker = self._breaker_states(jobs)
+        by_table: dict[str, list[Decision]] = {}
+        for job in jobs:
+            decision = self._decide(job, data, breaker, now)
+            report.decisions.append(decision)
+            by_table.setdefault(job.status.target.table, []).append(decision)
+        for table, decisions in by_table.items():
+            self._apply(table, decisions, now, report)
+        return report
+
+    def _warn_unmatched(self, pairs: list[tuple[str, TableSection]]) -> None:
+        used = {s.key for _, s in pairs}
+        for section in self.settings.tables:
+            if section.key not in used and section.key not in self._warned:
+                self._warned.add(section.key)
+                log.warning("[table: %s] matches no table", section.key)
+
+    def _gather(self, pairs: list[tuple[str, TableSection]], now: datetime, report: PassReport) -> list[Job]:
+        """DescribeTable for every matched table (a few at a time) and the jobs that follow."""
+        def describe(name: str) -> Optional[TableDescription]:
+            try:
+                return self.ports.tables.describe(name)
+            except TableNotFound:
+                log.info("%s: table no longer exists, skipped", name)
+                report.skipped += 1
+            except AwsError as e:
+                log.error("%s: DescribeTable failed: %s", name, e)
+                report.failures += 1
+            return None
+
+        names = [name for name, _ in pairs]
+        if len(names) > 1:
+            with ThreadPoolExecutor(max_workers=min(DESCRIBE_CONCURRENCY, len(names))) as pool:
+                described = list(pool.map(describe, names))
+        else:
+            described = [describe(n) for n in names]
+        jobs: list[Job] = []
+        for (name, section), desc in zip(pairs, described):
+            if desc is None:
+                continue
+            targets = [(desc.table, section.rules)]
+            for status in desc.indexes:
+                rules = self._gsi_rules(section, status.target.index or "")
+                if rules is not None:
+                    targets.append((status, rules))
+            for status, rules in targets:
+                if self._skip(status, report):
+                    continue
+                jobs.append(Job(status, rules, _queries(status.target, rules, now)))
+        return jobs
+
+    def _skip(self, status: TargetStatus, report: PassReport) -> bool:
+        if status.on_demand:
+            log.info("%s: on-demand (PAY_PER_REQUEST), nothing to scale", status.target)
+        elif not status.active:
+            log.info("%s: status %s, skipped until ACTIVE", status.target, status.status)
+        else:
+            return False
+        report.skipped += 1
+        return True
+
+    def _fetch_metrics(self, jobs: list[Job], report: PassReport) -> dict[MetricQuery, list]:
+        try:
+            return dict(self.ports.metrics.fetch([q for job in jobs for q in job.queries]))
+        except AwsError as e:
+            log.error("Cannot read CloudWatch metrics: %s", e)
+            report.failures += 1
+            return {}
+
+    def _breaker_states(self, jobs: list[Job]) -> dict[tuple, bool]:
+        """One probe per URL per pass; a URL set for a table or GSI is probed with its names."""
+        states: dict[tuple, bool] = {}
+        if self.ports.breaker is None:
+            return states
+        for job in jobs:
+            key = self._breaker_key(job)
+            if key is not None and key not in states:
+                url, timeout, table, index = key
+                headers = {}
+                if table is not None:
+                    headers["x-table-name"] = table
+                if index is not None:
+                    headers["x-gsi-name"] = index
+                states[key] = self.ports.breaker.is_closed(url, timeout, headers)
+                if not states[key]:
+                    log.warning("Circuit breaker %s is OPEN: no changes for %s", redact_url(url),
+                                table or "any table using it")
+        return states
+
+    def _breaker_key(self, job: Job) -> Optional[tuple]:
+        url = job.rules.circuit_breaker_url
+        if not url:
+            return None
+        timeout = job.rules.circuit_breaker_timeout
+        if url == self.settings.circuit_breaker_url:
+            return (url, timeout, None, None)
+        return (url, timeout, job.status.target.table, job.status.target.index)
+
+    def _decide(self, job: Job, data: dict, breaker: dict[tuple, bool], now: datetime) -> Decision:
+        window = job.rules.lookback_period * 60
+        cr, cw, tr, tw = (data.get(q, ()) for q in job.queries)
+        reads = Observed(_total(cr), _total(tr), window)
+        writes = Observed(_total(cw), _total(tw), window)
+        key = self._breaker_key(job)
+        closed = breaker.get(key, True) if key is not None else True
+        target = job.status.target
+        decision, memory = policy.decide(job.status, reads, writes, job.rules,
+                                         self.memory.get(target, Memory()), now, closed)
+        self.memory[target] = memory
+        log.info("%s: %s", target, decision.summary)
+        return decision
+
+    # ---- applying ---------------------------------------------------------------------
+
+    def _apply(self, table: str, decisions: list[Decision], now: datetime, report: PassReport) -> None:
+        for d in decisions:
+            if d.alarm:
+                self._notify_alarm(d)
+        changed = [d for d in decisions if d.changed]
+        if not changed:
+            return
+        if self.dry_run:
+            for d in changed:
+                log.info("%s: dry run, would set %d reads and %d writes", d.target, d.reads.new, d.writes.new)
+            return
+        update = _update(table, changed, lambda d: d.capacity)
+        try:
+            self.ports.tables.update(update)
+        except LimitExceeded as e:
+            increases = [d for d in changed if d.increases_only != d.status.capacity]
+            log.warning("%s: UpdateTable refused: %s", table, e)
+            if increases and any(d.decreasing for d in changed):
+                self._retry_increases(table, increases, report)
+            return
+        except TableBusy as e:
+            log.info("%s: busy (%s), trying again next pass", table, e)
+            report.skipped += 1
+            return
+        except TableNotFound:
+            log.info("%s: table no longer exists, skipped", table)
+            report.skipped += 1
+            return
+        except AwsError as e:
+            log.error("%s: UpdateTable failed: %s", table, e)
+            report.failures += 1
+            return
+        report.updates += 1
+        for d in changed:
+            log.info("%s: provisioning updated to %d reads and %d writes", d.target, d.reads.new, d.writes.new)
+            if d.decreasing:
+                self.memory[d.target] = policy.record_decrease(self.memory.get(d.target, Memory()), now)
+            self._notify_change(d)
+
+    def _retry_increases(self, table: str, decisions: list[Decision], report: PassReport) -> None:
+        """The one retry we make: the same update without its decreases."""
+        update = _update(table, decisions, lambda d: d.increases_only)
+        try:
+            self.ports.tables.update(update)
+        except AwsError as e:
+            log.error("%s: UpdateTable with increases only failed: %s", table, e)
+            report.failures += 1
+            return
+        report.updates += 1
+        for d in decisions:
+            cap = d.increases_only
+            log.info("%s: provisioning updated to %d reads and %d writes (increases only)",
+                     d.target, cap.reads, cap.writes)
+
+    def _notify_change(self, d: Decision) -> None:
+        rules = self._rules_of(d)
+        if rules is None or not rules.sns_topic_arn:
+            return
+        kinds = {"scale-up" if x.change == "up" else "scale-down" for x in d.dims() if x.change}
+        if not kinds & set(rules.sns_message_types):
+            return
+        what = f"GSI {d.target.index}" if d.target.index else f"table {d.target.table}"
+        prefix = f"{d.target.table} - GSI: {d.target.index}" if d.target.index else d.target.table
+        lines = [f"{prefix} - {x.dim.value.capitalize()}: {x.change.upper()} from {x.current} to {x.new}"
+                 for x in d.dims() if x.change]
+        self._publish(rules.sns_topic_arn, f"Updated provisioning for {what}", "\n".join(lines), d.target)
+
+    def _notify_alarm(self, d: Decision) -> None:
+        rules = self._rules_of(d)
+        kind = f"{d.alarm}-throughput-alarm"
+        if rules is None or not rules.sns_topic_arn or kind not in rules.sns_message_types:
+            return
+        label = f"Table {d.target.table}" + (f" - GSI: {d.target.index}" if d.target.index else "")
+        subject = f"ALARM: {'High' if d.alarm == 'high' else 'Low'} Throughput for {label}"
+        lines = []
+        for x in d.dims():
+            r = rules.dim(x.dim)
+            threshold = r.upper_alarm_threshold if d.alarm == "high" else r.lower_alarm_threshold
+            pct = "no data" if x.consumed_pct is None else f"{x.consumed_pct:.6f}%"
+            lines.append(f"Consumed {x.dim.value}: {pct} (alarm threshold {threshold:g}%)")
+        self._publish(rules.sns_topic_arn, subject, "\n".join(lines), d.target)
+
+    def _publish(self, topic: str, subject: str, message: str, target: Target) -> None:
+        if self.ports.notifier is None or self.dry_run:
+            return
+        try:
+            self.ports.notifier.publish(topic, subject, message)
+        except AwsError as e:
+            log.error("%s: SNS publish to %s failed: %s", target, topic, e)
+
+    def _rules_of(self, d: Decision) -> Optional[TargetRules]:
+        section = self.section_for(d.target.table)
+        if section is None:
+            return None
+        return section.rules if d.target.index is None else self._gsi_rules(section, d.target.index)
+
+
+def _total(points: Iterable) -> Optional[float]:
+    """The Sum over the window, or None when CloudWatch had no datapoint."""
+    values = [v for _, v in points]
+    return sum(values) if values else None
+
+
+def _queries(target: Target, rules: TargetRules, now: datetime) -> tuple[MetricQuery, ...]:
+    """The four series a decision needs, over the target's lookback window."""
+    end_minute = now.replace(second=0, microsecond=0)
+    start = end_minute - timedelta(minutes=rules.lookback_window_start)
+    end = start + timedelta(minutes=rules.lookback_period)
+    return tuple(MetricQuery(target, metric[dim], start, end, 60)
+                 for metric in (CONSUMED_METRIC, THROTTLE_METRIC) for dim in (Dim.READS, Dim.WRITES))
+
+
+def _update(table: str, decisions: list[Decision], capacity: Callable[[Decision], Capacity]) -> Update:
+    """One UpdateTable for a table and its GSIs."""
+    table_cap = None
+    indexes: dict[str, Capacity] = {}
+    for d in decisions:
+        cap = capacity(d)
+        if cap == d.status.capacity:
+            continue
+        if d.target.index is None:
+            table_cap = cap
+        else:
+            indexes[d.target.index] = cap
+    return Update(table, table_cap, indexes)
+
+
+def utcnow() -> datetime:
+    """The wall clock, in UTC (only the shell reads it)."""
+    return datetime.now(timezone.utc)
+
+
+def run_forever(run_pass: Callable[[datetime], PassReport], interval: Callable[[], float],
+                stop: threading.Event, before_pass: Callable[[], None] = lambda: None) -> None:
+    """Passes on a fixed period (no drift); an overrunning pass is logged and the next starts at once.
+
+    `stop` ends the loop mid-sleep; the pass in progress always finishes first.
+    """
+    next_start = time.monotonic()
+    while not stop.is_set():
+        before_pass()
+        started = time.monotonic()
+        try:
+            run_pass(utcnow())
+        except Exception:  # the daemon must outlive any bug in one pass
+            log.exception("Unexpected error in the pass; trying again next pass")
+        period = interval()
+        next_start += period
+        now = time.monotonic()
+        if now > next_start:
+            log.warning("Pass took %.1f s, longer than the check interval of %g s; starting the next at once",
+                        now - started, period)
+            next_start = now
+        stop.wait(max(0.0, next_start - time.monotonic()))

@@ -1,0 +1,377 @@
+"""The scaling decision: pure functions of plain values (metrics, capacity, rules, memory, now).
+
+Nothing here logs, reads a clock or talks to AWS. The order of work for one target:
+
+1. per dimension, a proposal from the load (thresholds or granular scales, throttling,
+   consecutive checks before a decrease), then the [min, max] limits;
+2. for the target, the guards that may hold a change back: circuit breaker (everything),
+   always-decrease-rw-together, maintenance windows and the decrease budget (decreases only).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from typing import Optional
+
+from .model import Capacity, Dim, TargetStatus
+from .rules import PERCENT, DimensionRules, Scale, TargetRules
+
+FREE_DECREASES_PER_DAY = 4
+DECREASE_SPACING = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """CloudWatch Sums over the lookback window for one dimension; None means no datapoint."""
+
+    consumed_sum: Optional[float]
+    throttled_sum: Optional[float]
+    window_seconds: int
+
+    @property
+    def consumed(self) -> Optional[float]:
+        """Consumed units per second, averaged over the window."""
+        return None if self.consumed_sum is None else self.consumed_sum / self.window_seconds
+
+    @property
+    def throttled(self) -> float:
+        """Throttle events in the window (0 without data)."""
+        return self.throttled_sum or 0.0
+
+
+NO_DATA = Observed(None, None, 300)
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What the daemon remembers about one target between passes (persisted in the state file)."""
+
+    read_checks: int = 0
+    write_checks: int = 0
+    decrease_day: Optional[date] = None  # UTC day of the decreases counted below
+    decreases_today: int = 0  # decreases this process made on decrease_day
+    last_decrease: Optional[datetime] = None
+    alarm: Optional[str] = None  # the throughput alarm last notified: "high", "low" or None
+
+    def checks(self, dim: Dim) -> int:
+        """Consecutive qualifying checks before a decrease, for one dimension."""
+        return self.read_checks if dim is Dim.READS else self.write_checks
+
+    def with_checks(self, dim: Dim, value: int) -> "Memory":
+        """A copy with one dimension's counter set."""
+        return replace(self, read_checks=value) if dim is Dim.READS else replace(self, write_checks=value)
+
+
+@dataclass(frozen=True)
+class DimDecision:
+    """The outcome for one dimension, with the reason a person can read."""
+
+    dim: Dim
+    current: int
+    new: int
+    consumed_pct: Optional[float]
+    reason: str
+
+    @property
+    def change(self) -> str:
+        """'up', 'down' or '' (no change)."""
+        return "up" if self.new > self.current else "down" if self.new < self.current else ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome for one table or GSI."""
+
+    status: TargetStatus
+    reads: DimDecision
+    writes: DimDecision
+    alarm: Optional[str] = None  # a throughput alarm to notify now: "high" or "low"
+
+    @property
+    def target(self):
+        """The table or GSI decided on."""
+        return self.status.target
+
+    @property
+    def capacity(self) -> Capacity:
+        """The capacity to provision."""
+        return Capacity(self.reads.new, self.writes.new)
+
+    @property
+    def changed(self) -> bool:
+        """True when an UpdateTable is needed."""
+        return self.capacity != self.status.capacity
+
+    @property
+    def decreasing(self) -> bool:
+        """True when the update lowers reads or writes (it spends a decrease)."""
+        return self.reads.new < self.reads.current or self.writes.new < self.writes.current
+
+    @property
+    def increases_only(self) -> Capacity:
+        """The same update without its decreases."""
+        return Capacity(max(self.reads.new, self.reads.current), max(self.writes.new, self.writes.current))
+
+    def dims(self) -> tuple[DimDecision, DimDecision]:
+        """Reads and writes."""
+        return self.reads, self.writes
+
+    @property
+    def summary(self) -> str:
+        """One line: consumed %, current, new and reason for both dimensions."""
+        return "; ".join(_dim_summary(d) for d in self.dims())
+
+
+def _dim_summary(d: DimDecision) -> str:
+    pct = "no data" if d.consumed_pct is None else f"{d.consumed_pct:.1f}%"
+    arrow = f"{d.current} -> {d.new}" if d.new != d.current else f"{d.current}"
+    return f"{d.dim.value} {pct} of {arrow} ({d.reason})"
+
+
+# ---- arithmetic ------------------------------------------------------------------------
+
+
+def increase(base: int, amount: float, unit: str) -> int:
+    """Increase by percent (rounded up, so a 1-unit table can grow) or by units."""
+    if unit == PERCENT:
+        return base + math.ceil(base * amount / 100.0)
+    return base + int(amount)
+
+
+def decrease(current: int, amount: float, unit: str) -> int:
+    """Decrease by percent (rounded down) or by units; may go below 1 before the limits."""
+    if unit == PERCENT:
+        return current - math.floor(current * amount / 100.0)
+    return current - int(amount)
+
+
+def clamp(value: int, rules: DimensionRules) -> int:
+    """Bring a value inside [min, max]; min defaults to DynamoDB's floor of 1."""
+    value = max(value, rules.floor)
+    if rules.max_provisioned is not None:
+        value = min(value, rules.max_provisioned)
+    return value
+
+
+def scale_up_amount(scale: Optional[Scale], value: float) -> float:
+    """Granular increase: the amount of the largest threshold <= value (0 below all)."""
+    amount = 0.0
+    for threshold in sorted(scale or {}):
+        if value < threshold:
+            break
+        amount = scale[threshold]
+    return amount
+
+
+def scale_down_amount(scale: Optional[Scale], value: float) -> float:
+    """Granular decrease: the amount of the smallest threshold > value (0 above all)."""
+    for threshold in sorted(scale or {}):
+        if value < threshold:
+            return scale[threshold]
+    return 0.0
+
+
+# ---- one dimension ---------------------------------------------------------------------
+
+
+def propose(cur: int, obs: Observed, r: DimensionRules, checks: int) -> tuple[int, str, int]:
+    """Proposal from the load for one dimension: (new value, reason, consecutive-check counter)."""
+    if not r.enabled:
+        return cur, "autoscaling disabled", 0
+    consumed = obs.consumed
+    if consumed is None:
+        return cur, "no data", checks
+    pct = consumed / cur * 100.0
+    if r.checks_reset_percent and pct >= r.checks_reset_percent:
+        checks = 0
+    if r.up_scaling:
+        up, why = _increase_candidate(cur, obs, pct, r)
+        if up > cur:
+            return up, why, 0
+    down_wanted, down_why = _wants_decrease(pct, r)
+    if not down_wanted:
+        return cur, down_why, 0
+    if not r.down_scaling:
+        return cur, "down-scaling disabled", 0
+    if pct == 0 and not r.allow_scaling_down_on_0_percent:
+        return cur, "consumed 0%, not scaling down", checks
+    if obs.throttled > 0:
+        return cur, "throttled, not scaling down", 0
+    amount = scale_down_amount(r.decrease_consumed_scale, pct) if r.decrease_consumed_scale else (
+        r.decrease_consumed_with if r.decrease_consumed_with is not None else r.decrease_with)
+    unit = r.decrease_consumed_unit or r.decrease_unit
+    # never below what is consumed now: that would throttle at once
+    proposal = max(decrease(cur, amount, unit), math.ceil(consumed))
+    if proposal >= cur:
+        return cur, down_why, checks
+    checks += 1
+    if checks < r.checks_before_scale_down:
+        return cur, f"{down_why}, check {checks}/{r.checks_before_scale_down}", checks
+    return proposal, down_why, checks
+
+
+def _wants_decrease(pct: float, r: DimensionRules) -> tuple[bool, str]:
+    """Whether the load asks for a decrease, and why (or why not)."""
+    if r.decrease_consumed_scale:
+        if scale_down_amount(r.decrease_consumed_scale, pct) > 0:
+            return True, "granular down-scale"
+        return False, "within granular scale"
+    if pct <= r.lower_threshold:
+        return True, f"<= lower threshold {r.lower_threshold:g}%"
+    return False, "within thresholds"
+
+
+def _increase_candidate(cur: int, obs: Observed, pct: float, r: DimensionRules) -> tuple[int, str]:
+    """The largest increase any up-scaling rule asks for, and its reason."""
+    consumed = obs.consumed or 0.0
+    # when the table serves more than provisioned (burst), grow from what it serves
+    base = max(cur, math.ceil(consumed))
+    candidates: list[tuple[int, str]] = []
+    throttled_per_s = obs.throttled / obs.window_seconds
+    if r.increase_throttled_by_provisioned_scale:
+        tp = throttled_per_s / cur * 100.0
+        amount = scale_up_amount(r.increase_throttled_by_provisioned_scale, tp)
+        if amount:
+            unit = r.increase_throttled_by_provisioned_unit or r.increase_unit
+            candidates.append((increase(base, amount, unit), f"throttled {tp:.1f}% of provisioned"))
+    if r.increase_throttled_by_consumed_scale and consumed > 0:
+        tc = obs.throttled / (consumed * obs.window_seconds) * 100.0
+        amount = scale_up_amount(r.increase_throttled_by_consumed_scale, tc)
+        if amount:
+            unit = r.increase_throttled_by_consumed_unit or r.increase_unit
+            candidates.append((increase(base, amount, unit), f"throttled {tc:.1f}% of consumed"))
+    consumed_unit = r.increase_consumed_unit or r.increase_unit
+    if r.increase_consumed_scale:
+        amount = scale_up_amount(r.increase_consumed_scale, pct)
+        if amount:
+            candidates.append((increase(base, amount, consumed_unit), "granular up-scale"))
+    elif r.upper_threshold and pct >= r.upper_threshold:
+        amount = r.increase_consumed_with if r.increase_consumed_with is not None else r.increase_with
+        candidates.append((increase(base, amount, consumed_unit), f">= upper threshold {r.upper_threshold:g}%"))
+    if r.throttled_upper_threshold and obs.throttled > r.throttled_upper_threshold:
+        candidates.append((increase(base, r.increase_with, r.increase_unit),
+                           f"{obs.throttled:g} throttle events > {r.throttled_upper_threshold:g}"))
+    if not candidates:
+        return cur, ""
+    return max(candidates, key=lambda c: c[0])
+
+
+def decide_dimension(dim: Dim, cur: int, obs: Observed, r: DimensionRules, checks: int) -> tuple[DimDecision, int]:
+    """Proposal plus limits for one dimension."""
+    new, reason, checks = propose(cur, obs, r, checks)
+    if r.enabled:
+        limited = clamp(new, r)
+        if limited != new:
+            side = "min" if limited > new else "max"
+            reason = f"{reason}, limited to {side} {limited}" if new != cur else f"outside limits, {side} is {limited}"
+            new = limited
+    pct = None if obs.consumed is None else obs.consumed / cur * 100.0
+    return DimDecision(dim, cur, new, pct, reason), checks
+
+
+# ---- the decrease budget ----------------------------------------------------------------
+
+
+def decreases_spent(status: TargetStatus, memory: Memory, now: datetime) -> tuple[int, Optional[datetime]]:
+    """Decreases made this UTC day and the last one, from DescribeTable and our own records."""
+    today = now.date()
+    count, last = 0, None
+    if status.last_decrease is None or status.last_decrease.date() == today:
+        count, last = status.decreases_today, status.last_decrease
+    if memory.decrease_day == today and memory.last_decrease is not None:
+        count = max(count, memory.decreases_today)
+        last = memory.last_decrease if last is None else max(last, memory.last_decrease)
+    return count, last
+
+
+def decrease_allowed(status: TargetStatus, memory: Memory, now: datetime, reserved: int = 0) -> bool:
+    """True when DynamoDB would accept a decrease now (and `reserved` free ones stay unspent)."""
+    count, last = decreases_spent(status, memory, now)
+    if count < FREE_DECREASES_PER_DAY - reserved:
+        return True
+    return last is None or now - last >= DECREASE_SPACING
+
+
+def record_decrease(memory: Memory, now: datetime) -> Memory:
+    """Memory after a decrease DynamoDB accepted at `now`."""
+    today = now.date()
+    count = memory.decreases_today + 1 if memory.decrease_day == today else 1
+    return replace(memory, decrease_day=today, decreases_today=count, last_decrease=now)
+
+
+def next_decrease_at(status: TargetStatus, memory: Memory, now: datetime, reserved: int = 0) -> datetime:
+    """The earliest time a decrease is allowed (now if it already is)."""
+    if decrease_allowed(status, memory, now, reserved):
+        return now
+    _, last = decreases_spent(status, memory, now)
+    tomorrow = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), tzinfo=now.tzinfo)
+    return min(last + DECREASE_SPACING, tomorrow) if last else tomorrow
+
+
+# ---- the target ---------------------------------------------------------------------------
+
+
+def in_maintenance_window(rules: TargetRules, now: datetime) -> bool:
+    """True when changes may happen now (no windows configured means always)."""
+    if rules.maintenance_windows is None:
+        return True
+    return any(w.contains(now.time()) for w in rules.maintenance_windows)
+
+
+def throughput_alarm(decisions: tuple[DimDecision, DimDecision], rules: TargetRules) -> Optional[str]:
+    """'high' when a dimension is at/above its upper alarm threshold, 'low' below its lower one."""
+    pairs = [(d.consumed_pct, rules.dim(d.dim)) for d in decisions if d.consumed_pct is not None]
+    if any(r.upper_alarm_threshold and pct >= r.upper_alarm_threshold for pct, r in pairs):
+        return "high"
+    if any(r.lower_alarm_threshold and pct < r.lower_alarm_threshold for pct, r in pairs):
+        return "low"
+    return None
+
+
+def _hold(d: DimDecision, why: str) -> DimDecision:
+    return replace(d, new=d.current, reason=f"{d.reason}; {why}")
+
+
+def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: TargetRules, memory: Memory,
+           now: datetime, breaker_closed: bool = True) -> tuple[Decision, Memory]:
+    """The decision for one table or GSI, and the memory to keep for the next pass."""
+    cap = status.capacity
+    dr, read_checks = decide_dimension(Dim.READS, cap.reads, reads, rules.reads, memory.read_checks)
+    dw, write_checks = decide_dimension(Dim.WRITES, cap.writes, writes, rules.writes, memory.write_checks)
+    memory = replace(memory, read_checks=read_checks, write_checks=write_checks)
+
+    alarm = throughput_alarm((dr, dw), rules)
+    notify = alarm if alarm != memory.alarm else None
+    memory = replace(memory, alarm=alarm)
+
+    if not breaker_closed:
+        dr, dw = (_hold(d, "circuit breaker open") if d.change else d for d in (dr, dw))
+        return Decision(status, dr, dw, notify), memory
+
+    if rules.always_decrease_rw_together:
+        dr, dw = _decrease_together(dr, dw, rules)
+    if (dr.change == "down" or dw.change == "down") and not in_maintenance_window(rules, now):
+        dr, dw = (_hold(d, "outside maintenance windows") if d.change == "down" else d for d in (dr, dw))
+    if (dr.change == "down" or dw.change == "down") and not decrease_allowed(status, memory, now,
+                                                                              rules.reserved_decreases):
+        at = next_decrease_at(status, memory, now, rules.reserved_decreases)
+        why = f"decrease budget spent, next at {at:%H:%M} UTC"
+        dr, dw = (_hold(d, why) if d.change == "down" else d for d in (dr, dw))
+    # a decrease that will really be sent restarts its consecutive-check count
+    for d in (dr, dw):
+        if d.change == "down":
+            memory = memory.with_checks(d.dim, 0)
+    return Decision(status, dr, dw, notify), memory
+
+
+def _decrease_together(dr: DimDecision, dw: DimDecision, rules: TargetRules) -> tuple[DimDecision, DimDecision]:
+    """A decrease waits until the other dimension also decreases or sits at its minimum."""
+    def ready(d: DimDecision) -> bool:
+        return d.change == "down" or d.current <= rules.dim(d.dim).floor
+
+    if dr.change == "down" and not ready(dw):
+        dr = _hold(dr, "waiting for writes to decrease too")
+    if dw.change == "down" and not ready(dr):
+        dw = _hold(dw, "waiting for reads to decrease too")
+    return dr, dw

@@ -1,0 +1,302 @@
+"""The pure decision core: one table of cases per rule, and properties that always hold."""
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, time, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dynamic_dynamodb import policy
+from dynamic_dynamodb.model import Capacity, Dim, Target, TargetStatus
+from dynamic_dynamodb.policy import Memory, Observed, decide, decide_dimension
+from dynamic_dynamodb.rules import UNITS, DimensionRules, TargetRules, Window
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+WINDOW = 300
+
+
+def seen(pct_of: float, cur: int, throttled: float = 0.0) -> Observed:
+    """An observation where consumption is `pct_of` percent of `cur` units."""
+    return Observed(pct_of / 100.0 * cur * WINDOW, throttled, WINDOW)
+
+
+def status(reads: int = 100, writes: int = 100, **kw) -> TargetStatus:
+    return TargetStatus(Target("orders"), "ACTIVE", "PROVISIONED", Capacity(reads, writes), **kw)
+
+
+def one(cur: int, obs: Observed, checks: int = 0, **rules) -> int:
+    decision, _ = decide_dimension(Dim.READS, cur, obs, DimensionRules(**rules), checks)
+    return decision.new
+
+
+# ---- thresholds and steps -------------------------------------------------------------
+
+THRESHOLD_CASES = [
+    ("at the upper threshold reads grow by half", 100, 90, {}, 150),
+    ("above the upper threshold reads grow by half", 100, 95, {}, 150),
+    ("just under the upper threshold nothing changes", 100, 89.9, {}, 100),
+    ("between thresholds nothing changes", 100, 50, {}, 100),
+    ("at the lower threshold reads halve", 100, 30, {}, 50),
+    ("below the lower threshold reads halve", 100, 10, {}, 50),
+    ("a 1-unit table grows because percent increases round up", 1, 100, {}, 2),
+    ("a 3-unit table grows by 2 at 50 percent", 3, 95, {}, 5),
+    ("an increase by units adds the units", 100, 95, {"increase_with": 25, "increase_unit": UNITS}, 125),
+    ("an increase by units larger than the table is not capped at doubling", 10, 95,
+     {"increase_with": 50, "increase_unit": UNITS}, 60),
+    ("an increase above 100 percent is allowed", 10, 95, {"increase_with": 300}, 40),
+    ("a decrease by units subtracts the units", 100, 10, {"decrease_with": 30, "decrease_unit": UNITS}, 70),
+    ("a percent decrease rounds the removed part down", 5, 10, {}, 3),
+    ("a decrease never goes below 1", 2, 10, {"decrease_with": 90}, 1),
+    ("a decrease by units larger than the table stops at 1", 5, 10, {"decrease_with": 50, "decrease_unit": UNITS}, 1),
+    ("a decrease never goes below what is consumed", 100, 29, {"decrease_with": 90}, 29),
+    ("consumption above provisioned grows from the consumed units", 100, 200, {}, 300),
+    ("custom thresholds apply", 100, 75, {"upper_threshold": 70, "lower_threshold": 20}, 150),
+]
+
+
+@pytest.mark.parametrize("cur,pct,rules,expected", [c[1:] for c in THRESHOLD_CASES],
+                         ids=[c[0] for c in THRESHOLD_CASES])
+def test_threshold_policy(cur, pct, rules, expected):
+    assert one(cur, seen(pct, cur), **rules) == expected
+
+
+# ---- limits, zero and missing data ---------------------------------------------------------
+
+LIMIT_CASES = [
+    ("an increase stops at the max", 100, 95, {"max_provisioned": 120}, 120),
+    ("a decrease stops at the min", 100, 10, {"min_provisioned": 80}, 80),
+    ("without a min a decrease does not double the table (1.6.0 bug fixed)", 100, 30, {}, 50),
+    ("a table below its min is raised without a load trigger", 5, 50, {"min_provisioned": 10}, 10),
+    ("a table above its max is lowered without a load trigger", 500, 50, {"max_provisioned": 200}, 200),
+    ("no data means no change", 100, None, {}, 100),
+    ("no data still brings a table inside its limits", 500, None, {"max_provisioned": 200}, 200),
+    ("at 0 percent there is no decrease by default", 100, 0, {}, 100),
+    ("at 0 percent a decrease is allowed when configured", 100, 0, {"allow_scaling_down_on_0_percent": True}, 50),
+    ("disabled autoscaling changes nothing", 100, 95, {"enabled": False}, 100),
+    ("disabled up-scaling keeps a busy table", 100, 95, {"up_scaling": False}, 100),
+    ("disabled down-scaling keeps an idle table", 100, 10, {"down_scaling": False}, 100),
+]
+
+
+@pytest.mark.parametrize("cur,pct,rules,expected", [c[1:] for c in LIMIT_CASES], ids=[c[0] for c in LIMIT_CASES])
+def test_limits_zero_and_missing_data(cur, pct, rules, expected):
+    obs = Observed(None, None, WINDOW) if pct is None else seen(pct, cur)
+    assert one(cur, obs, **rules) == expected
+
+
+# ---- 2.x rules: throttling, granular scales, consecutive checks ----------------------------
+
+TWO_X_CASES = [
+    ("throttle events above the threshold raise reads", 100, 50, 600, {"throttled_upper_threshold": 500}, 150),
+    ("throttle events at the threshold do not raise reads", 100, 50, 500, {"throttled_upper_threshold": 500}, 100),
+    ("throttling blocks a decrease", 100, 10, 5, {}, 100),
+    ("a granular scale uses the largest threshold not above consumption", 100, 85, 0,
+     {"increase_consumed_scale": {0: 0, 80: 10, 90: 40}}, 110),
+    ("a granular scale replaces the upper threshold", 100, 95, 0,
+     {"increase_consumed_scale": {0: 0, 80: 10, 90: 40}}, 140),
+    ("a granular down scale uses the smallest threshold above consumption", 100, 15, 0,
+     {"decrease_consumed_scale": {10: 50, 20: 20, 30: 10}}, 80),
+    ("throttled share of provisioned picks an increase", 100, 50, 0.2 * 100 * WINDOW,
+     {"increase_throttled_by_provisioned_scale": {0: 0, 10: 100}}, 200),
+    ("throttled share of consumed picks an increase", 100, 50, 0.5 * 50 * WINDOW,
+     {"increase_throttled_by_consumed_scale": {0: 0, 40: 30}}, 130),
+    ("consumption-based increase amounts override the default", 100, 95, 0,
+     {"increase_consumed_with": 10}, 110),
+]
+
+
+@pytest.mark.parametrize("cur,pct,throttled,rules,expected", [c[1:] for c in TWO_X_CASES],
+                         ids=[c[0] for c in TWO_X_CASES])
+def test_two_x_rules(cur, pct, throttled, rules, expected):
+    assert one(cur, seen(pct, cur, throttled), **rules) == expected
+
+
+def test_consecutive_checks_hold_a_decrease_until_the_nth_check():
+    rules = DimensionRules(checks_before_scale_down=3)
+    checks, values = 0, []
+    for _ in range(3):
+        d, checks = decide_dimension(Dim.READS, 100, seen(10, 100), rules, checks)
+        values.append(d.new)
+    assert values == [100, 100, 50]
+
+
+def test_consecutive_checks_restart_when_consumption_returns_between_thresholds():
+    rules = DimensionRules(checks_before_scale_down=2)
+    _, checks = decide_dimension(Dim.READS, 100, seen(10, 100), rules, 0)
+    _, checks = decide_dimension(Dim.READS, 100, seen(50, 100), rules, checks)
+    d, checks = decide_dimension(Dim.READS, 100, seen(10, 100), rules, checks)
+    assert (d.new, checks) == (100, 1)
+
+
+def test_consecutive_checks_reset_at_the_reset_percent():
+    rules = DimensionRules(checks_before_scale_down=3, checks_reset_percent=5, lower_threshold=30)
+    _, checks = decide_dimension(Dim.READS, 100, seen(10, 100), rules, 2)
+    assert checks == 1  # reset to 0 by 10 % >= 5 %, then this check counts
+
+
+# ---- the target: guards --------------------------------------------------------------------
+
+
+def run(rules: TargetRules, reads_pct=10.0, writes_pct=50.0, st=None, memory=Memory(), now=NOW, closed=True):
+    st = st or status()
+    d, mem = decide(st, seen(reads_pct, st.capacity.reads), seen(writes_pct, st.capacity.writes),
+                    rules, memory, now, closed)
+    return d, mem
+
+
+def test_both_dimensions_change_in_one_decision():
+    d, _ = run(TargetRules(), reads_pct=95, writes_pct=10)
+    assert d.capacity == Capacity(150, 50)
+
+
+def test_open_circuit_breaker_blocks_increases_and_decreases():
+    d, _ = run(TargetRules(), reads_pct=95, writes_pct=10, closed=False)
+    assert not d.changed and "circuit breaker open" in d.summary
+
+
+def test_outside_maintenance_windows_only_increases_happen():
+    rules = TargetRules(maintenance_windows=(Window(time(22, 0), time(23, 59)),))
+    d, _ = run(rules, reads_pct=95, writes_pct=10)
+    assert d.capacity == Capacity(150, 100) and "outside maintenance windows" in d.summary
+
+
+def test_inside_a_window_that_wraps_midnight_decreases_happen():
+    rules = TargetRules(maintenance_windows=(Window(time(22, 0), time(2, 0)),))
+    d, _ = run(rules, now=NOW.replace(hour=1), reads_pct=10, writes_pct=10)
+    assert d.capacity == Capacity(50, 50)
+
+
+WINDOW_CASES = [
+    ("22:30 is inside 22:00-23:59", "22:30", (22, 0, 23, 59), True),
+    ("23:59 is inside 22:00-23:59", "23:59", (22, 0, 23, 59), True),
+    ("06:00 is inside 00:00-06:00", "06:00", (0, 0, 6, 0), True),
+    ("06:01 is outside 00:00-06:00", "06:01", (0, 0, 6, 0), False),
+    ("23:00 is inside 22:00-02:00", "23:00", (22, 0, 2, 0), True),
+    ("01:00 is inside 22:00-02:00", "01:00", (22, 0, 2, 0), True),
+    ("12:00 is outside 22:00-02:00", "12:00", (22, 0, 2, 0), False),
+    ("09:05 is inside 9:00-10:00", "09:05", (9, 0, 10, 0), True),
+]
+
+
+@pytest.mark.parametrize("now,window,inside", [c[1:] for c in WINDOW_CASES], ids=[c[0] for c in WINDOW_CASES])
+def test_maintenance_window_contains(now, window, inside):
+    h, m = map(int, now.split(":"))
+    assert Window(time(window[0], window[1]), time(window[2], window[3])).contains(time(h, m)) is inside
+
+
+def test_always_decrease_together_holds_a_lone_read_decrease():
+    d, _ = run(TargetRules(always_decrease_rw_together=True), reads_pct=10, writes_pct=50)
+    assert not d.changed and "waiting for writes" in d.summary
+
+
+def test_always_decrease_together_holds_a_lone_write_decrease():
+    d, _ = run(TargetRules(always_decrease_rw_together=True), reads_pct=50, writes_pct=10)
+    assert not d.changed and "waiting for reads" in d.summary
+
+
+def test_always_decrease_together_lets_both_decrease():
+    d, _ = run(TargetRules(always_decrease_rw_together=True), reads_pct=10, writes_pct=10)
+    assert d.capacity == Capacity(50, 50)
+
+
+def test_always_decrease_together_lets_one_decrease_when_the_other_is_at_its_min():
+    rules = TargetRules(always_decrease_rw_together=True, writes=DimensionRules(min_provisioned=100))
+    d, _ = run(rules, reads_pct=10, writes_pct=50)
+    assert d.capacity == Capacity(50, 100)
+
+
+def test_always_decrease_together_never_holds_an_increase():
+    d, _ = run(TargetRules(always_decrease_rw_together=True), reads_pct=95, writes_pct=50)
+    assert d.capacity == Capacity(150, 100)
+
+
+# ---- the decrease budget -------------------------------------------------------------------
+
+BUDGET_CASES = [
+    ("the first decrease of the day is allowed", 0, None, 0, True),
+    ("the fourth decrease of the day is allowed back to back", 3, timedelta(minutes=1), 0, True),
+    ("a fifth decrease within the hour is refused", 4, timedelta(minutes=59), 0, False),
+    ("a fifth decrease an hour after the last is allowed", 4, timedelta(minutes=60), 0, True),
+    ("yesterday's decreases do not count today", 10, timedelta(hours=13), 0, True),
+    ("a reserved decrease is kept while the last one is recent", 2, timedelta(minutes=10), 2, False),
+    ("a reserved decrease is spent an hour after the last one", 2, timedelta(minutes=61), 2, True),
+]
+
+
+@pytest.mark.parametrize("count,ago,reserved,allowed", [c[1:] for c in BUDGET_CASES],
+                         ids=[c[0] for c in BUDGET_CASES])
+def test_decrease_budget(count, ago, reserved, allowed):
+    st = status(decreases_today=count, last_decrease=None if ago is None else NOW - ago)
+    assert policy.decrease_allowed(st, Memory(), NOW, reserved) is allowed
+
+
+def test_a_spent_budget_holds_the_decrease_and_keeps_the_increase():
+    st = status(decreases_today=4, last_decrease=NOW - timedelta(minutes=5))
+    d, _ = run(TargetRules(), reads_pct=95, writes_pct=10, st=st)
+    assert d.capacity == Capacity(150, 100) and "decrease budget spent, next at 12:55 UTC" in d.summary
+
+
+def test_our_own_decreases_count_when_describe_table_lags():
+    memory = Memory()
+    for minute in range(4):
+        memory = policy.record_decrease(memory, NOW - timedelta(minutes=10 - minute))
+    assert not policy.decrease_allowed(status(), memory, NOW)
+
+
+def test_a_held_decrease_keeps_its_consecutive_check_count():
+    st = status(decreases_today=4, last_decrease=NOW - timedelta(minutes=5))
+    rules = TargetRules(reads=DimensionRules(checks_before_scale_down=2))
+    _, mem = run(rules, reads_pct=10, st=st, memory=Memory(read_checks=1))
+    assert mem.read_checks == 2
+
+
+# ---- alarms ----------------------------------------------------------------------------------
+
+
+def test_a_throughput_alarm_is_sent_on_entering_the_state_only():
+    rules = TargetRules(reads=DimensionRules(upper_alarm_threshold=80))
+    first, mem = run(rules, reads_pct=85)
+    second, mem = run(rules, reads_pct=85, memory=mem)
+    cleared, mem = run(rules, reads_pct=50, memory=mem)
+    again, _ = run(rules, reads_pct=85, memory=mem)
+    assert (first.alarm, second.alarm, cleared.alarm, again.alarm) == ("high", None, None, "high")
+
+
+# ---- properties ------------------------------------------------------------------------------
+
+limits = st.tuples(st.integers(1, 500), st.integers(0, 500)).map(lambda t: (t[0], t[0] + t[1]))
+
+
+@given(cur=st.integers(1, 10_000), pct=st.floats(0, 1000), lim=limits,
+       inc=st.floats(0, 500), dec=st.floats(0, 100), throttled=st.floats(0, 1e6))
+def test_result_always_lies_within_min_and_max(cur, pct, lim, inc, dec, throttled):
+    rules = DimensionRules(min_provisioned=lim[0], max_provisioned=lim[1], increase_with=inc, decrease_with=dec)
+    d, _ = decide_dimension(Dim.READS, cur, seen(pct, cur, throttled), rules, 0)
+    assert lim[0] <= d.new <= lim[1]
+
+
+@given(cur=st.integers(1, 10_000), pct=st.floats(0, 1000), lower=st.floats(0, 89), dec=st.floats(0, 100))
+def test_never_a_decrease_above_the_lower_threshold(cur, pct, lower, dec):
+    rules = DimensionRules(lower_threshold=lower, decrease_with=dec)
+    d, _ = decide_dimension(Dim.READS, cur, seen(pct, cur), rules, 0)
+    if pct > lower:
+        assert d.new >= cur
+
+
+@given(cur=st.integers(1, 10_000), lower=st.floats(0, 100), allow0=st.booleans())
+def test_no_data_never_decreases(cur, lower, allow0):
+    rules = DimensionRules(lower_threshold=lower, allow_scaling_down_on_0_percent=allow0)
+    d, _ = decide_dimension(Dim.READS, cur, Observed(None, None, WINDOW), rules, 0)
+    assert d.new == cur
+
+
+@given(count=st.integers(0, 30), minutes_ago=st.integers(0, 2000), r=st.integers(0, 100), w=st.integers(0, 100))
+def test_never_a_decrease_that_dynamodb_would_refuse(count, minutes_ago, r, w):
+    last = NOW - timedelta(minutes=minutes_ago)
+    st_ = status(decreases_today=count if last.date() == NOW.date() else 0, last_decrease=last)
+    d, _ = decide(st_, seen(r, 100), seen(w, 100), TargetRules(), Memory(), NOW)
+    refused = last.date() == NOW.date() and count >= 4 and minutes_ago < 60
+    if refused:
+        assert not d.decreasing
