@@ -22,7 +22,7 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests -m "not e2e"
 
 demo: $(STAMP)
-	$(BIN)/python -m dynamic_dynamodb.demo
+	$(BIN)/python examples/demo.py
 
 docs: $(STAMP)
 	$(BIN)/python -m sphinx -W -b html docs docs/_build/html

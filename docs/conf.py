@@ -1,0 +1,16 @@
+"""Sphinx configuration (offline: no intersphinx)."""
+import os
+import sys
+
+sys.path.insert(0, os.path.abspath(".."))
+
+from dynamic_dynamodb import __version__  # noqa: E402
+
+project = "dynamic-dynamodb"
+author = "the dynamic-dynamodb developers"
+copyright = "2026, the dynamic-dynamodb developers"
+version = release = __version__
+extensions = ["sphinx.ext.autodoc"]
+exclude_patterns = ["_build"]
+html_theme = "alabaster"
+man_pages = [("index", "dynamic-dynamodb", "autoscale provisioned DynamoDB tables", [author], 1)]
