@@ -8,8 +8,8 @@ import sys
 import threading
 from typing import Optional, Sequence
 
-from . import config
-from .loop import Ports, Scaler, run_forever, utcnow
+from . import config, state
+from .loop import PassReport, Ports, Scaler, run_forever, utcnow
 from .logsetup import LOGGER, setup_logging
 from .settings import ConfigError, Settings
 
@@ -74,11 +74,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def run(settings: Settings) -> int:
     """One pass (--run-once) or the foreground loop until SIGTERM/SIGINT; SIGHUP re-reads the config."""
-    scaler = Scaler(settings, build_ports(settings))
+    scaler = Scaler(settings, build_ports(settings), memory=state.load(state_path(settings)))
     if settings.run_once:
-        report = scaler.run_pass(utcnow())
+        report = run_pass(scaler, utcnow())
         return EXIT_OK if report.ok else EXIT_FAILURE
     return serve(scaler)
+
+
+def state_path(settings: Settings) -> str:
+    """The state file of this instance."""
+    return settings.state_file or state.default_path(settings.pid_file_dir, settings.instance)
+
+
+def run_pass(scaler: Scaler, now) -> PassReport:
+    """One pass, then the memory saved (a dry run never writes the state file)."""
+    report = scaler.run_pass(now)
+    if not scaler.dry_run:
+        state.save(state_path(scaler.settings), scaler.memory)
+    return report
 
 
 def serve(scaler: Scaler) -> int:
@@ -105,7 +118,7 @@ def serve(scaler: Scaler) -> int:
 
     log.info("Starting: check interval %s s, %d table section(s)%s", scaler.settings.check_interval,
              len(scaler.settings.tables), ", dry run" if scaler.dry_run else "")
-    run_forever(lambda now: current[0].run_pass(now), lambda: current[0].settings.check_interval, stop, before_pass)
+    run_forever(lambda now: run_pass(current[0], now), lambda: current[0].settings.check_interval, stop, before_pass)
     log.info("Stopped")
     return EXIT_OK
 

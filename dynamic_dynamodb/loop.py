@@ -235,7 +235,8 @@ class Scaler:
         decision, memory = policy.decide(job.status, reads, writes, job.rules,
                                          self.memory.get(target, Memory()), now, closed)
         self.memory[target] = memory
-        log.info("%s: %s", target, decision.summary)
+        if log.isEnabledFor(logging.INFO):
+            log.info("%s: %s", target, decision.summary)
         return decision
 
     # ---- applying ---------------------------------------------------------------------
@@ -244,6 +245,8 @@ class Scaler:
         for d in decisions:
             if d.alarm:
                 self._notify_alarm(d)
+            if d.budget_exhausted:
+                self._notify_budget(d)
         changed = [d for d in decisions if d.changed]
         if not changed:
             return
@@ -321,6 +324,18 @@ class Scaler:
             pct = "no data" if x.consumed_pct is None else f"{x.consumed_pct:.6f}%"
             lines.append(f"Consumed {x.dim.value}: {pct} (alarm threshold {threshold:g}%)")
         self._publish(rules.sns_topic_arn, subject, "\n".join(lines), d.target)
+
+    def _notify_budget(self, d: Decision) -> None:
+        """Said once per UTC day: decreases wait because DynamoDB's daily allowance is spent."""
+        at = d.budget_exhausted
+        log.warning("%s: decrease budget for today is spent; decreases wait until %s", d.target,
+                    f"{at:%H:%M} UTC" if at else "tomorrow")
+        rules = self._rules_of(d)
+        if rules is None or not rules.sns_topic_arn or "scale-down" not in rules.sns_message_types:
+            return
+        self._publish(rules.sns_topic_arn, f"Decrease budget spent for {d.target}",
+                      f"{d.target}: DynamoDB's decreases for today are used up; the next decrease is possible "
+                      f"at {at:%Y-%m-%d %H:%M} UTC. Decreases wait until then; increases go ahead.", d.target)
 
     def _publish(self, topic: str, subject: str, message: str, target: Target) -> None:
         if self.ports.notifier is None or self.dry_run:

@@ -19,7 +19,7 @@ CONSUMED_METRIC = {Dim.READS: "ConsumedReadCapacityUnits", Dim.WRITES: "Consumed
 THROTTLE_METRIC = {Dim.READS: "ReadThrottleEvents", Dim.WRITES: "WriteThrottleEvents"}
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Target:
     """A table, or one global secondary index of a table."""
 

@@ -53,6 +53,7 @@ class Memory:
     decreases_today: int = 0  # decreases this process made on decrease_day
     last_decrease: Optional[datetime] = None
     alarm: Optional[str] = None  # the throughput alarm last notified: "high", "low" or None
+    budget_notified: Optional[date] = None  # UTC day we last said the decrease budget was spent
 
     def checks(self, dim: Dim) -> int:
         """Consecutive qualifying checks before a decrease, for one dimension."""
@@ -87,6 +88,7 @@ class Decision:
     reads: DimDecision
     writes: DimDecision
     alarm: Optional[str] = None  # a throughput alarm to notify now: "high" or "low"
+    budget_exhausted: Optional[datetime] = None  # set once a day when the budget first holds a decrease
 
     @property
     def target(self):
@@ -358,6 +360,9 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
         at = next_decrease_at(status, memory, now, rules.reserved_decreases)
         why = f"decrease budget spent, next at {at:%H:%M} UTC"
         dr, dw = (_hold(d, why) if d.change == "down" else d for d in (dr, dw))
+        if memory.budget_notified != now.date():
+            memory = replace(memory, budget_notified=now.date())
+            return Decision(status, dr, dw, notify, budget_exhausted=at), memory
     # a decrease that will really be sent restarts its consecutive-check count
     for d in (dr, dw):
         if d.change == "down":

@@ -300,3 +300,10 @@ def test_never_a_decrease_that_dynamodb_would_refuse(count, minutes_ago, r, w):
     refused = last.date() == NOW.date() and count >= 4 and minutes_ago < 60
     if refused:
         assert not d.decreasing
+
+
+def test_a_spent_budget_is_reported_once_a_day():
+    st = status(decreases_today=4, last_decrease=NOW - timedelta(minutes=5))
+    first, mem = run(TargetRules(), reads_pct=10, st=st)
+    second, mem = run(TargetRules(), reads_pct=10, st=st, memory=mem, now=NOW + timedelta(minutes=5))
+    assert first.budget_exhausted == NOW + timedelta(minutes=55) and second.budget_exhausted is None
