@@ -227,8 +227,8 @@ class Scaler:
     def _decide(self, job: Job, data: dict, breaker: dict[tuple, bool], now: datetime) -> Decision:
         window = job.rules.lookback_period * 60
         cr, cw, tr, tw = (data.get(q, ()) for q in job.queries)
-        reads = Observed(_total(cr), _total(tr), window)
-        writes = Observed(_total(cw), _total(tw), window)
+        reads = Observed(_total(cr), _total(tr), window, _series(cr, tr))
+        writes = Observed(_total(cw), _total(tw), window, _series(cw, tw))
         key = self._breaker_key(job)
         closed = breaker.get(key, True) if key is not None else True
         target = job.status.target
@@ -356,6 +356,12 @@ def _total(points: Iterable) -> Optional[float]:
     """The Sum over the window, or None when CloudWatch had no datapoint."""
     values = [v for _, v in points]
     return sum(values) if values else None
+
+
+def _series(consumed: Iterable, throttled: Iterable) -> tuple[tuple[datetime, float, float], ...]:
+    """Per-minute (minute, consumed, throttled), for policies that keep a history."""
+    throttles = dict(throttled)
+    return tuple((ts, value, throttles.get(ts, 0.0)) for ts, value in consumed)
 
 
 def _queries(target: Target, rules: TargetRules, now: datetime) -> tuple[MetricQuery, ...]:

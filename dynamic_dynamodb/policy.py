@@ -28,6 +28,8 @@ class Observed:
     consumed_sum: Optional[float]
     throttled_sum: Optional[float]
     window_seconds: int
+    # per-minute detail, oldest first: (minute, consumed units, throttled units)
+    series: tuple[tuple[datetime, float, float], ...] = ()
 
     @property
     def consumed(self) -> Optional[float]:
