@@ -1,0 +1,1048 @@
+"""Command line and config file: parse, merge and validate them into one frozen Settings.
+
+This is the only module that touches argparse and configparser. Order of precedence:
+built-in default < `[default_options]` < `[table: ...]`/`[gsi: ...]` section for table keys
+(or < command line with `--table-name`), and built-in default < config file < command line
+for the `[global]` and `[logging]` options.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import configparser
+import dataclasses
+import difflib
+import math
+import os
+import re
+from dataclasses import dataclass
+from datetime import time
+from enum import Enum
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from urllib.parse import urlsplit
+
+from . import __version__
+from .model import Dim
+from .rules import (
+    PERCENT,
+    SCALING_POLICIES,
+    SNS_MESSAGE_TYPES,
+    UNIT_CHOICES,
+    UNITS,
+    DimensionRules,
+    TargetRules,
+    Window,
+)
+from .settings import ConfigError, GsiSection, Settings, TableSection
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+DAEMON_COMMANDS = ("start", "stop", "restart", "foreground", "fg")
+MAX_BACKTEST_DAYS = 15
+MASK = "***"
+
+GLOBAL = "global"
+LOGGING = "logging"
+DEFAULT_OPTIONS = "default_options"
+COMMAND_LINE = "command line"
+BUILT_IN = "built-in default"
+
+EPILOG = """\
+exit status:
+  0  success (also after --help, --version and --show-config)
+  1  runtime failure
+  2  usage or configuration error
+
+Table keys are regular expressions matched against whole table names
+(re.fullmatch): 'my_table' matches only my_table; write 'my_table.*' for a prefix."""
+
+
+# ---- converters: text -> value, ValueError naming the value ------------------------------
+
+
+def to_str(text: str) -> str:
+    """Any non-empty text, stripped."""
+    value = text.strip()
+    if not value:
+        raise ValueError(f"expected a non-empty value, got {text!r}")
+    return value
+
+
+def to_int(text: str) -> int:
+    """A whole number such as 300."""
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ValueError(f"expected an integer, got {text!r}") from None
+
+
+def to_float(text: str) -> float:
+    """A finite number such as 90 or 12.5."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def to_amount(text: str) -> float:
+    """A number, kept as an int when it is whole (so unit amounts stay integers)."""
+    value = to_float(text)
+    return int(value) if value.is_integer() else value
+
+
+def to_bool(text: str) -> bool:
+    """true/false, yes/no, on/off or 1/0, in any case."""
+    try:
+        return configparser.ConfigParser.BOOLEAN_STATES[text.strip().lower()]
+    except KeyError:
+        raise ValueError(f"expected true or false, got {text!r}") from None
+
+
+def _choice(text: str, choices: Sequence[str]) -> str:
+    """One of `choices`, case-insensitive."""
+    value = text.strip().lower()
+    if value not in choices:
+        raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
+    return value
+
+
+def to_unit(text: str) -> str:
+    """percent or units."""
+    return _choice(text, UNIT_CHOICES)
+
+
+def to_policy(text: str) -> str:
+    """threshold or demand."""
+    return _choice(text, SCALING_POLICIES)
+
+
+def to_log_level(text: str) -> str:
+    """debug, info, warning or error."""
+    return _choice(text, LOG_LEVELS)
+
+
+def to_daemon(text: str) -> str:
+    """start, stop, restart, foreground or its alias fg."""
+    return _choice(text, DAEMON_COMMANDS)
+
+
+def to_path(text: str) -> str:
+    """A file or directory path; a leading ~ is expanded."""
+    return os.path.expanduser(to_str(text))
+
+
+def to_region(text: str) -> str:
+    """An AWS region name such as eu-west-1."""
+    value = text.strip()
+    if not re.fullmatch(r"[a-z]+(-[a-z]+)+-\d+", value):
+        raise ValueError(f"expected an AWS region such as us-east-1, got {text!r}")
+    return value
+
+
+def to_scale(text: str) -> dict:
+    """A dict of numbers to numbers such as {0: 0, 0.25: 5, 1: 20}, sorted by key."""
+    try:
+        value = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        raise ValueError(f"expected a dict such as {{0: 0, 25: 10}}, got {text!r}") from None
+    if not isinstance(value, dict) or not value:
+        raise ValueError(f"expected a non-empty dict such as {{0: 0, 25: 10}}, got {text!r}")
+    for number in (*value.keys(), *value.values()):
+        # bool is an int subclass, but True: 5 is surely a typo
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
+            raise ValueError(f"expected numbers only in the dict, got {number!r} in {text!r}")
+        if number < 0:
+            raise ValueError(f"expected no negative numbers in the dict, got {number!r} in {text!r}")
+    return dict(sorted(value.items()))
+
+
+_WINDOW = re.compile(r"(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})")
+
+
+def _clock(hours: str, minutes: str, window: str) -> time:
+    """HH and MM of one end of a window."""
+    h, m = int(hours), int(minutes)
+    if h > 23 or m > 59:
+        raise ValueError(f"expected times from 00:00 to 23:59, got {window!r}")
+    return time(h, m)
+
+
+def to_windows(text: str) -> tuple[Window, ...]:
+    """Comma-separated UTC windows HH:MM-HH:MM; a window may wrap midnight."""
+    windows = []
+    for part in text.split(","):
+        match = _WINDOW.fullmatch(part.strip())
+        if not match:
+            raise ValueError(f"expected windows like 22:00-23:59,00:00-06:00, got {part.strip()!r} in {text!r}")
+        h1, m1, h2, m2 = match.groups()
+        windows.append(Window(_clock(h1, m1, part.strip()), _clock(h2, m2, part.strip())))
+    return tuple(windows)
+
+
+def mask_url(url: str) -> str:
+    """The URL with the password (or a lone user name) replaced by ***."""
+    return re.sub(r"(?<=//)([^/@:]*)(:[^/@]*)?@", lambda m: (f"{m[1]}:{MASK}@" if m[2] else f"{MASK}@"), url, count=1)
+
+
+def to_url(text: str) -> str:
+    """An http:// or https:// URL, optionally with user:password@."""
+    value = text.strip()
+    try:
+        parts = urlsplit(value)
+        parts.port  # raises ValueError on a bad port
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
+        raise ValueError(f"expected an http:// or https:// URL, got {mask_url(value)!r}")
+    return value
+
+
+def to_sns_types(text: str) -> tuple[str, ...]:
+    """Comma-separated SNS message types; empty means none."""
+    types: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        if part not in SNS_MESSAGE_TYPES:
+            raise ValueError(f"expected message types among {', '.join(SNS_MESSAGE_TYPES)}, got {part!r} in {text!r}")
+        if part not in types:
+            types.append(part)
+    return tuple(types)
+
+
+def to_sns_arn(text: str) -> str:
+    """An SNS topic ARN such as arn:aws:sns:us-east-1:123456789012:my-topic."""
+    value = text.strip()
+    if not re.fullmatch(r"arn:[\w-]+:sns:[\w-]+:\d{12}:[\w.-]+", value):
+        raise ValueError(f"expected an SNS topic ARN such as arn:aws:sns:us-east-1:123456789012:topic, got {text!r}")
+    return value
+
+
+def to_days(text: str) -> int:
+    """Days of CloudWatch history for --backtest: 1 to 15 (CloudWatch keeps 1-minute data 15 days)."""
+    value = to_int(text)
+    if not 1 <= value <= MAX_BACKTEST_DAYS:
+        raise ValueError(f"expected 1 to {MAX_BACKTEST_DAYS} days, got {text!r}")
+    return value
+
+
+TYPE_NAMES: dict[Callable[[str], Any], str] = {
+    to_str: "string",
+    to_int: "integer",
+    to_float: "number",
+    to_amount: "number",
+    to_bool: "boolean",
+    to_unit: "percent/units",
+    to_policy: "threshold/demand",
+    to_log_level: "log level",
+    to_daemon: "command",
+    to_path: "path",
+    to_region: "region",
+    to_scale: "dict",
+    to_windows: "windows",
+    to_url: "URL",
+    to_sns_types: "list",
+    to_sns_arn: "ARN",
+    to_days: "integer",
+}
+
+
+# ---- the option tables ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key of `[default_options]`, `[table: ...]` and `[gsi: ...]` sections."""
+
+    name: str
+    attr: str  # field of DimensionRules (when dim is set) or TargetRules
+    convert: Callable[[str], Any]
+    help: str
+    dim: Optional[Dim] = None
+    low: Optional[float] = None
+    high: Optional[float] = None
+    optional: bool = False  # an empty value means "not set"
+    cli: bool = False  # also `--NAME` on the command line, used with --table-name
+    default_text: Optional[str] = None  # when the dataclass default alone says too little
+
+    @property
+    def default(self) -> Any:
+        """The built-in default, taken from the rules dataclasses."""
+        owner = DimensionRules if self.dim else TargetRules
+        return owner.__dataclass_fields__[self.attr].default
+
+    @property
+    def shown_default(self) -> str:
+        """The default as --help and the docs show it."""
+        return self.default_text or _show(self.default)
+
+    @property
+    def flag(self) -> str:
+        """The command-line spelling."""
+        return "--" + self.name
+
+    @property
+    def dest(self) -> str:
+        """The argparse destination."""
+        return self.name.replace("-", "_")
+
+    @property
+    def type_name(self) -> str:
+        """The value type as the docs name it."""
+        return TYPE_NAMES[self.convert]
+
+
+def _show(value: Any) -> str:
+    """A default value as text."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, tuple):
+        return ",".join(value) or "none"
+    return str(value)
+
+
+def _dim_keys(dim: Dim) -> tuple[Key, ...]:
+    """The per-dimension keys: reads-* for Dim.READS, writes-* for Dim.WRITES."""
+    d = dim.value  # reads / writes
+    s = d[:-1]  # read / write, as in num-read-checks-*
+    inc_unit = f"increase-{d}-unit"
+    return (
+        Key(f"{d}-upper-threshold", "upper_threshold", to_float, dim=dim, low=0, cli=True,
+            help=f"Consumed {s} capacity in percent at or above which {d} are increased; 0 disables threshold "
+                 f"up-scaling."),
+        Key(f"{d}-lower-threshold", "lower_threshold", to_float, dim=dim, low=0, cli=True,
+            help=f"Consumed {s} capacity in percent at or below which {d} are decreased."),
+        Key(f"increase-{d}-with", "increase_with", to_amount, dim=dim, low=0, cli=True,
+            help=f"How much to increase {d} by, in {inc_unit}; percentages above 100 are allowed."),
+        Key(f"decrease-{d}-with", "decrease_with", to_amount, dim=dim, low=0, cli=True,
+            help=f"How much to decrease {d} by, in decrease-{d}-unit (at most 100 when in percent)."),
+        Key(inc_unit, "increase_unit", to_unit, dim=dim, cli=True,
+            help=f"Unit of increase-{d}-with: percent of the current provisioning, or units."),
+        Key(f"decrease-{d}-unit", "decrease_unit", to_unit, dim=dim, cli=True,
+            help=f"Unit of decrease-{d}-with: percent of the current provisioning, or units."),
+        Key(f"min-provisioned-{d}", "min_provisioned", to_int, dim=dim, low=1, optional=True, cli=True,
+            default_text="1",
+            help=f"Never provision fewer {s} units than this; a table below it is raised."),
+        Key(f"max-provisioned-{d}", "max_provisioned", to_int, dim=dim, low=1, optional=True, cli=True,
+            default_text="no ceiling",
+            help=f"Never provision more {s} units than this; a table above it is lowered."),
+        Key(f"throttled-{d}-upper-threshold", "throttled_upper_threshold", to_int, dim=dim, low=0, cli=True,
+            help=f"Increase {d} when the {s} throttle events in the lookback window exceed this count; 0 disables."),
+        Key(f"num-{s}-checks-before-scale-down", "checks_before_scale_down", to_int, dim=dim, low=1, cli=True,
+            help=f"Consecutive checks that must ask for a {s} decrease before it is made."),
+        Key(f"num-{s}-checks-reset-percent", "checks_reset_percent", to_float, dim=dim, low=0, cli=True,
+            help=f"Consumed {s} percent at or above which that count of checks restarts from 0; 0 disables."),
+        Key(f"enable-{d}-autoscaling", "enabled", to_bool, f"Scale {d} at all.", dim),
+        Key(f"enable-{d}-up-scaling", "up_scaling", to_bool, f"Allow {s} increases.", dim),
+        Key(f"enable-{d}-down-scaling", "down_scaling", to_bool, f"Allow {s} decreases.", dim),
+        Key(f"allow-scaling-down-{d}-on-0-percent", "allow_scaling_down_on_0_percent", to_bool, dim=dim,
+            help=f"Allow {s} decreases when consumption is exactly 0 % (data present)."),
+        Key(f"{d}-upper-alarm-threshold", "upper_alarm_threshold", to_float, dim=dim, low=0,
+            help=f"Send a high-throughput-alarm when consumed {s} percent is at or above this; 0 disables."),
+        Key(f"{d}-lower-alarm-threshold", "lower_alarm_threshold", to_float, dim=dim, low=0,
+            help=f"Send a low-throughput-alarm when consumed {s} percent is below this; 0 disables."),
+        Key(f"increase-consumed-{d}-unit", "increase_consumed_unit", to_unit, dim=dim, optional=True,
+            default_text=inc_unit,
+            help=f"Unit of consumption-based {s} increases."),
+        Key(f"increase-consumed-{d}-with", "increase_consumed_with", to_amount, dim=dim, low=0, optional=True,
+            default_text=f"increase-{d}-with",
+            help=f"Amount of a consumption-based {s} increase (threshold rule)."),
+        Key(f"increase-consumed-{d}-scale", "increase_consumed_scale", to_scale, dim=dim, optional=True,
+            help=f"Granular up-scaling: consumed {s} percent -> increase amount; replaces {d}-upper-threshold."),
+        Key(f"increase-throttled-by-provisioned-{d}-unit", "increase_throttled_by_provisioned_unit", to_unit,
+            dim=dim, optional=True, default_text=inc_unit,
+            help=f"Unit of increase-throttled-by-provisioned-{d}-scale amounts."),
+        Key(f"increase-throttled-by-provisioned-{d}-scale", "increase_throttled_by_provisioned_scale", to_scale,
+            dim=dim, optional=True,
+            help=f"Throttled {s}s as percent of provisioned -> increase amount; unset disables."),
+        Key(f"increase-throttled-by-consumed-{d}-unit", "increase_throttled_by_consumed_unit", to_unit, dim=dim,
+            optional=True, default_text=inc_unit,
+            help=f"Unit of increase-throttled-by-consumed-{d}-scale amounts."),
+        Key(f"increase-throttled-by-consumed-{d}-scale", "increase_throttled_by_consumed_scale", to_scale,
+            dim=dim, optional=True,
+            help=f"Throttled {s}s as percent of consumed -> increase amount; unset disables."),
+        Key(f"decrease-consumed-{d}-unit", "decrease_consumed_unit", to_unit, dim=dim, optional=True,
+            default_text=f"decrease-{d}-unit",
+            help=f"Unit of consumption-based {s} decreases."),
+        Key(f"decrease-consumed-{d}-with", "decrease_consumed_with", to_amount, dim=dim, low=0, optional=True,
+            default_text=f"decrease-{d}-with",
+            help=f"Amount of a consumption-based {s} decrease (threshold rule)."),
+        Key(f"decrease-consumed-{d}-scale", "decrease_consumed_scale", to_scale, dim=dim, optional=True,
+            help=f"Granular down-scaling: consumed {s} percent -> decrease amount; replaces {d}-lower-threshold."),
+    )
+
+
+TARGET_KEYS: tuple[Key, ...] = (
+    Key("always-decrease-rw-together", "always_decrease_rw_together", to_bool,
+        help="Hold a decrease of one dimension until the other also wants to decrease or is at its minimum."),
+    Key("maintenance-windows", "maintenance_windows", to_windows, optional=True, default_text="none (any time)",
+        help="Comma-separated UTC windows HH:MM-HH:MM (may wrap midnight); outside them decreases wait, increases go "
+             "ahead."),
+    Key("lookback-window-start", "lookback_window_start", to_int, low=1,
+        help="Minutes before now where the CloudWatch window starts."),
+    Key("lookback-period", "lookback_period", to_int, low=1,
+        help="Minutes the CloudWatch window lasts; at most lookback-window-start."),
+    Key("sns-topic-arn", "sns_topic_arn", to_sns_arn, optional=True,
+        help="SNS topic for notifications about this table or GSI."),
+    Key("sns-message-types", "sns_message_types", to_sns_types,
+        help=f"Comma-separated notifications to send: {', '.join(SNS_MESSAGE_TYPES)}."),
+    Key("circuit-breaker-url", "circuit_breaker_url", to_url, optional=True,
+        default_text="[global] circuit-breaker-url",
+        help="Per-table circuit breaker: no change unless a GET of this URL answers 2xx; unset: the [global] URL."),
+    Key("circuit-breaker-timeout", "circuit_breaker_timeout", to_float, low=1,
+        help="Timeout of that GET in milliseconds (goes with the URL it belongs to)."),
+    Key("reserved-decreases", "reserved_decreases", to_int, low=0, high=3,
+        help="Free decreases of the UTC day (DynamoDB allows 4) kept back for later in the day."),
+    Key("scaling-policy", "scaling_policy", to_policy,
+        help="threshold: the thresholds and scales above; demand: provision consumption / target-utilization."),
+    Key("target-utilization", "target_utilization", to_float, low=20, high=90,
+        help="Percent of provisioned capacity that scaling-policy demand aims at."),
+)
+
+TABLE_KEYS: tuple[Key, ...] = _dim_keys(Dim.READS) + _dim_keys(Dim.WRITES) + TARGET_KEYS
+KEYS_BY_NAME: dict[str, Key] = {key.name: key for key in TABLE_KEYS}
+
+
+@dataclass(frozen=True)
+class GlobalKey:
+    """One key of the `[global]` or `[logging]` section."""
+
+    section: str
+    name: str
+    attr: str  # field of Settings
+    convert: Callable[[str], Any]
+    help: str
+    low: Optional[float] = None
+    flag: Optional[str] = None  # the command-line option that overrides it
+
+    @property
+    def default(self) -> Any:
+        """The built-in default, taken from Settings."""
+        return Settings.__dataclass_fields__[self.attr].default
+
+    @property
+    def type_name(self) -> str:
+        """The value type as the docs name it."""
+        return TYPE_NAMES[self.convert]
+
+
+GLOBAL_KEYS: tuple[GlobalKey, ...] = (
+    GlobalKey(GLOBAL, "aws-access-key-id", "aws_access_key_id", to_str, flag="--aws-access-key-id",
+        help="AWS access key id; used only together with the secret key."),
+    GlobalKey(GLOBAL, "aws-secret-access-key-id", "aws_secret_access_key", to_str, flag="--aws-secret-access-key",
+        help="AWS secret access key (the odd -id suffix is the original's name)."),
+    GlobalKey(GLOBAL, "aws-secret-access-key", "aws_secret_access_key", to_str, flag="--aws-secret-access-key",
+        help="Alias of aws-secret-access-key-id."),
+    GlobalKey(GLOBAL, "region", "region", to_region, "AWS region of the tables, CloudWatch and SNS.", flag="--region"),
+    GlobalKey(GLOBAL, "check-interval", "check_interval", to_int, low=1, flag="--check-interval",
+        help="Seconds from the start of one pass to the start of the next."),
+    GlobalKey(GLOBAL, "circuit-breaker-url", "circuit_breaker_url", to_url,
+        help="Circuit breaker for every table without its own: no change unless a GET of this URL answers 2xx."),
+    GlobalKey(GLOBAL, "circuit-breaker-timeout", "circuit_breaker_timeout", to_float, low=1,
+        help="Timeout of that GET in milliseconds."),
+    GlobalKey(LOGGING, "log-level", "log_level", to_log_level, "debug, info, warning or error.", flag="--log-level"),
+    GlobalKey(LOGGING, "log-file", "log_file", to_path, "Also log to this file.", flag="--log-file"),
+    GlobalKey(LOGGING, "log-config-file", "log_config_file", to_path, flag="--log-config-file",
+        help="A Python logging configuration file (logging.config.fileConfig); replaces log-level and log-file."),
+)
+
+SECTION_KEYS: dict[str, dict[str, GlobalKey]] = {
+    section: {k.name: k for k in GLOBAL_KEYS if k.section == section} for section in (GLOBAL, LOGGING)
+}
+
+
+@dataclass(frozen=True)
+class CliOption:
+    """One command-line option."""
+
+    flags: tuple[str, ...]
+    group: str
+    help: str
+    dest: Optional[str] = None
+    convert: Optional[Callable[[str], Any]] = None
+    action: Optional[str] = None
+    default: Any = None
+    choices: Optional[Sequence[str]] = None
+    metavar: Optional[str] = None
+    default_text: Optional[str] = None  # the effective default, shown in --help
+
+    @property
+    def type_name(self) -> str:
+        """The value type as the docs name it."""
+        if self.action in ("store_true", "help", "version"):
+            return "flag"
+        if self.choices:
+            return "/".join(self.choices)
+        return TYPE_NAMES.get(self.convert, "string") if self.convert else "string"
+
+
+GENERAL = "General options"
+DAEMON = "Daemon options"
+DYNAMODB = "DynamoDB options"
+READS_GROUP = "Read units scaling properties"
+WRITES_GROUP = "Write units scaling properties"
+SIMULATION = "Simulation"
+GROUPS = (GENERAL, DAEMON, DYNAMODB, READS_GROUP, WRITES_GROUP, SIMULATION)
+
+
+def _table_cli_options(dim: Dim, group: str) -> tuple[CliOption, ...]:
+    """The command-line spelling of the table keys marked cli, for --table-name."""
+    return tuple(
+        CliOption(
+            (key.flag,), group, key.help, dest=key.dest, convert=key.convert,
+            choices=UNIT_CHOICES if key.convert is to_unit else None,
+            metavar=None if key.convert is to_unit else ("N" if key.convert is to_int else "NUMBER"),
+            default_text=key.shown_default,
+        )
+        for key in TABLE_KEYS if key.cli and key.dim is dim
+    )
+
+
+CLI_OPTIONS: tuple[CliOption, ...] = (
+    CliOption(("-h", "--help"), GENERAL, "Show this help and exit.", action="help"),
+    CliOption(("-c", "--config"), GENERAL, dest="config", convert=to_path, metavar="FILE",
+        help="Read this configuration file."),
+    CliOption(("--dry-run",), GENERAL, dest="dry_run", action="store_true", default=False,
+        help="Compute and log the decisions, but never change provisioning."),
+    CliOption(("--check-interval",), GENERAL, dest="check_interval", convert=to_int, metavar="SECONDS",
+        default_text="300",
+        help="Seconds from the start of one pass to the start of the next; overrides [global] check-interval."),
+    CliOption(("--log-file",), GENERAL, dest="log_file", convert=to_path, metavar="FILE",
+        help="Also log to this file; overrides [logging] log-file."),
+    CliOption(("--log-level",), GENERAL, dest="log_level", convert=str.lower, choices=LOG_LEVELS,
+        metavar="{debug,info,warning,error}", default_text="info",
+        help="Log level, case-insensitive; overrides [logging] log-level."),
+    CliOption(("--log-config-file",), GENERAL, dest="log_config_file", convert=to_path, metavar="FILE",
+        help="Python logging configuration file (logging.config.fileConfig); overrides --log-level and --log-file."),
+    CliOption(("--version",), GENERAL, "Print the version and exit.", action="version"),
+    CliOption(("--aws-access-key-id",), GENERAL, dest="aws_access_key_id", convert=to_str, metavar="KEY_ID",
+        help="AWS access key id; used only together with the secret key. Default: the AWS credential chain."),
+    CliOption(("--aws-secret-access-key",), GENERAL, dest="aws_secret_access_key", convert=to_str, metavar="SECRET",
+        help="AWS secret access key (visible to other users in the process list; prefer the config file or the "
+             "credential chain)."),
+    CliOption(("--show-config",), GENERAL, dest="show_config", action="store_true", default=False,
+        help="Print the effective configuration as JSON (secrets masked) and exit."),
+    CliOption(("--run-once",), GENERAL, dest="run_once", action="store_true", default=False,
+        help="Make exactly one pass over the tables, then exit."),
+    CliOption(("--strict-config",), GENERAL, dest="strict_config", action="store_true", default=False,
+        help="Treat unknown config sections and keys as errors instead of warnings."),
+    CliOption(("--state-file",), GENERAL, dest="state_file", convert=to_path, metavar="FILE",
+        default_text="PID-FILE-DIR/dynamic-dynamodb.INSTANCE.state.json",
+        help="Where the consecutive-check counters and decrease history are kept between runs."),
+    CliOption(("--daemon",), DAEMON, dest="daemon", convert=str.lower, choices=DAEMON_COMMANDS,
+        help="Run as a daemon: start, stop, restart, or foreground (alias fg: the loop without forking)."),
+    CliOption(("--instance",), DAEMON, dest="instance", convert=to_str, default="default", metavar="NAME",
+        default_text="default",
+        help="Instance name, part of the pid file name, so several daemons can run."),
+    CliOption(("--pid-file-dir",), DAEMON, dest="pid_file_dir", convert=to_path, default="/tmp", metavar="DIR",
+        default_text="/tmp",
+        help="Directory of the pid file dynamic-dynamodb.INSTANCE.pid."),
+    CliOption(("-r", "--region"), DYNAMODB, dest="region", convert=to_region, metavar="REGION",
+        default_text="us-east-1",
+        help="AWS region; overrides [global] region."),
+    CliOption(("-t", "--table-name"), DYNAMODB, dest="table_name", convert=to_str, metavar="REGEX",
+        help="Regular expression matched against whole table names (re.fullmatch); the table options then come from "
+             "the command line and the config file's [table:] and [gsi:] sections are ignored."),
+    *_table_cli_options(Dim.READS, READS_GROUP),
+    *_table_cli_options(Dim.WRITES, WRITES_GROUP),
+    CliOption(("--simulate",), SIMULATION, dest="simulate", convert=to_path, metavar="TRACE.csv",
+        help="Replay a demand trace (CSV: timestamp,reads,writes) through the policy instead of talking to AWS."),
+    CliOption(("--simulate-output",), SIMULATION, dest="simulate_output", convert=to_path, metavar="DIR",
+        help="Directory for the simulation's results."),
+    CliOption(("--backtest",), SIMULATION, dest="backtest", action="store_true", default=False,
+        help="Replay the matched tables' CloudWatch history of the last --days days through the policy."),
+    CliOption(("--days",), SIMULATION, dest="backtest_days", convert=to_days, metavar="N", default_text="7",
+        help=f"Days of history for --backtest, at most {MAX_BACKTEST_DAYS}."),
+)
+
+TABLE_CLI_DESTS: dict[str, Key] = {key.dest: key for key in TABLE_KEYS if key.cli}
+
+
+def _argtype(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Wrap a converter so argparse prints its message (exit 2)."""
+
+    def parse(text: str) -> Any:
+        try:
+            return convert(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parse.__name__ = getattr(convert, "__name__", "value")
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of every option, in the original's groups."""
+    parser = argparse.ArgumentParser(
+        prog="dynamic-dynamodb",
+        description="Autoscaling of provisioned AWS DynamoDB tables and global secondary indexes.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=False,
+    )
+    groups = {title: parser.add_argument_group(title) for title in GROUPS}
+    for opt in CLI_OPTIONS:
+        help_text = opt.help if opt.default_text is None else f"{opt.help} (default: {opt.default_text})"
+        kwargs: dict[str, Any] = {"help": help_text}
+        if opt.action == "version":
+            kwargs.update(action="version", version=f"Dynamic DynamoDB version: {__version__}")
+        elif opt.action:
+            kwargs.update(action=opt.action)
+            if opt.action == "store_true":
+                kwargs.update(dest=opt.dest, default=opt.default)
+        else:
+            kwargs.update(dest=opt.dest, default=opt.default, type=_argtype(opt.convert) if opt.convert else str)
+            if opt.choices:
+                kwargs["choices"] = opt.choices
+            if opt.metavar:
+                kwargs["metavar"] = opt.metavar
+        groups[opt.group].add_argument(*opt.flags, **kwargs)
+    return parser
+
+
+# ---- the config file -------------------------------------------------------------------
+
+
+class _IniParser(configparser.ConfigParser):
+    """INI reader: case-sensitive keys, a section name runs to the last ] of its line."""
+
+    SECTCRE = re.compile(r"\[\s*(?P<header>.+)\]")
+
+    def optionxform(self, optionstr: str) -> str:
+        return optionstr
+
+
+@dataclass(frozen=True)
+class _Section:
+    """One section of the file, classified."""
+
+    header: str  # as configparser saw it
+    kind: str  # global, logging, default_options, table, gsi or unknown
+    values: Mapping[str, str]
+    key: str = ""  # table key (table), GSI regex (gsi)
+    table_key: str = ""  # gsi only
+
+    @property
+    def where(self) -> str:
+        """How messages name the section."""
+        return f"[{self.header.strip()}]"
+
+
+_TABLE_HEADER = re.compile(r"table\s*:(.*)", re.S)
+_GSI_HEADER = re.compile(r"gsi\s*:\s*(.+?)\s+table\s*:(.*)", re.S)
+
+
+def _classify(header: str, values: Mapping[str, str], path: str) -> _Section:
+    """Tell which kind of section a header names."""
+    name = header.strip()
+    if name in (GLOBAL, LOGGING, DEFAULT_OPTIONS):
+        return _Section(header, name, values)
+    match = _TABLE_HEADER.fullmatch(name)
+    if match:
+        key = match[1].strip()
+        if not key:
+            raise ConfigError(f"{path} [{name}]: expected [table: REGEX], got an empty table regex")
+        return _Section(header, "table", values, key=key)
+    if re.match(r"gsi\s*:", name):
+        match = _GSI_HEADER.fullmatch(name)
+        if not match or not match[2].strip():
+            raise ConfigError(f"{path} [{name}]: expected a section header [gsi: GSI-REGEX table: TABLE-KEY]")
+        return _Section(header, "gsi", values, key=match[1].strip(), table_key=match[2].strip())
+    return _Section(header, "unknown", values)
+
+
+def _read_file(path: str) -> list[_Section]:
+    """The sections of the config file, in file order."""
+    ini = _IniParser(interpolation=None, default_section="\0no-default-section", strict=True)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            ini.read_file(handle, source=path)
+    except OSError as error:
+        raise ConfigError(f"-c/--config: cannot read config file {path!r}: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except configparser.MissingSectionHeaderError as error:
+        raise ConfigError(f"{path} line {error.lineno}: key outside any section: {error.line.strip()!r}") from None
+    except configparser.DuplicateSectionError as error:
+        raise ConfigError(f"{path} line {error.lineno}: section [{error.section}] appears twice") from None
+    except configparser.DuplicateOptionError as error:
+        raise ConfigError(f"{path} line {error.lineno}: [{error.section}] {error.option}: key given twice") from None
+    except configparser.ParsingError as error:
+        lineno, line = error.errors[0]
+        problem = f"expected 'key: value' or a [section], got {line.strip()!r}"
+        raise ConfigError(f"{path} line {lineno}: {problem}") from None
+    except configparser.Error as error:
+        raise ConfigError(f"{path}: {str(error).splitlines()[0]}") from None
+    return [_classify(name, dict(ini.items(name, raw=True)), path) for name in ini.sections()]
+
+
+# ---- merging and validation ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Value:
+    """A merged value and where it came from."""
+
+    value: Any
+    where: str  # "<file> [table: x]", "command line" or "built-in default"
+    rank: int = 0  # layer index: a higher rank was written closer to the table
+
+
+def _label(where: str, name: str) -> str:
+    """How an error names a key from a given source."""
+    return f"{where} --{name}" if where == COMMAND_LINE else f"{where} {name}"
+
+
+def _check_range(value: Any, low: Optional[float], high: Optional[float]) -> None:
+    """Raise ValueError when a number lies outside [low, high]."""
+    if value is None or not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    if low is not None and value < low:
+        raise ValueError(f"must be at least {_show(low)}, got {_show(value)}")
+    if high is not None and value > high:
+        raise ValueError(f"must be at most {_show(high)}, got {_show(value)}")
+
+
+def _convert_key(key: Key, raw: Any, where: str) -> Any:
+    """Convert (when text) and range-check one table key; ConfigError names where, key and value."""
+    try:
+        if isinstance(raw, str):
+            value = None if key.optional and not raw.strip() else key.convert(raw)
+        else:
+            value = raw
+        _check_range(value, key.low, key.high)
+    except ValueError as error:
+        raise ConfigError(f"{_label(where, key.name)}: {error}") from None
+    return value
+
+
+def _convert_section(section: _Section, path: str) -> dict[str, Any]:
+    """The known table keys of a section, converted."""
+    where = f"{path} {section.where}"
+    return {
+        name: _convert_key(KEYS_BY_NAME[name], raw, where)
+        for name, raw in section.values.items()
+        if name in KEYS_BY_NAME
+    }
+
+
+Layer = tuple[str, Mapping[str, Any]]  # (where, key name -> converted value)
+
+
+def _merge(layers: Sequence[Layer]) -> dict[str, _Value]:
+    """Built-in defaults overlaid with each layer in turn."""
+    merged = {key.name: _Value(key.default, BUILT_IN) for key in TABLE_KEYS}
+    for rank, (where, values) in enumerate(layers, start=1):
+        for name, value in values.items():
+            merged[name] = _Value(value, where, rank)
+    return merged
+
+
+def _conflict(merged: Mapping[str, _Value], name: str, problem: str, other: str, reverse: str) -> ConfigError:
+    """A one-line error: `name` `problem` `other`, told from the key set closest to the table."""
+    if merged[other].rank > merged[name].rank:
+        name, other, problem = other, name, reverse
+    item, that = merged[name], merged[other]
+    message = f"{_label(item.where, name)}: {_show(item.value)} {problem} "
+    on_cli = COMMAND_LINE in (item.where, that.where) and KEYS_BY_NAME[other].cli
+    message += f"{'--' if on_cli else ''}{other} {_show(that.value)}"
+    if that.where != item.where:
+        message += f" (from {that.where})"
+    return ConfigError(message)
+
+
+def _check_amount(merged: Mapping[str, _Value], name: str, unit_names: Sequence[str], decrease: bool) -> None:
+    """Units must be whole; a decrease in percent is at most 100."""
+    unit = next(merged[u].value for u in unit_names if merged[u].value is not None)
+    item = merged[name]
+    label = _label(item.where, name)
+    values = list(item.value.values()) if isinstance(item.value, dict) else [item.value]
+    for value in (v for v in values if v is not None):
+        if unit == UNITS and not float(value).is_integer():
+            raise ConfigError(f"{label}: amounts in units must be whole numbers, got {_show(value)}")
+        if unit == PERCENT and decrease and value > 100:
+            raise ConfigError(f"{label}: a decrease in percent must be at most 100, got {_show(value)}")
+
+
+def _validate(merged: Mapping[str, _Value]) -> None:
+    """Checks that involve more than one key."""
+    for dim in Dim:
+        d = dim.value
+        upper, lower = merged[f"{d}-upper-threshold"].value, merged[f"{d}-lower-threshold"].value
+        if upper and lower > upper:
+            raise _conflict(merged, f"{d}-lower-threshold", "is above", f"{d}-upper-threshold", "is below")
+        low, high = merged[f"min-provisioned-{d}"].value, merged[f"max-provisioned-{d}"].value
+        if low is not None and high is not None and low > high:
+            raise _conflict(merged, f"min-provisioned-{d}", "is above", f"max-provisioned-{d}", "is below")
+        inc, dec = f"increase-{d}-unit", f"decrease-{d}-unit"
+        _check_amount(merged, f"increase-{d}-with", [inc], decrease=False)
+        _check_amount(merged, f"decrease-{d}-with", [dec], decrease=True)
+        _check_amount(merged, f"increase-consumed-{d}-with", [f"increase-consumed-{d}-unit", inc], decrease=False)
+        _check_amount(merged, f"increase-consumed-{d}-scale", [f"increase-consumed-{d}-unit", inc], decrease=False)
+        for how in ("provisioned", "consumed"):
+            rule = f"increase-throttled-by-{how}-{d}"
+            _check_amount(merged, f"{rule}-scale", [f"{rule}-unit", inc], decrease=False)
+        _check_amount(merged, f"decrease-consumed-{d}-with", [f"decrease-consumed-{d}-unit", dec], decrease=True)
+        _check_amount(merged, f"decrease-consumed-{d}-scale", [f"decrease-consumed-{d}-unit", dec], decrease=True)
+    if merged["lookback-period"].value > merged["lookback-window-start"].value:
+        raise _conflict(merged, "lookback-period", "is above", "lookback-window-start", "is below")
+
+
+def _rules(layers: Sequence[Layer], fallback_url: Optional[str], fallback_timeout: float) -> TargetRules:
+    """Merge, validate and build the rules of one table or GSI."""
+    merged = _merge(layers)
+    _validate(merged)
+    dims = {
+        dim: DimensionRules(**{k.attr: merged[k.name].value for k in TABLE_KEYS if k.dim is dim}) for dim in Dim
+    }
+    target = {k.attr: merged[k.name].value for k in TARGET_KEYS}
+    if target["circuit_breaker_url"] is None:
+        # the timeout goes with the URL it was configured for
+        target["circuit_breaker_url"], target["circuit_breaker_timeout"] = fallback_url, fallback_timeout
+    return TargetRules(reads=dims[Dim.READS], writes=dims[Dim.WRITES], **target)
+
+
+def _compile(regex: str, where: str) -> re.Pattern:
+    """A compiled table or GSI regex."""
+    try:
+        return re.compile(regex)
+    except (re.error, OverflowError, RecursionError) as error:
+        raise ConfigError(f"{where}: invalid regular expression {regex!r}: {error}") from None
+
+
+def _unknown_keys(section: _Section, path: str) -> Iterable[str]:
+    """Messages about keys the section does not know."""
+    known: Iterable[str] = SECTION_KEYS[section.kind] if section.kind in SECTION_KEYS else KEYS_BY_NAME
+    for name in section.values:
+        if name not in known:
+            hint = difflib.get_close_matches(name, list(known), n=1)
+            more = f" (did you mean {hint[0]!r}?)" if hint else ""
+            yield f"{path} {section.where}: unknown key {name!r}{more}"
+
+
+def _unknown(sections: Sequence[_Section], path: str, strict: bool) -> list[str]:
+    """Warnings about unknown sections and keys; ConfigError in strict mode."""
+    messages: list[str] = []
+    for section in sections:
+        if section.kind == "unknown":
+            messages.append(
+                f"{path} {section.where}: unknown section (expected [global], [logging], "
+                f"[default_options], [table: REGEX] or [gsi: REGEX table: KEY])"
+            )
+        else:
+            messages.extend(_unknown_keys(section, path))
+    if strict and messages:
+        raise ConfigError(f"{messages[0]}; an error with --strict-config")
+    return [f"{message}; ignored" for message in messages]
+
+
+def _global_values(sections: Sequence[_Section], path: str, args: argparse.Namespace) -> dict[str, _Value]:
+    """[global] and [logging] over built-in defaults, then the command line over both."""
+    merged = {k.attr: _Value(k.default, BUILT_IN) for k in GLOBAL_KEYS}
+    for section in sections:
+        if section.kind not in SECTION_KEYS:
+            continue
+        keys = SECTION_KEYS[section.kind]
+        secret_names = [
+            name
+            for name, raw in section.values.items()
+            if raw.strip() and name in keys and keys[name].attr == "aws_secret_access_key"
+        ]
+        if len(secret_names) > 1 and len({section.values[n].strip() for n in secret_names}) > 1:
+            first, second = secret_names[:2]
+            raise ConfigError(f"{path} {section.where} {second}: differs from {first}; give only one of them")
+        for name, raw in section.values.items():
+            key = keys.get(name)
+            if key is None or not raw.strip():  # an empty value leaves the default
+                continue
+            where = f"{path} {section.where}"
+            try:
+                value = key.convert(raw)
+                _check_range(value, key.low, None)
+            except ValueError as error:
+                raise ConfigError(f"{where} {name}: {error}") from None
+            merged[key.attr] = _Value(value, f"{where} {name}")
+    for key in GLOBAL_KEYS:
+        given = getattr(args, key.attr, None) if key.flag else None
+        if given is None:
+            continue
+        try:
+            _check_range(given, key.low, None)
+        except ValueError as error:
+            raise ConfigError(f"{COMMAND_LINE} {key.flag}: {error}") from None
+        merged[key.attr] = _Value(given, f"{COMMAND_LINE} {key.flag}")
+    return merged
+
+
+def _table_sections(
+    sections: Sequence[_Section], path: str, defaults: Layer, cb_url: Optional[str], cb_timeout: float
+) -> list[TableSection]:
+    """The [table:] sections in file order, each with its [gsi:] sections."""
+    tables: dict[str, tuple[_Section, TableSection]] = {}
+    for section in (s for s in sections if s.kind == "table"):
+        where = f"{path} {section.where}"
+        if section.key in tables:
+            raise ConfigError(f"{where}: table key {section.key!r} already used by {tables[section.key][0].where}")
+        regex = _compile(section.key, where)
+        rules = _rules([defaults, (where, _convert_section(section, path))], cb_url, cb_timeout)
+        tables[section.key] = (section, TableSection(section.key, regex, rules))
+    gsis: dict[str, list[GsiSection]] = {key: [] for key in tables}
+    seen: set[tuple[str, str]] = set()
+    for section in (s for s in sections if s.kind == "gsi"):
+        where = f"{path} {section.where}"
+        if section.table_key not in tables:
+            known = ", ".join(repr(k) for k in tables) or "none"
+            raise ConfigError(
+                f"{where}: table key {section.table_key!r} names no [table: ...] section "
+                f"(write it exactly as in the table section; known: {known})"
+            )
+        if (section.key, section.table_key) in seen:
+            raise ConfigError(f"{where}: a [gsi: {section.key} table: {section.table_key}] section appears twice")
+        seen.add((section.key, section.table_key))
+        regex = _compile(section.key, where)
+        parent = tables[section.table_key][1].rules
+        rules = _rules(
+            [defaults, (where, _convert_section(section, path))],
+            parent.circuit_breaker_url,
+            parent.circuit_breaker_timeout,
+        )
+        gsis[section.table_key].append(GsiSection(section.key, regex, section.table_key, rules))
+    return [dataclasses.replace(table, gsis=tuple(gsis[key])) for key, (_, table) in tables.items()]
+
+
+def _check_readable(value: _Value, what: str) -> None:
+    """The log configuration file must be readable at start-up, not at the first log line."""
+    path = value.value
+    if path is not None and not (os.path.isfile(path) and os.access(path, os.R_OK)):
+        raise ConfigError(f"{value.where}: cannot read {what} {path!r}")
+
+
+def load_settings(argv: Sequence[str]) -> Settings:
+    """Parse argv (and the config file it names), merge, validate: the frozen Settings of a run."""
+    args = build_parser().parse_args(list(argv))
+    warnings: list[str] = []
+    path = args.config
+    sections = _read_file(path) if path else []
+    warnings += _unknown(sections, path, args.strict_config)
+
+    glob = _global_values(sections, path, args)
+    _check_readable(glob["log_config_file"], "log-config-file")
+    key_id, secret = glob["aws_access_key_id"].value, glob["aws_secret_access_key"].value
+    if (key_id is None) != (secret is None):
+        given = "aws-access-key-id" if secret is None else "aws-secret-access-key"
+        warnings.append(f"{given} given without the other half of the key pair; using the AWS credential chain")
+        key_id = secret = None
+    if args.aws_secret_access_key is not None:
+        warnings.append(
+            "--aws-secret-access-key is visible to other users in the process list; prefer the config file"
+        )
+    cb_url, cb_timeout = glob["circuit_breaker_url"].value, glob["circuit_breaker_timeout"].value
+
+    default_sections = [s for s in sections if s.kind == DEFAULT_OPTIONS]
+    defaults: Layer = (
+        f"{path} [{DEFAULT_OPTIONS}]",
+        {k: v for s in default_sections for k, v in _convert_section(s, path).items()},
+    )
+    cli_table = {
+        key.name: getattr(args, dest) for dest, key in TABLE_CLI_DESTS.items() if getattr(args, dest) is not None
+    }
+    if args.table_name is not None:
+        regex = _compile(args.table_name, f"{COMMAND_LINE} --table-name")
+        cli_values = {name: _convert_key(KEYS_BY_NAME[name], value, COMMAND_LINE) for name, value in cli_table.items()}
+        rules = _rules([defaults, (COMMAND_LINE, cli_values)], cb_url, cb_timeout)
+        tables = [TableSection(args.table_name, regex, rules)]
+        ignored = [s.where for s in sections if s.kind in ("table", "gsi")]
+        if ignored:
+            warnings.append(f"--table-name given: {path} sections {', '.join(ignored)} ignored")
+    else:
+        tables = _table_sections(sections, path, defaults, cb_url, cb_timeout)
+        if cli_table:
+            flags = ", ".join(KEYS_BY_NAME[name].flag for name in cli_table)
+            warnings.append(f"command-line table options ignored without --table-name: {flags}")
+    if args.simulate_output and not args.simulate:
+        warnings.append("--simulate-output has no effect without --simulate")
+    if args.backtest_days is not None and not args.backtest:
+        warnings.append("--days has no effect without --backtest")
+
+    return Settings(
+        argv=tuple(argv),
+        config_file=path,
+        region=glob["region"].value,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        check_interval=glob["check_interval"].value,
+        circuit_breaker_url=cb_url,
+        circuit_breaker_timeout=cb_timeout,
+        log_file=glob["log_file"].value,
+        log_level=glob["log_level"].value,
+        log_config_file=glob["log_config_file"].value,
+        dry_run=args.dry_run,
+        run_once=args.run_once,
+        daemon="foreground" if args.daemon == "fg" else args.daemon,
+        instance=args.instance,
+        pid_file_dir=args.pid_file_dir,
+        show_config=args.show_config,
+        strict_config=args.strict_config,
+        state_file=args.state_file,
+        simulate=args.simulate,
+        simulate_output=args.simulate_output,
+        backtest=args.backtest,
+        backtest_days=args.backtest_days or Settings.backtest_days,
+        tables=tuple(tables),
+        warnings=tuple(warnings),
+    )
+
+
+# ---- --show-config ---------------------------------------------------------------------
+
+
+def _mask_argv(argv: Sequence[str]) -> list[str]:
+    """argv with the value of --aws-secret-access-key (or an abbreviation of it) masked."""
+    flag = "--aws-secret-access-key"
+    out: list[str] = []
+    hide_next = False
+    for token in argv:
+        name, eq, _ = token.partition("=")
+        if hide_next:
+            out.append(MASK)
+            hide_next = False
+        elif len(name) >= len("--aws-s") and flag.startswith(name):
+            out.append(f"{name}={MASK}" if eq else token)
+            hide_next = not eq
+        else:
+            out.append(token)
+    return out
+
+
+def _jsonable(value: Any, field_name: str = "") -> Any:
+    """A JSON-ready copy of a settings value, with URL passwords masked."""
+    if isinstance(value, Window):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name), f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, re.Pattern):
+        return value.pattern
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v, field_name) for v in value]
+    if isinstance(value, str) and field_name.endswith("_url"):
+        return mask_url(value)
+    return value
+
+
+def settings_as_dict(settings: Settings) -> dict[str, Any]:
+    """The effective configuration for --show-config, JSON-ready, secrets masked."""
+    data = _jsonable(settings)
+    if data["aws_secret_access_key"] is not None:
+        data["aws_secret_access_key"] = MASK
+    data["argv"] = _mask_argv(settings.argv)
+    return data
