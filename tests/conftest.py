@@ -1,0 +1,104 @@
+"""Shared fixtures: a fake AWS (moto_server), the DynamoDB rules proxy in front of it,
+boto3 clients, a circuit-breaker endpoint and a runner for the daemon's CLI.
+
+Fixtures (function scope unless noted):
+
+``moto_server`` (session)   the moto_server subprocess of this (xdist) worker: ``.url``,
+                            ``.reset()``, ``.data()``, ``.sns_notifications()``
+``moto``                    the same server, wiped before the test
+``aws``                     boto3 clients straight to moto (``aws.dynamodb``,
+                            ``aws.cloudwatch``, ``aws.sns``, ``aws.sqs``), moto wiped
+``rules_proxy``             a ``RulesProxy`` in front of moto, its state and moto wiped
+``proxy_aws``               boto3 clients through the rules proxy
+``breaker``                 a ``BreakerServer``: ``.url``, ``.status = 503``, ``.requests``
+``cli``                     ``cli(args, env_extra=None, timeout=60)`` runs
+                            ``python -m dynamic_dynamodb`` against the rules proxy, with
+                            ``--state-file`` in tmp_path unless ``args`` give one
+``config_file``             ``config_file(text, name="dynamic-dynamodb.conf")`` writes a
+                            config into tmp_path and returns its path
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from support.moto import AwsClients, MotoServer, apply_fake_aws_env  # noqa: E402
+
+# Before anything creates a boto3 session: dummy credentials, no real AWS reachable.
+apply_fake_aws_env(os.environ)
+
+from support.breaker import BreakerServer  # noqa: E402
+from support.cli import run_cli  # noqa: E402
+from support.rules_proxy import RulesProxy  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory):
+    server = MotoServer(log_path=tmp_path_factory.mktemp("moto") / "moto_server.log").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def moto(moto_server):
+    moto_server.reset()
+    return moto_server
+
+
+@pytest.fixture
+def aws(moto):
+    return AwsClients(moto.url)
+
+
+@pytest.fixture(scope="session")
+def _rules_proxy_session(moto_server):
+    proxy = RulesProxy(moto_server.url).start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def rules_proxy(_rules_proxy_session, moto):
+    _rules_proxy_session.reset()
+    yield _rules_proxy_session
+    _rules_proxy_session.reset()
+
+
+@pytest.fixture
+def proxy_aws(rules_proxy):
+    return AwsClients(rules_proxy.url)
+
+
+@pytest.fixture(scope="session")
+def _breaker_session():
+    server = BreakerServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def breaker(_breaker_session):
+    _breaker_session.reset()
+    return _breaker_session
+
+
+@pytest.fixture
+def cli(rules_proxy, tmp_path):
+    def run(args, env_extra=None, timeout=60):
+        return run_cli(args, env_extra=env_extra, timeout=timeout, endpoint_url=rules_proxy.url,
+                       state_file=tmp_path / "cli-state.json")
+    return run
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    def write(text: str, name: str = "dynamic-dynamodb.conf") -> Path:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        return path
+    return write

@@ -1,0 +1,1 @@
+"""Test infrastructure: fake AWS, DynamoDB rules proxy, breaker, CLI runner."""
