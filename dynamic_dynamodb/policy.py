@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Optional
 
+from . import demand
+from .demand import DemandState
 from .model import Capacity, Dim, TargetStatus
 from .rules import PERCENT, DimensionRules, Scale, TargetRules
 
@@ -56,6 +58,8 @@ class Memory:
     last_decrease: Optional[datetime] = None
     alarm: Optional[str] = None  # the throughput alarm last notified: "high", "low" or None
     budget_notified: Optional[date] = None  # UTC day we last said the decrease budget was spent
+    reads_demand: Optional[DemandState] = None  # history kept by scaling-policy: demand
+    writes_demand: Optional[DemandState] = None
 
     def checks(self, dim: Dim) -> int:
         """Consecutive qualifying checks before a decrease, for one dimension."""
@@ -262,8 +266,26 @@ def _increase_candidate(cur: int, obs: Observed, pct: float, r: DimensionRules) 
 
 
 def decide_dimension(dim: Dim, cur: int, obs: Observed, r: DimensionRules, checks: int) -> tuple[DimDecision, int]:
-    """Proposal plus limits for one dimension."""
+    """Threshold policy: proposal plus limits for one dimension."""
     new, reason, checks = propose(cur, obs, r, checks)
+    return _limited(dim, cur, obs, r, new, reason), checks
+
+
+def decide_demand_dimension(dim: Dim, cur: int, obs: Observed, r: DimensionRules, target_pct: float,
+                            state: Optional[DemandState]) -> tuple[DimDecision, DemandState]:
+    """Demand policy: proposal plus limits for one dimension."""
+    new, reason, state = demand.propose(cur, obs.series, target_pct, state or DemandState())
+    if not r.enabled:
+        new, reason = cur, "autoscaling disabled"
+    elif new > cur and not r.up_scaling:
+        new, reason = cur, "up-scaling disabled"
+    elif new < cur and not r.down_scaling:
+        new, reason = cur, "down-scaling disabled"
+    return _limited(dim, cur, obs, r, new, reason), state
+
+
+def _limited(dim: Dim, cur: int, obs: Observed, r: DimensionRules, new: int, reason: str) -> DimDecision:
+    """The proposal brought inside [min, max], with the reason saying so."""
     if r.enabled:
         limited = clamp(new, r)
         if limited != new:
@@ -271,7 +293,7 @@ def decide_dimension(dim: Dim, cur: int, obs: Observed, r: DimensionRules, check
             reason = f"{reason}, limited to {side} {limited}" if new != cur else f"outside limits, {side} is {limited}"
             new = limited
     pct = None if obs.consumed is None else obs.consumed / cur * 100.0
-    return DimDecision(dim, cur, new, pct, reason), checks
+    return DimDecision(dim, cur, new, pct, reason)
 
 
 # ---- the decrease budget ----------------------------------------------------------------
@@ -294,7 +316,10 @@ def decrease_allowed(status: TargetStatus, memory: Memory, now: datetime, reserv
     count, last = decreases_spent(status, memory, now)
     if count < FREE_DECREASES_PER_DAY - reserved:
         return True
-    return last is None or now - last >= DECREASE_SPACING
+    if last is None:
+        # decreases reported without their time: only a free one is sure to be accepted
+        return count < FREE_DECREASES_PER_DAY
+    return now - last >= DECREASE_SPACING
 
 
 def record_decrease(memory: Memory, now: datetime) -> Memory:
@@ -341,11 +366,20 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
            now: datetime, breaker_closed: bool = True) -> tuple[Decision, Memory]:
     """The decision for one table or GSI, and the memory to keep for the next pass."""
     cap = status.capacity
-    dr, read_checks = decide_dimension(Dim.READS, cap.reads, reads, rules.reads, memory.read_checks)
-    dw, write_checks = decide_dimension(Dim.WRITES, cap.writes, writes, rules.writes, memory.write_checks)
-    memory = replace(memory, read_checks=read_checks, write_checks=write_checks)
+    if rules.scaling_policy == "demand":
+        dr, rs = decide_demand_dimension(Dim.READS, cap.reads, reads, rules.reads, rules.target_utilization,
+                                         memory.reads_demand)
+        dw, ws = decide_demand_dimension(Dim.WRITES, cap.writes, writes, rules.writes, rules.target_utilization,
+                                         memory.writes_demand)
+        memory = replace(memory, reads_demand=rs, writes_demand=ws)
+    else:
+        dr, read_checks = decide_dimension(Dim.READS, cap.reads, reads, rules.reads, memory.read_checks)
+        dw, write_checks = decide_dimension(Dim.WRITES, cap.writes, writes, rules.writes, memory.write_checks)
+        memory = replace(memory, read_checks=read_checks, write_checks=write_checks)
 
     alarm = throughput_alarm((dr, dw), rules)
+    if dr.consumed_pct is None and dw.consumed_pct is None:
+        alarm = memory.alarm  # a pass without data neither raises nor clears an alarm
     notify = alarm if alarm != memory.alarm else None
     memory = replace(memory, alarm=alarm)
 

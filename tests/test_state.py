@@ -37,3 +37,13 @@ def test_a_state_file_of_another_version_starts_fresh(tmp_path):
 def test_an_unwritable_state_file_is_a_warning_not_a_crash(tmp_path, caplog):
     state.save(str(tmp_path / "no" / "such" / "dir" / "s.json"), {Target("t"): Memory(read_checks=1)})
     assert "Cannot write state file" in caplog.text
+
+
+def test_the_demand_policy_history_round_trips(tmp_path):
+    from dynamic_dynamodb.demand import DemandState
+
+    path = str(tmp_path / "s.json")
+    history = DemandState(datetime(2026, 11, 28, 11, 58, tzinfo=timezone.utc), (1.5, 2.0, 40.25), 1234.5)
+    memory = {Target("orders"): Memory(reads_demand=history, writes_demand=DemandState())}
+    state.save(path, memory)
+    assert state.load(path) == memory
