@@ -1,0 +1,82 @@
+"""Reference policies replayed on the same world model: yardsticks for the config, not our policy."""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+from ..model import LimitExceeded
+from .trace import Trace
+from .world import LAG, World
+
+# A baseline sees the world at the start of a minute and returns the capacity it wants, or None.
+Policy = Callable[[World], Optional[tuple[int, int]]]
+
+
+def replay(trace: Trace, policy: Policy, initial: Optional[tuple[int, int]] = None) -> World:
+    """Run a baseline over the whole trace, one decision per minute."""
+    world = World(trace, initial)
+    while not world.done:
+        want = policy(world)
+        if want is not None:
+            _apply(world, (max(1, int(want[0])), max(1, int(want[1]))))
+        world.serve()
+    return world
+
+
+def _apply(world: World, want: tuple[int, int]) -> None:
+    if want == (world.reads, world.writes):
+        return
+    try:
+        world.update(*want)
+    except LimitExceeded:
+        # as the daemon does: retry once with only the increases
+        keep = (max(want[0], world.reads), max(want[1], world.writes))
+        if keep != (world.reads, world.writes):
+            world.update(*keep)
+
+
+def fixed_peak(trace: Trace) -> Policy:
+    """The trace's peak provisioned all the time (no autoscaling)."""
+    peak = (max(1, math.ceil(max(trace.reads))), max(1, math.ceil(max(trace.writes))))
+    return lambda world: peak
+
+
+def target_tracking(target: float = 70.0, out_points: int = 2, in_points: int = 15,
+                    in_margin: float = 20.0) -> Policy:
+    """AWS Application Auto Scaling target tracking, emulated as SCORING.md describes.
+
+    Raise to ceil(consumed / target) after `out_points` consecutive 1-minute datapoints above
+    the target, lower to the same after `in_points` consecutive ones below target - margin; no cooldowns.
+    """
+    low = target - in_margin
+    above = [0, 0]  # consecutive visible datapoints above the target, per dimension
+    below = [0, 0]  # consecutive visible datapoints below the low mark
+    seen = [0]  # visible datapoints already counted into the streaks
+
+    def policy(world: World) -> Optional[tuple[int, int]]:
+        visible = max(0, world.minute - LAG + 1)
+        dims = ((world.served_reads, world.provisioned_reads, world.reads),
+                (world.served_writes, world.provisioned_writes, world.writes))
+        want = []
+        for i, (served, provisioned, current) in enumerate(dims):
+            for k in range(seen[0], visible):
+                util = served[k] / 60.0 / provisioned[k] * 100.0
+                above[i] = above[i] + 1 if util > target else 0
+                below[i] = below[i] + 1 if util < low else 0
+            if visible < out_points:
+                want.append(current)
+                continue
+            new = max(1, math.ceil(served[visible - 1] / 60.0 / (target / 100.0)))
+            if (above[i] >= out_points and new > current) or (below[i] >= in_points and new < current):
+                want.append(new)
+            else:
+                want.append(current)
+        seen[0] = visible
+        return want[0], want[1]
+
+    return policy
+
+
+def baseline_policies(trace: Trace, aws_target: float = 70.0) -> dict[str, Policy]:
+    """The baselines a simulation report compares the config with, by name."""
+    return {f"aws-target-{aws_target:g}": target_tracking(aws_target), "fixed-peak": fixed_peak(trace)}

@@ -1,0 +1,92 @@
+"""What a simulation leaves behind: timeline.csv, report.json, the terminal table and a progress bar."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Mapping, Optional, TextIO
+
+from .score import Figures
+from .world import World
+
+TIMELINE_COLUMNS = (
+    "timestamp", "provisioned_reads", "provisioned_writes", "demand_reads", "demand_writes",
+    "consumed_reads", "consumed_writes", "throttled_reads", "throttled_writes", "decision",
+)
+
+
+def write_timeline(path: Path, world: World, decisions: Mapping[int, str]) -> None:
+    """One row per minute; demand, consumed and throttled in units/s like the trace."""
+    trace = world.trace
+    row = "%s,%d,%d,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%s\n"
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        fh.write(",".join(TIMELINE_COLUMNS) + "\n")
+        for m in range(world.minute):
+            fh.write(row % (
+                world.time_of(m).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                world.provisioned_reads[m], world.provisioned_writes[m],
+                trace.reads[m], trace.writes[m],
+                world.served_reads[m] / 60.0, world.served_writes[m] / 60.0,
+                world.throttled_reads[m] / 60.0, world.throttled_writes[m] / 60.0,
+                _csv_field(decisions[m]) if m in decisions else "",
+            ))
+
+
+def _csv_field(text: str) -> str:
+    if any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def write_json(path: Path, data: dict) -> None:
+    """report.json, stable key order, trailing newline."""
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def format_table(config: Figures, baselines: Mapping[str, Figures]) -> str:
+    """The comparison printed after a simulation: config, baselines and on-demand."""
+    rows = [("policy", "cost $", "vs on-demand", "throttled", "decreases")]
+    on_demand = config.on_demand_cost_usd
+    for name, f in {"this config": config, **baselines}.items():
+        vs = f"{(f.cost_usd / on_demand - 1) * 100:+.0f} %" if on_demand else "-"
+        rows.append((name, f"{f.cost_usd:.2f}", vs, f"{f.throttled_share * 100:.3f} %", str(f.decreases)))
+    rows.append(("on-demand", f"{on_demand:.2f}", "0 %", "0.000 %", "0"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for r in rows:
+        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
+        lines.append("  ".join(cells))
+    return "\n".join(lines)
+
+
+class Progress:
+    """A one-line progress bar on a terminal; silent when the stream is not a TTY."""
+
+    WIDTH = 30
+
+    def __init__(self, total: int, stream: Optional[TextIO], label: str = "simulating") -> None:
+        self.total = total
+        self.stream = stream if stream is not None and _isatty(stream) else None
+        self.label = label
+        self.every = max(1, total // 100)  # redraw at most ~100 times
+
+    def update(self, done: int) -> None:
+        """Redraw every percent or so, and at the end."""
+        if self.stream is None or (done % self.every and done != self.total):
+            return
+        filled = self.WIDTH * done // self.total
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        self.stream.write(f"\r{self.label} [{bar}] {100 * done // self.total:3d} %")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """Erase the bar."""
+        if self.stream is not None:
+            self.stream.write("\r" + " " * (len(self.label) + self.WIDTH + 10) + "\r")
+            self.stream.flush()
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -1,0 +1,160 @@
+"""The table model of SCORING.md: one provisioned table replayed minute by minute on a virtual clock."""
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from typing import Optional
+
+from ..model import AwsError, LimitExceeded, TableBusy
+from .trace import Trace
+
+RCU_HOUR = 0.00013  # us-east-1 standard table, $ per RCU-hour
+WCU_HOUR = 0.00065  # $ per WCU-hour
+OD_READ_PER_UNIT = 0.125 / 1e6  # on-demand, $ per read unit (since November 2024)
+OD_WRITE_PER_UNIT = 0.625 / 1e6  # $ per write unit
+BURST_SECONDS = 300  # burst credit is capped at five minutes of the current rate
+LAG = 2  # a pass at the start of minute m sees CloudWatch datapoints of minutes <= m - LAG
+FREE_DECREASES = 4  # decreases of a UTC day allowed at any time
+DECREASE_GAP = 60  # minutes after the last accepted decrease before the next one, once the free ones are used
+MINUTES_PER_DAY = 1440
+
+
+def initial_capacity(trace: Trace) -> tuple[int, int]:
+    """ceil(1.25 x demand of minute 0) per dimension, at least 1."""
+    return max(1, math.ceil(trace.reads[0] * 1.25)), max(1, math.ceil(trace.writes[0] * 1.25))
+
+
+def serve(provisioned: int, burst: float, demand: float) -> tuple[float, float, float]:
+    """One minute of one dimension: (served units, throttled units, burst credit left)."""
+    want = demand * 60.0
+    cap = provisioned * 60.0
+    if want <= cap:
+        return want, 0.0, min(burst + (cap - want), BURST_SECONDS * provisioned)
+    extra = min(want - cap, burst)
+    return cap + extra, want - cap - extra, burst - extra
+
+
+class DecreaseRule:
+    """DynamoDB's per-table decrease allowance, on minute indexes of the replay."""
+
+    def __init__(self, start: datetime) -> None:
+        self.epoch_minute = int(start.timestamp() // 60)  # so days roll over at UTC midnight
+        self.day: Optional[int] = None  # UTC day of the last accepted decrease
+        self.count = 0  # accepted decreases on that day
+        self.last: Optional[int] = None  # minute of the last accepted decrease
+
+    def day_of(self, minute: int) -> int:
+        """UTC day number of a minute."""
+        return (self.epoch_minute + minute) // MINUTES_PER_DAY
+
+    def count_on(self, minute: int) -> int:
+        """Accepted decreases on the UTC day of `minute` (DescribeTable's NumberOfDecreasesToday)."""
+        return self.count if self.day == self.day_of(minute) else 0
+
+    def allowed(self, minute: int) -> bool:
+        """True when a decrease issued at `minute` would be accepted."""
+        if self.count_on(minute) < FREE_DECREASES:
+            return True
+        return minute - self.last >= DECREASE_GAP
+
+    def record(self, minute: int) -> None:
+        """Count an accepted decrease."""
+        day = self.day_of(minute)
+        if day != self.day:
+            self.day, self.count = day, 0
+        self.count += 1
+        self.last = minute
+
+
+class World:
+    """One simulated table: demand, provisioning, burst credit and what each minute served.
+
+    `minute` is the current minute, not yet served: updates issued now are in force from
+    minute + 1. The per-minute lists are preallocated and filled as minutes are served:
+    they are the timeline and the CloudWatch series at once.
+    """
+
+    def __init__(self, trace: Trace, initial: Optional[tuple[int, int]] = None) -> None:
+        n = trace.minutes
+        self.trace = trace
+        self.minute = 0
+        self.reads, self.writes = initial if initial is not None else initial_capacity(trace)
+        if min(self.reads, self.writes) < 1:
+            raise ValueError(f"initial capacity must be at least 1 unit, got {self.reads}/{self.writes}")
+        self.pending: Optional[tuple[int, int]] = None
+        self.rule = DecreaseRule(trace.start)
+        self.last_increase: Optional[int] = None
+        self.refused = 0  # updates refused by the decrease rule
+        self.rejected = 0  # updates refused for another reason (busy, no change, invalid)
+        self._burst_r = 0.0
+        self._burst_w = 0.0
+        self.provisioned_reads = [0] * n
+        self.provisioned_writes = [0] * n
+        self.served_reads = [0.0] * n
+        self.served_writes = [0.0] * n
+        self.throttled_reads = [0.0] * n
+        self.throttled_writes = [0.0] * n
+
+    @property
+    def done(self) -> bool:
+        """True once every minute of the trace is served."""
+        return self.minute >= self.trace.minutes
+
+    @property
+    def now(self) -> datetime:
+        """Virtual time: the start of the current minute."""
+        return self.trace.start + timedelta(minutes=self.minute)
+
+    def time_of(self, minute: int) -> datetime:
+        """Virtual time of the start of a minute."""
+        return self.trace.start + timedelta(minutes=minute)
+
+    def update(self, reads: int, writes: int) -> None:
+        """UpdateTable at the current minute, with DynamoDB's refusals; a refused update changes nothing."""
+        if self.pending is not None:
+            self.rejected += 1
+            raise TableBusy("Attempt to change a resource which is still in use: Table is being updated",
+                            code="ResourceInUseException")
+        if reads < 1 or writes < 1:
+            self.rejected += 1
+            raise AwsError(f"One or more parameter values were invalid: capacity units must be at least 1, "
+                           f"got ReadCapacityUnits {reads}, WriteCapacityUnits {writes}", code="ValidationException")
+        if (reads, writes) == (self.reads, self.writes):
+            self.rejected += 1
+            raise AwsError("The provisioned throughput for the table will not change. The requested value equals "
+                           f"the current value. Current ReadCapacityUnits provisioned for the table: {self.reads}. "
+                           f"Requested ReadCapacityUnits: {reads}. Current WriteCapacityUnits provisioned for the "
+                           f"table: {self.writes}. Requested WriteCapacityUnits: {writes}.",
+                           code="ValidationException")
+        m = self.minute
+        if reads < self.reads or writes < self.writes:
+            if not self.rule.allowed(m):
+                self.refused += 1
+                raise LimitExceeded(self._limit_text(), code="LimitExceededException")
+            self.rule.record(m)
+        if reads > self.reads or writes > self.writes:
+            self.last_increase = m
+        self.pending = (reads, writes)
+
+    def _limit_text(self) -> str:
+        last = self.time_of(self.rule.last)
+        nxt = last + timedelta(minutes=DECREASE_GAP)
+        fmt = "%A, %B %d, %Y %I:%M:%S %p UTC"
+        return ("Subscriber limit exceeded: Provisioned throughput decreases are limited within a given UTC day. "
+                f"After the first {FREE_DECREASES} decreases, each subsequent decrease in the same UTC day can be "
+                f"performed at most once every {DECREASE_GAP * 60} seconds. Number of decreases today: "
+                f"{self.rule.count}. Last decrease at {last:{fmt}}. Next decrease can be made at {nxt:{fmt}}")
+
+    def serve(self) -> None:
+        """Serve the current minute's demand, record it, and move to the next minute."""
+        m = self.minute
+        r, w = self.reads, self.writes
+        self.provisioned_reads[m] = r
+        self.provisioned_writes[m] = w
+        self.served_reads[m], self.throttled_reads[m], self._burst_r = serve(r, self._burst_r, self.trace.reads[m])
+        self.served_writes[m], self.throttled_writes[m], self._burst_w = serve(w, self._burst_w, self.trace.writes[m])
+        self.minute = m + 1
+        if self.pending is not None:
+            # an update issued during minute m is in force from minute m + 1
+            self.reads, self.writes = self.pending
+            self.pending = None
