@@ -18,24 +18,25 @@ DRY_RUN_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - dryrun - %(message)s"
 def setup_logging(settings: Settings, console: bool = True) -> list[logging.Handler]:
     """Configure the `dynamic-dynamodb` logger; returns the handlers opened (to keep across a fork)."""
     logger = logging.getLogger(LOGGER)
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        handler.close()
     if settings.log_config_file:
+        _remove_handlers(logger)
         try:
             logging.config.fileConfig(settings.log_config_file, disable_existing_loggers=False)
         except (OSError, KeyError, ValueError, configparser.Error) as e:
             raise ConfigError(f"log-config-file {settings.log_config_file}: cannot configure logging: {e}") from None
         return list(logger.handlers) + list(logging.getLogger().handlers)
+    handlers: list[logging.Handler] = []
+    if settings.log_file:
+        handlers.append(_file_handler(settings.log_file))
+    if console:
+        handlers.insert(0, logging.StreamHandler(sys.stderr))
+    # only now the old handlers go: a log file that cannot be opened (on a SIGHUP re-read)
+    # leaves the running ones in place to say so
+    _remove_handlers(logger)
     level = getattr(logging, settings.log_level.upper(), logging.INFO)
     logger.setLevel(level)
     logger.propagate = False
     formatter = logging.Formatter(DRY_RUN_FORMAT if settings.dry_run else FORMAT)
-    handlers: list[logging.Handler] = []
-    if console:
-        handlers.append(logging.StreamHandler(sys.stderr))
-    if settings.log_file:
-        handlers.append(_file_handler(settings.log_file))
     for handler in handlers:
         handler.setFormatter(formatter)
         handler.setLevel(level)
@@ -43,6 +44,12 @@ def setup_logging(settings: Settings, console: bool = True) -> list[logging.Hand
     # boto's own warnings still reach the console
     logging.getLogger("botocore").setLevel(logging.WARNING)
     return handlers
+
+
+def _remove_handlers(logger: logging.Logger) -> None:
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
 
 
 def _file_handler(path: str) -> logging.Handler:

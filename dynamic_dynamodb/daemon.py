@@ -1,0 +1,418 @@
+"""Daemon mode: `--daemon start|stop|restart`, one pid file per `--instance`.
+
+`start` refuses a live instance (a stale pid file is removed), then forks. The child lets
+python-daemon's DaemonContext detach (setsid and a double fork, umask 022, working
+directory /, every inherited file closed, stdin/stdout/stderr on /dev/null); the detached
+process writes the pid file (TimeoutPIDLockFile), opens its log handlers, and only then
+tells the parent, which waits on a pipe, that it is up. So `start` exits 0 when the
+daemon really runs, or 1 (2 for a config error) with the daemon's one-line reason.
+
+`stop` sends SIGTERM and waits (at most STOP_TIMEOUT seconds) for the process to end; the
+daemon removes its pid file on the way out. `restart` is stop, then start with the same
+options. `foreground` is not here: it is cli.serve, attached, for supervisord and systemd.
+
+This module knows nothing about DynamoDB: the daemon runs the callable it is given.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+import select
+import signal
+import sys
+import time
+from typing import Callable, NoReturn, Optional
+
+import lockfile
+from daemon import DaemonContext
+from daemon.pidfile import TimeoutPIDLockFile
+
+from .logsetup import LOGGER, setup_logging
+from .settings import Settings
+
+log = logging.getLogger(LOGGER)
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+STOP_TIMEOUT = 30.0  # seconds `stop` waits for the daemon to end after SIGTERM
+START_TIMEOUT = 30.0  # seconds `start` waits for the detached daemon to report
+OUR_COMMAND = re.compile(rb"dynamic[-_]dynamodb")  # in the command line of every daemon of ours
+PROG = "dynamic-dynamodb"
+
+# path options a detached daemon (working directory /) must see as absolute paths
+PATH_OPTIONS = (
+    ("config_file", "--config"),
+    ("log_file", "--log-file"),
+    ("log_config_file", "--log-config-file"),
+    ("pid_file_dir", "--pid-file-dir"),
+    ("state_file", "--state-file"),
+)
+
+
+class DaemonError(Exception):
+    """A daemon command failed; the message is one line, `status` the exit status."""
+
+    def __init__(self, message: str, status: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def say(message: str) -> None:
+    """A status line of a daemon command, on stdout."""
+    print(f"{PROG}: {message}", flush=True)
+
+
+def warn(message: str) -> None:
+    """A warning of a daemon command, on stderr."""
+    print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
+
+
+# ---- the pid file ---------------------------------------------------------------------
+
+
+def pid_file_path(pid_file_dir: str, instance: str) -> str:
+    """`<pid-file-dir>/dynamic-dynamodb.<instance>.pid`."""
+    return os.path.join(pid_file_dir, f"dynamic-dynamodb.{instance}.pid")
+
+
+def read_pid(path: str) -> Optional[int]:
+    """The pid in the pid file; None when there is no file or no positive number in it."""
+    try:
+        with open(path, encoding="ascii", errors="replace") as fh:
+            text = fh.read(64)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise DaemonError(f"cannot read pid file {path}: {e.strerror}") from None
+    try:
+        pid = int(text.strip().split()[0]) if text.strip() else 0
+    except ValueError:
+        return None
+    return pid if pid > 0 else None
+
+
+def _proc_state(pid: int) -> Optional[str]:
+    """The state letter in /proc/PID/stat (R, S, Z, ...), or None without /proc."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            text = fh.read()
+    except OSError:
+        return None
+    fields = text[text.rfind(")") + 2:].split()  # the command name may hold spaces and ')'
+    return fields[0] if fields else None
+
+
+def process_alive(pid: int) -> bool:
+    """Does process `pid` run? A zombie (exited, not yet reaped) does not."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, as another user
+    # some container inits never reap orphans: a killed daemon stays a zombie
+    return _proc_state(pid) not in ("Z", "X")
+
+
+def looks_like_ours(pid: int) -> bool:
+    """Does the command line of `pid` name this program? A pid file can outlive its process
+    and the pid be reused by another program (after a reboot): never signal a stranger.
+    True when there is no /proc to ask."""
+    if not os.path.isdir("/proc/self"):
+        return True
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            command = fh.read()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # e.g. /proc mounted with hidepid
+    return OUR_COMMAND.search(command) is not None
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise DaemonError(f"cannot remove pid file {path}: {e.strerror}") from None
+
+
+def running_pid(path: str) -> Optional[int]:
+    """The pid of the live daemon of this pid file, or None; a stale pid file is removed."""
+    if not os.path.lexists(path):
+        return None
+    pid = read_pid(path)
+    if pid is None:
+        time.sleep(0.2)  # a daemon writing its pid file right now: let it finish
+        pid = read_pid(path)
+    if pid is None or pid == 1 or pid == os.getpid():
+        why = "no daemon's pid in it"  # init, or ourselves: never a detached daemon of ours
+    elif not process_alive(pid):
+        why = f"pid {pid} is not running"
+    elif not looks_like_ours(pid):
+        why = f"pid {pid} is another program now"
+    else:
+        return pid
+    if not os.path.lexists(path):
+        return None
+    _remove(path)
+    warn(f"removed stale pid file {path} ({why})")
+    return None
+
+
+def _check_pid_dir(directory: str) -> None:
+    if not os.path.isdir(directory):
+        raise DaemonError(f"pid-file-dir {directory}: no such directory")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise DaemonError(f"pid-file-dir {directory}: not writable")
+
+
+# ---- start ----------------------------------------------------------------------------
+
+
+def check_not_running(path: str, name: str) -> None:
+    """DaemonError unless a daemon may start with this pid file (a stale one is removed)."""
+    _check_pid_dir(os.path.dirname(path) or ".")
+    pid = running_pid(path)
+    if pid is not None:
+        raise DaemonError(f"instance '{name}' is already running (pid {pid}, pid file {path})")
+
+
+def start(path: str, run: Callable[[], int], prepare: Callable[[], None] = lambda: None,
+          name: str = "default", timeout: float = START_TIMEOUT) -> int:
+    """Detach and run `run()` in the daemon; exit status of the command (not of the daemon).
+
+    In the daemon, `prepare()` runs first (open the log handlers: DaemonContext closes every
+    file inherited); a ValueError from it is a config error (status 2).
+    """
+    check_not_running(path, name)
+    read_fd, write_fd = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the forked child, never returns
+        os.close(read_fd)
+        _daemon_main(path, write_fd, run, prepare, name)
+    os.close(write_fd)
+    try:
+        report = _read_report(read_fd, timeout)
+    finally:
+        os.close(read_fd)
+        _reap(child)
+    if report is None:
+        raise DaemonError(f"instance '{name}' did not report within {timeout:g} s; see its log")
+    if not report:
+        raise DaemonError(f"instance '{name}' exited during start-up; see its log")
+    word, _, rest = report.partition(" ")
+    if word == "OK":
+        say(f"instance '{name}' started (pid {rest}, pid file {path})")
+        return EXIT_OK
+    status, _, message = rest.partition(" ")
+    raise DaemonError(message or "the daemon failed to start", int(status) if status.isdigit() else EXIT_FAILURE)
+
+
+def _read_report(fd: int, timeout: float) -> Optional[str]:
+    """The daemon's one-line report: "OK PID" or "ERR STATUS MESSAGE"; "" at EOF, None on timeout."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while b"\n" not in data:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        try:
+            ready, _, _ = select.select([fd], [], [], left)
+        except InterruptedError:  # pragma: no cover - PEP 475 retries, kept for safety
+            continue
+        if not ready:
+            continue
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode("utf-8", "replace").split("\n", 1)[0].strip()
+
+
+def _reap(child: int) -> None:
+    """Collect the first forked child (it exits as soon as it has forked again)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(child, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if done:
+            return
+        time.sleep(0.01)
+
+
+def _report(fd: Optional[int], line: str) -> None:
+    if fd is None:
+        return
+    try:
+        os.write(fd, (line.replace("\n", " ") + "\n").encode("utf-8", "replace"))
+    except OSError:
+        pass
+
+
+def _daemon_main(path: str, report_fd: int, run: Callable[[], int], prepare: Callable[[], None],
+                 name: str) -> NoReturn:  # pragma: no cover - forked child
+    """Become the daemon, report to the parent, run; always ends with os._exit."""
+    status = EXIT_FAILURE
+    context: Optional[DaemonContext] = None
+    fd: Optional[int] = report_fd
+    try:
+        context = DaemonContext(
+            working_directory="/",
+            umask=0o022,
+            detach_process=True,
+            pidfile=TimeoutPIDLockFile(path, acquire_timeout=0),
+            files_preserve=[report_fd],
+            # SIGTERM before cli.serve installs its handlers: SystemExit, so the pid file goes;
+            # SIGHUP until then: ignored (its default would kill the daemon).
+            signal_map={
+                signal.SIGTSTP: None,
+                signal.SIGTTIN: None,
+                signal.SIGTTOU: None,
+                signal.SIGHUP: None,
+                signal.SIGTERM: "terminate",
+            },
+        )
+        try:
+            context.open()
+        except (lockfile.AlreadyLocked, lockfile.LockTimeout):
+            context = None
+            other = read_pid(path)
+            _report(fd, f"ERR 1 instance '{name}' is already running (pid {other or '?'}, pid file {path})")
+            os._exit(EXIT_FAILURE)
+        except lockfile.LockFailed as e:
+            context = None
+            _report(fd, f"ERR 1 cannot create pid file {path}: {e}")
+            os._exit(EXIT_FAILURE)
+        except Exception as e:
+            context = None
+            _report(fd, f"ERR 1 cannot become a daemon: {e}")
+            os._exit(EXIT_FAILURE)
+        try:
+            prepare()
+        except ValueError as e:
+            _report(fd, f"ERR {EXIT_USAGE} {e}")
+            status = EXIT_USAGE
+            return  # finally: close the context (removes the pid file), exit
+        _report(fd, f"OK {os.getpid()}")
+        os.close(report_fd)
+        fd = None
+        status = run()
+    except SystemExit as e:
+        if isinstance(e.code, str):  # DaemonContext.terminate: SIGTERM before the loop began
+            log.info("Stopped during start-up: %s", e.code)
+            status = EXIT_OK
+        else:
+            status = e.code if isinstance(e.code, int) else EXIT_OK
+    except BaseException as e:  # noqa: BLE001 - the daemon's last word goes to its log
+        log.exception("The daemon stopped on an unexpected error")
+        _report(fd, f"ERR 1 {type(e).__name__}: {e}")
+        status = EXIT_FAILURE
+    finally:
+        try:
+            if context is not None:
+                context.close()  # removes the pid file
+        except Exception:  # noqa: BLE001 - e.g. somebody removed it already
+            pass
+        logging.shutdown()
+        os._exit(status)
+
+
+# ---- stop -----------------------------------------------------------------------------
+
+
+def stop(path: str, name: str = "default", timeout: float = STOP_TIMEOUT) -> int:
+    """SIGTERM the instance of this pid file and wait for it to end; 0 also when it was not running."""
+    pid = running_pid(path)
+    if pid is None:
+        say(f"instance '{name}' is not running (no live pid in {path})")
+        return EXIT_OK
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        raise DaemonError(f"cannot signal instance '{name}' (pid {pid}): permission denied") from None
+    deadline = time.monotonic() + timeout
+    while process_alive(pid):
+        if time.monotonic() >= deadline:
+            raise DaemonError(f"instance '{name}' (pid {pid}) still running {timeout:g} s after SIGTERM; "
+                              f"it finishes the pass in progress first, or send SIGKILL")
+        time.sleep(0.05)
+    if read_pid(path) == pid:  # gone without cleaning up (SIGKILL, crash)
+        _remove(path)
+    say(f"instance '{name}' stopped (pid {pid})")
+    return EXIT_OK
+
+
+# ---- the --daemon command -------------------------------------------------------------
+
+
+def absolute_paths(settings: Settings, cwd: Optional[str] = None) -> Settings:
+    """Settings whose file paths stay right after the daemon moves to /.
+
+    The re-read on SIGHUP parses `argv` again, so relative paths are also appended to it as
+    absolute options (argparse keeps the last occurrence).
+    """
+    cwd = cwd or os.getcwd()
+    changes: dict[str, object] = {}
+    extra: list[str] = []
+    for attr, flag in PATH_OPTIONS:
+        value = getattr(settings, attr)
+        if value and not os.path.isabs(value):
+            changes[attr] = os.path.normpath(os.path.join(cwd, value))
+            extra += [flag, str(changes[attr])]
+    if not changes:
+        return settings
+    return dataclasses.replace(settings, argv=tuple(settings.argv) + tuple(extra), **changes)
+
+
+def control(settings: Settings, run: Optional[Callable[[Settings], int]] = None) -> int:
+    """`--daemon start|stop|restart`: the exit status (0 ok, 1 failure, 2 usage)."""
+    if run is None:
+        from .cli import run  # the loop of the CLI; imported late, cli imports this module
+    name = settings.instance
+    try:
+        if not name or "/" in name or "\0" in name or name in (".", ".."):
+            raise DaemonError(f"--instance {name!r}: not usable in a file name", EXIT_USAGE)
+        settings = absolute_paths(settings)
+        path = pid_file_path(settings.pid_file_dir, name)
+        if settings.daemon == "stop":
+            return stop(path, name)
+        if settings.daemon != "start" and settings.daemon != "restart":
+            raise DaemonError(f"--daemon {settings.daemon}: not a start/stop/restart command", EXIT_USAGE)
+        if not settings.tables:
+            raise DaemonError("nothing to scale: give --table-name, or --config with [table: REGEX] sections",
+                              EXIT_USAGE)
+        if settings.daemon == "restart":
+            status = stop(path, name)
+            if status != EXIT_OK:
+                return status
+        return _start(settings, path, run)
+    except DaemonError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr, flush=True)
+        return e.status
+
+
+def _start(settings: Settings, path: str, run: Callable[[Settings], int]) -> int:
+    check_not_running(path, settings.instance)  # before any warning: "already running" is one line
+    for warning in settings.warnings:
+        warn(warning)
+    if not settings.log_file and not settings.log_config_file:
+        warn("no log file configured (--log-file or [logging] log-file): the daemon's output goes to "
+             "/dev/null and it logs nothing")
+
+    def prepare() -> None:
+        setup_logging(settings, console=False)  # after detaching: DaemonContext closed every file
+        for warning in settings.warnings:
+            log.warning(warning)
+        log.info("Daemon started: instance %s, pid %d, pid file %s", settings.instance, os.getpid(), path)
+
+    return start(path, lambda: run(settings), prepare, settings.instance)
