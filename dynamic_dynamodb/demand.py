@@ -4,17 +4,21 @@ Pure, like the threshold policy. Per dimension, each pass:
 
 1. Demand of a minute = (consumed + throttled units) / 60: unlike AWS target tracking, a
    throttled table shows how much it was really asked for.
-2. The burst bucket is estimated from the history DynamoDB documents: unused capacity is
-   kept for up to 300 seconds of the provisioned rate. Its fill decides how close to
-   the demand capacity may run: at the target utilisation when the bucket is empty, up to
-   three quarters of the remaining headroom closer when it is full, because then the
-   bucket covers the minutes between a jump in demand and the increase taking effect.
+2. The burst bucket is estimated from the history, as DynamoDB documents it: unused
+   capacity is kept for up to 300 seconds of the provisioned rate. Its fill sets the
+   effective utilisation: the target when the bucket is half full, closer to the demand
+   (up to three quarters of the remaining headroom) when it is full, and further away
+   (half the target's headroom more) when it is empty, because then nothing stands
+   between the next jump in demand and throttling.
 3. Up, at once and sized: any throttling, or demand above halfway between the effective
    utilisation and 100 %, raises capacity to the peak of the last three minutes divided
-   by the target utilisation.
-4. Down, only for a drop that is deep and lasting: the peak of the last hour must sit at
-   least 10 % below what is provisioned. The decrease budget, maintenance windows and the
-   other guards of `policy.decide` still apply.
+   by the lower of the target and the effective utilisation.
+4. Down, only for a drop that is deep and lasting. Over the last half hour, find the
+   least capacity that would have served every minute without throttling, burst credit
+   included, and still kept half a bucket in reserve; provision that at the target
+   utilisation, never below what the last ten minutes need at the effective utilisation.
+   A decrease must save at least 10 %. The decrease budget, maintenance windows and the
+   other guards of `policy.decide` still apply, so it is never one DynamoDB would refuse.
 """
 from __future__ import annotations
 
@@ -23,11 +27,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional
 
-HISTORY_MINUTES = 60  # how far back a decrease looks for the peak it must still serve
+HISTORY_MINUTES = 30  # how long a drop must have lasted before a decrease
+RECENT_MINUTES = 10  # a decrease never goes below what the newest minutes need
 UP_LOOKBACK = 3  # minutes whose peak an increase is sized for
 MIN_DROP = 0.10  # a decrease must save at least this share of the capacity
 BURST_SECONDS = 300  # DynamoDB keeps up to five minutes of unused capacity
 BUCKET_LEND = 0.75  # share of the headroom a full burst bucket may stand in for
+BUCKET_SHORT = 0.5  # extra headroom, as a share of the target's, while the bucket is empty
+REPLAY_START = 0.5  # bucket fill assumed at the start of the replayed history
+REPLAY_RESERVE = 0.5  # bucket fill the replay must end with: a reserve for the next jump
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,12 @@ def fold(state: DemandState, series: tuple[tuple[datetime, float, float], ...],
         newest_throttled
 
 
+def effective_utilisation(target: float, fill: float) -> float:
+    """How close to the demand capacity may run, given the burst bucket's fill (0..1)."""
+    fill = max(0.0, min(1.0, fill))
+    return max(target / 2.0, target + (1.0 - target) * (BUCKET_LEND * fill - BUCKET_SHORT * (1.0 - fill)))
+
+
 def propose(cur: int, series: tuple[tuple[datetime, float, float], ...], target_pct: float,
             state: DemandState) -> tuple[int, str, DemandState]:
     """(new capacity, reason, state) for one dimension."""
@@ -71,18 +85,44 @@ def propose(cur: int, series: tuple[tuple[datetime, float, float], ...], target_
     if not fresh:
         return cur, "no new data", state
     target = target_pct / 100.0
-    fill = state.bucket / (BURST_SECONDS * cur) if cur else 0.0
-    effective = target + (1.0 - target) * BUCKET_LEND * min(1.0, fill)
+    effective = effective_utilisation(target, state.bucket / (BURST_SECONDS * cur) if cur else 0.0)
     last = state.demand[-1]
     if throttled > 0 or last > cur * (1.0 + effective) / 2.0:
-        wanted = math.ceil(max(state.demand[-UP_LOOKBACK:]) / target)
+        wanted = math.ceil(max(state.demand[-UP_LOOKBACK:]) / min(target, effective))
         if wanted > cur:
             why = "throttled" if throttled > 0 else f"demand {last / cur * 100:.0f}% of provisioned"
-            return wanted, f"{why}, sized for {target_pct:g}% utilisation", state
-    peak = max(state.demand)
-    wanted = max(1, math.ceil(peak / effective))
+            return wanted, f"{why}, sized for {min(target, effective) * 100:.0f}% utilisation", state
+    # burst may carry the past half hour's spikes, but not the level of the last minutes
+    recent = math.ceil(max(state.demand[-RECENT_MINUTES:]) / effective)
+    wanted = max(1, recent, math.ceil(cheapest_served(state.demand) / target))
     if wanted <= cur * (1.0 - MIN_DROP):
-        return wanted, f"last hour's peak {peak:.1f}/s fits in {wanted} at {effective * 100:.0f}%", state
+        return wanted, f"the last {len(state.demand)} minutes fit in {wanted}", state
     return cur, f"demand {last / cur * 100:.0f}% of provisioned", state
 
 
+def _serves(p: int, demand: tuple[float, ...]) -> bool:
+    """True when capacity p, with its burst credit, serves every minute and keeps the reserve."""
+    full = BURST_SECONDS * p
+    bucket = REPLAY_START * full
+    cap = 60.0 * p
+    for d in demand:
+        want = d * 60.0
+        if want <= cap:
+            bucket = min(bucket + cap - want, full)
+        else:
+            bucket -= want - cap
+            if bucket < 0:
+                return False
+    return bucket >= REPLAY_RESERVE * full
+
+
+def cheapest_served(demand: tuple[float, ...]) -> int:
+    """The least capacity that would have served this history without throttling, burst included."""
+    lo, hi = max(1, math.floor(sum(demand) / len(demand))), max(1, math.ceil(max(demand)))
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _serves(mid, demand):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo

@@ -1,6 +1,7 @@
 """scaling-policy: demand — each rule pinned by a case."""
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -26,29 +27,52 @@ def minutes(*per_second: float, throttled: float = 0.0, start: datetime = T0):
 
 
 def full(cur: int, values: tuple[float, ...] = ()) -> DemandState:
+    """A state whose burst bucket is full, the newest minute just before T0."""
     return DemandState(T0 - timedelta(minutes=1), values, BURST_SECONDS * cur)
+
+
+def empty() -> DemandState:
+    return DemandState(T0 - timedelta(minutes=1), (), 0.0)
 
 
 CASES = [
     ("throttling raises capacity to the recent peak over the target utilisation",
-     100, minutes(80, 90, 100, throttled=20), DemandState(), 80, 150),
-    ("demand above halfway between target and full capacity raises it", 100, minutes(95), DemandState(), 80, 119),
-    ("demand just under that halfway point keeps capacity", 100, minutes(89), DemandState(), 80, 100),
-    ("a hot minute is sized from the peak of the last three minutes", 100, minutes(99, 120, 95), DemandState(), 80,
-     150),
-    ("no datapoint keeps capacity", 100, (), DemandState(), 80, 100),
-    ("a quiet last hour lowers capacity to its peak at the effective utilisation", 100, minutes(*[40] * 5),
-     DemandState(), 80, 45),
-    ("a small drop is not worth a decrease", 100, minutes(*[76] * 5), DemandState(), 80, 100),
-    ("a full burst bucket lets capacity run closer to the demand", 100, minutes(*[40] * 5), full(100), 80, 43),
-    ("a peak earlier in the hour holds a decrease back", 100, minutes(*[40] * 5), full(100, (88.0,)), 80, 100),
+     100, minutes(80, 90, 100, throttled=20), full(100), 150),
+    ("demand above halfway between the effective utilisation and 100 percent raises it",
+     100, minutes(98), full(100), 123),
+    ("demand below that halfway point keeps capacity", 100, minutes(96), full(100), 100),
+    ("a hot minute is sized from the peak of the last three minutes", 100, minutes(120, 99, 99), full(100), 150),
+    ("no datapoint keeps capacity", 100, (), DemandState(), 100),
+    ("a quiet half hour lowers capacity to what served it, at the target utilisation",
+     100, minutes(*[40] * 5), full(100), 50),
+    ("a small drop is not worth a decrease", 100, minutes(*[76] * 5), full(100), 100),
+    ("a level held in the last ten minutes holds a decrease back", 100, minutes(*[40] * 20 + [88] * 10),
+     full(100), 100),
 ]
 
 
-@pytest.mark.parametrize("cur,series,state,target,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_demand_policy(cur, series, state, target, expected):
-    new, reason, _ = demand.propose(cur, series, target, state)
+@pytest.mark.parametrize("cur,series,state,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_demand_policy(cur, series, state, expected):
+    new, reason, _ = demand.propose(cur, series, 80, state)
     assert new == expected, reason
+
+
+def test_an_empty_bucket_makes_an_increase_earlier_and_bigger():
+    new, _, state = demand.propose(100, minutes(90), 80, empty())
+    effective = demand.effective_utilisation(0.8, state.bucket / (BURST_SECONDS * 100))
+    assert effective < 0.8 and new == math.ceil(90 / effective)
+    assert demand.propose(100, minutes(90), 80, full(100))[0] == 100
+
+
+def test_a_spike_that_burst_would_carry_does_not_hold_a_decrease_back():
+    new, reason, _ = demand.propose(100, minutes(*[40] * 10 + [90] + [40] * 19), 80, full(100))
+    assert 50 <= new < 90, reason
+
+
+@pytest.mark.parametrize("target", [20, 50, 80, 90])
+@pytest.mark.parametrize("fill", [0.0, 0.5, 1.0])
+def test_effective_utilisation_stays_between_half_the_target_and_full(target, fill):
+    assert target / 200 <= demand.effective_utilisation(target / 100, fill) < 1
 
 
 def test_minutes_already_seen_are_not_counted_twice():
@@ -57,7 +81,7 @@ def test_minutes_already_seen_are_not_counted_twice():
     assert (new, reason, again.demand) == (100, "no new data", (50.0, 60.0))
 
 
-def test_history_keeps_the_last_hour_only():
+def test_history_keeps_the_last_half_hour_only():
     _, _, state = demand.propose(100, minutes(*range(90)), 80, DemandState())
     assert len(state.demand) == demand.HISTORY_MINUTES and state.demand[-1] == 89.0
 
@@ -100,8 +124,8 @@ def test_demand_mode_keeps_its_history_in_memory():
 
 @given(cur=st.integers(1, 5000), values=st.lists(st.floats(0, 10_000), min_size=1, max_size=90),
        target=st.floats(20, 90), bucket=st.floats(0, 1))
-def test_demand_never_decreases_below_the_last_hour_peak(cur, values, target, bucket):
+def test_a_decrease_never_goes_below_what_the_last_minutes_demanded(cur, values, target, bucket):
     state = DemandState(None, (), bucket * BURST_SECONDS * cur)
     new, _, after = demand.propose(cur, minutes(*values), target, state)
     if new < cur:
-        assert new >= max(after.demand)
+        assert new >= max(after.demand[-demand.RECENT_MINUTES:])
