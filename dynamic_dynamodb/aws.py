@@ -1,20 +1,30 @@
 """boto3 adapters: the only module that builds AWS clients or sees botocore responses.
 
 Clients honour boto3's own endpoint settings (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_DYNAMODB,
-AWS_ENDPOINT_URL_CLOUDWATCH, AWS_ENDPOINT_URL_SNS) and credential chain; retries are
-botocore's `standard` mode, set explicitly.
+AWS_ENDPOINT_URL_CLOUDWATCH, AWS_ENDPOINT_URL_SNS, AWS_ENDPOINT_URL_STS) and credential chain;
+retries are botocore's `standard` mode, set explicitly. With a role ARN the session's
+credentials come from STS AssumeRole and are refreshed by botocore before they expire.
 """
 from __future__ import annotations
 
 import itertools
+import threading
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Mapping, Optional, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import boto3
+import botocore.session
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.credentials import (
+    AssumeRoleCredentialFetcher,
+    CredentialProvider,
+    CredentialResolver,
+    DeferredRefreshableCredentials,
+)
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from .model import (
     AccessDenied,
@@ -39,8 +49,13 @@ REQUIRED_IAM_ACTIONS = (
     "cloudwatch:GetMetricData",
     "sns:Publish",
 )
+ROLE_SESSION_NAME = "dynamic-dynamodb"  # how CloudTrail names our AssumeRole sessions
 
 MAX_QUERIES_PER_CALL = 500  # GetMetricData's limit; moto does not enforce it, we do
+MAX_DATAPOINTS_PER_CALL = 100_800  # GetMetricData returns at most this many per call (more: NextToken)
+# GetMetricData calls in flight at once: a pass of 10,000 tables (240 calls) is not a queue
+# of round trips, and stays well under the API's 50 calls per second per region
+METRICS_CONCURRENCY = 4
 NAMESPACE = "AWS/DynamoDB"
 
 _ERRORS: Mapping[str, type[AwsError]] = {
@@ -73,18 +88,88 @@ class Connection:
     secret_access_key: Optional[str] = None
     max_attempts: int = 4
     pool_size: int = 16
+    role_arn: Optional[str] = None  # assumed with the credentials above (or the default chain)
+
+
+_loader_lock = threading.Lock()
+_loader: Any = None
+
+
+def _session(core: Optional[botocore.session.Session] = None, **kwargs: Any) -> boto3.Session:
+    """A boto3 session on a botocore session that shares the process's one data loader, so
+    sessions (one per region and role) share the parsed service models: about 0.6 MB per
+    extra session instead of 10."""
+    global _loader
+    core = core or botocore.session.Session()
+    with _loader_lock:
+        if _loader is None:
+            _loader = core.get_component("data_loader")
+        else:
+            core.register_component("data_loader", _loader)
+        session = boto3.Session(botocore_session=core, **kwargs)
+        # boto3 appends its data directory to the loader's search path once per session
+        _loader.search_paths[:] = dict.fromkeys(_loader.search_paths)
+    return session
 
 
 def make_session(conn: Connection) -> boto3.Session:
-    """A boto3 session: explicit keys only when both are given, else the default chain."""
+    """A boto3 session: explicit keys only when both are given, else the default chain; with a
+    role ARN, the credentials of that role, assumed with those."""
     if conn.access_key_id and conn.secret_access_key:
-        return boto3.Session(aws_access_key_id=conn.access_key_id,
-                             aws_secret_access_key=conn.secret_access_key, region_name=conn.region)
-    return boto3.Session(region_name=conn.region)
+        source = _session(aws_access_key_id=conn.access_key_id, aws_secret_access_key=conn.secret_access_key,
+                          region_name=conn.region)
+    else:
+        source = _session(region_name=conn.region)
+    if conn.role_arn is None:
+        return source
+    return _assume_role_session(source, conn)
 
 
-def make_client(session: boto3.Session, service: str, conn: Connection) -> Any:
-    """The one place clients are built: standard retries, bounded timeouts, a pool for threads."""
+class _SourceCredentials:
+    """The caller's credentials, looked up at each AssumeRole (they may rotate themselves)."""
+
+    def __init__(self, session: boto3.Session) -> None:
+        self.session = session
+
+    def get_frozen_credentials(self) -> Any:
+        credentials = self.session.get_credentials()
+        if credentials is None:
+            raise NoCredentialsError()
+        return credentials.get_frozen_credentials()
+
+
+class _RoleProvider(CredentialProvider):
+    """A credential provider that always answers with the role's refreshable credentials."""
+
+    METHOD = "assume-role"
+
+    def __init__(self, credentials: DeferredRefreshableCredentials) -> None:
+        super().__init__()
+        self.credentials = credentials
+
+    def load(self) -> DeferredRefreshableCredentials:
+        return self.credentials
+
+
+def _assume_role_session(source: boto3.Session, conn: Connection) -> boto3.Session:
+    """A session whose credentials botocore fetches with sts:AssumeRole on first use and
+    refreshes before they expire (RefreshableCredentials' advisory and mandatory windows);
+    the STS client is built by make_client in the table's region."""
+    def sts_client(service: str, **credentials: Any) -> Any:
+        return make_client(source, service, conn, **credentials)
+
+    fetcher = AssumeRoleCredentialFetcher(sts_client, _SourceCredentials(source), conn.role_arn,
+                                          extra_args={"RoleSessionName": ROLE_SESSION_NAME})
+    credentials = DeferredRefreshableCredentials(fetcher.fetch_credentials, method=_RoleProvider.METHOD)
+    core = botocore.session.Session()
+    core.register_component("credential_provider", CredentialResolver([_RoleProvider(credentials)]))
+    return _session(core, region_name=conn.region)
+
+
+def make_client(session: boto3.Session, service: str, conn: Connection, region: Optional[str] = None,
+                **credentials: Any) -> Any:
+    """The one place clients are built: standard retries, bounded timeouts, a pool for threads.
+    `region` overrides the session's (SNS topics live in their own region)."""
     config = Config(
         retries={"mode": "standard", "total_max_attempts": conn.max_attempts},
         connect_timeout=10,
@@ -92,14 +177,16 @@ def make_client(session: boto3.Session, service: str, conn: Connection) -> Any:
         max_pool_connections=conn.pool_size,
         user_agent_extra="dynamic-dynamodb",
     )
-    return session.client(service, config=config)
+    return session.client(service, config=config, region_name=region, **credentials)
 
 
 def _when(value: Any) -> Optional[datetime]:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        # in UTC: botocore gives every parsed timestamp its own tzlocal() instance, which
+        # kept ~0.6 kB per datapoint alive (40 MB for a 1,000-table pass)
+        return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
     return datetime.fromtimestamp(float(value), tz=timezone.utc)
 
 
@@ -179,22 +266,64 @@ def _dimensions(target: Target) -> list[dict[str, str]]:
 class CloudWatchMetrics:
     """MetricsSource over GetMetricData: all series of a pass in as few calls as the API allows."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, batch_size: int = MAX_QUERIES_PER_CALL,
+                 concurrency: int = METRICS_CONCURRENCY) -> None:
         self.client = client
+        self.batch_size = max(1, min(batch_size, MAX_QUERIES_PER_CALL))
+        self.concurrency = max(1, concurrency)
         self.calls = 0
+        self._lock = threading.Lock()
 
     def fetch(self, queries: Sequence[MetricQuery]) -> dict[MetricQuery, Datapoints]:
-        """Sums per bucket for every query, oldest first; no data gives an empty list."""
+        """Sums per bucket for every query, oldest first; no data gives an empty list.
+
+        One call per window and `batch_size` queries (pages followed), a few in flight at once."""
         result: dict[MetricQuery, Datapoints] = {q: [] for q in queries}
         by_window: dict[tuple[datetime, datetime], list[MetricQuery]] = defaultdict(list)
         for q in dict.fromkeys(queries):
             by_window[(q.start, q.end)].append(q)
-        for (start, end), group in by_window.items():
-            for batch in _chunks(group, MAX_QUERIES_PER_CALL):
+        batches = [(start, end, batch) for (start, end), group in by_window.items()
+                   for batch in _chunks(group, self.batch_size)]
+        if len(batches) > 1 and self.concurrency > 1:
+            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(batches))) as pool:
+                for found in pool.map(lambda b: self._fetch_batch(*b), batches):
+                    result.update(found)
+        else:
+            for start, end, batch in batches:
                 result.update(self._fetch_batch(start, end, batch))
         return result
 
-    def _fetch_batch(self, start: datetime, end: datetime, batch: list[MetricQuery]) -> dict[MetricQuery, Datapoints]:
+    def fetch_history(self, queries: Sequence[MetricQuery], stat: str = "Sum",
+                      max_datapoints: int = MAX_DATAPOINTS_PER_CALL) -> dict[MetricQuery, Datapoints]:
+        """Long series, such as a backtest's days of 1-minute datapoints: `stat` per bucket, oldest first.
+
+        Each call asks for at most `batch_size` queries and `max_datapoints` datapoints: the queries of a
+        window are batched and the window split in time (on bucket boundaries) as needed; the pages of
+        every call are followed (NextToken). No data gives an empty list."""
+        groups: dict[tuple[datetime, datetime, int], list[MetricQuery]] = defaultdict(list)
+        for q in dict.fromkeys(queries):
+            groups[(q.start, q.end, q.period)].append(q)
+        calls = [(t0, t1, group[lo:hi])
+                 for (start, end, period), group in groups.items()
+                 for lo, hi, t0, t1 in plan_history_calls(len(group), start, end, period, self.batch_size,
+                                                          max_datapoints)]
+        merged: dict[MetricQuery, dict[datetime, float]] = defaultdict(dict)
+
+        def one(call: tuple[datetime, datetime, list[MetricQuery]]) -> dict[MetricQuery, Datapoints]:
+            return self._fetch_batch(*call, stat=stat)
+
+        if len(calls) > 1 and self.concurrency > 1:
+            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(calls))) as pool:
+                found_all = list(pool.map(one, calls))
+        else:
+            found_all = [one(call) for call in calls]
+        for found in found_all:
+            for q, points in found.items():
+                merged[q].update(points)
+        return {q: sorted(merged[q].items()) for q in queries}
+
+    def _fetch_batch(self, start: datetime, end: datetime, batch: list[MetricQuery],
+                     stat: str = "Sum") -> dict[MetricQuery, Datapoints]:
         ids = {f"q{i}": q for i, q in enumerate(batch)}
         request = [
             {
@@ -202,7 +331,7 @@ class CloudWatchMetrics:
                 "MetricStat": {
                     "Metric": {"Namespace": NAMESPACE, "MetricName": q.metric, "Dimensions": _dimensions(q.target)},
                     "Period": q.period,
-                    "Stat": "Sum",
+                    "Stat": stat,
                 },
                 "ReturnData": True,
             }
@@ -213,7 +342,8 @@ class CloudWatchMetrics:
             pages = self.client.get_paginator("get_metric_data").paginate(
                 MetricDataQueries=request, StartTime=start, EndTime=end, ScanBy="TimestampAscending")
             for page in pages:
-                self.calls += 1
+                with self._lock:
+                    self.calls += 1
                 for series in page.get("MetricDataResults", []):
                     q = ids.get(series.get("Id"))
                     if q is not None:
@@ -223,6 +353,23 @@ class CloudWatchMetrics:
         return {q: sorted(points.items()) for q, points in found.items()}
 
 
+def plan_history_calls(count: int, start: datetime, end: datetime, period: int, max_queries: int,
+                       max_datapoints: int) -> list[tuple[int, int, datetime, datetime]]:
+    """GetMetricData calls for `count` queries over [start, end) in buckets of `period` s:
+    (first query, end query, call start, call end), each call at most `max_queries` queries and
+    `max_datapoints` datapoints; call windows start on bucket boundaries, so buckets stay anchored."""
+    buckets = max(1, -(-int((end - start).total_seconds()) // period))
+    per_call = max(1, min(max_queries, count, max_datapoints // buckets))  # queries per call
+    span = max(1, min(buckets, max_datapoints // per_call))  # buckets per call
+    calls = []
+    for lo in range(0, count, per_call):
+        for first in range(0, buckets, span):
+            t0 = start + timedelta(seconds=first * period)
+            t1 = min(end, start + timedelta(seconds=(first + span) * period))
+            calls.append((lo, min(count, lo + per_call), t0, t1))
+    return calls
+
+
 def _chunks(items: list, size: int):
     it = iter(items)
     while batch := list(itertools.islice(it, size)):
@@ -230,14 +377,26 @@ def _chunks(items: list, size: int):
 
 
 class SnsNotifier:
-    """Notifier over SNS Publish."""
+    """Notifier over SNS Publish. SNS accepts a topic only in its own region: given
+    `client_for_region`, a topic of another region is published with a client of that region."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, client_for_region: Optional[Callable[[str], Any]] = None) -> None:
         self.client = client
+        self.client_for_region = client_for_region
+        self._regional: dict[str, Any] = {}
+
+    def _client(self, topic_arn: str) -> Any:
+        parts = topic_arn.split(":")
+        region = parts[3] if len(parts) > 3 else ""
+        if self.client_for_region is None or not region or region == self.client.meta.region_name:
+            return self.client
+        if region not in self._regional:
+            self._regional[region] = self.client_for_region(region)
+        return self._regional[region]
 
     def publish(self, topic_arn: str, subject: str, message: str) -> None:
         """Publish one message (SNS subjects are limited to 100 characters)."""
         try:
-            self.client.publish(TopicArn=topic_arn, Subject=subject[:100], Message=message)
+            self._client(topic_arn).publish(TopicArn=topic_arn, Subject=subject[:100], Message=message)
         except (ClientError, BotoCoreError) as e:
             raise translate(e) from None

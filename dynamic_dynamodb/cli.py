@@ -9,27 +9,35 @@ import threading
 from typing import Optional, Sequence
 
 from . import config, state
-from .loop import PassReport, Ports, Scaler, run_forever, utcnow
+from .fleet import Fleet
+from .loop import PassReport, Ports, run_forever, utcnow
 from .logsetup import LOGGER, setup_logging
-from .settings import ConfigError, Settings
+from .settings import ConfigError, Placement, Settings
 
 log = logging.getLogger(LOGGER)
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
-def build_ports(settings: Settings) -> Ports:
-    """Real AWS adapters for the settings' region and credentials."""
+def build_ports(settings: Settings, placement: Optional[Placement] = None) -> Ports:
+    """Real AWS adapters for a placement's region and role (default: the settings' region and
+    role), with the settings' keys or the default credential chain."""
     from . import aws
     from .breaker import HttpBreaker
 
-    conn = aws.Connection(settings.region, settings.aws_access_key_id, settings.aws_secret_access_key)
+    placement = placement or Placement(settings.region, settings.role_arn)
+    conn = aws.Connection(placement.region, settings.aws_access_key_id, settings.aws_secret_access_key,
+                          role_arn=placement.role_arn)
     session = aws.make_session(conn)
     wants_sns = any(s.rules.sns_topic_arn or any(g.rules.sns_topic_arn for g in s.gsis) for s in settings.tables)
+    notifier = None
+    if wants_sns:
+        notifier = aws.SnsNotifier(aws.make_client(session, "sns", conn),
+                                   lambda region: aws.make_client(session, "sns", conn, region=region))
     return Ports(
         tables=aws.DynamoTables(aws.make_client(session, "dynamodb", conn)),
-        metrics=aws.CloudWatchMetrics(aws.make_client(session, "cloudwatch", conn)),
-        notifier=aws.SnsNotifier(aws.make_client(session, "sns", conn)) if wants_sns else None,
+        metrics=aws.CloudWatchMetrics(aws.make_client(session, "cloudwatch", conn), settings.metrics_batch_size),
+        notifier=notifier,
         breaker=HttpBreaker(),
     )
 
@@ -45,7 +53,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         settings = config.load_settings(argv)
     except ConfigError as e:
-        return _fail(str(e), EXIT_USAGE)
+        stopping = _stop_settings(argv)
+        if stopping is None:
+            return _fail(str(e), EXIT_USAGE)
+        print(f"dynamic-dynamodb: warning: {e} (--daemon stop goes ahead)", file=sys.stderr)
+        settings = stopping
     if settings.show_config:
         print(json.dumps(config.settings_as_dict(settings), indent=2, sort_keys=True))
         return EXIT_OK
@@ -72,9 +84,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_OK
 
 
+def _stop_settings(argv: Sequence[str]) -> Optional[Settings]:
+    """For `--daemon stop` only: the pid file options, so a broken config file cannot
+    keep a running daemon from being stopped."""
+    args = config.build_parser().parse_args(list(argv))
+    if args.daemon != "stop":
+        return None
+    return Settings(argv=tuple(argv), daemon="stop", instance=args.instance, pid_file_dir=args.pid_file_dir)
+
+
 def run(settings: Settings) -> int:
     """One pass (--run-once) or the foreground loop until SIGTERM/SIGINT; SIGHUP re-reads the config."""
-    scaler = Scaler(settings, build_ports(settings), memory=state.load(state_path(settings)))
+    scaler = Fleet(settings, build_ports, memory=state.load_placed(state_path(settings)))
     if settings.run_once:
         report = run_pass(scaler, utcnow())
         return EXIT_OK if report.ok else EXIT_FAILURE
@@ -86,15 +107,15 @@ def state_path(settings: Settings) -> str:
     return settings.state_file or state.default_path(settings.pid_file_dir, settings.instance)
 
 
-def run_pass(scaler: Scaler, now) -> PassReport:
+def run_pass(scaler: Fleet, now) -> PassReport:
     """One pass, then the memory saved (a dry run never writes the state file)."""
     report = scaler.run_pass(now)
     if not scaler.dry_run:
-        state.save(state_path(scaler.settings), scaler.memory)
+        state.save_placed(state_path(scaler.settings), scaler.memory)
     return report
 
 
-def serve(scaler: Scaler) -> int:
+def serve(scaler: Fleet) -> int:
     """The foreground loop with its signal handling (also what a daemon runs after detaching)."""
     stop = threading.Event()
     reload_requested = threading.Event()
@@ -105,6 +126,7 @@ def serve(scaler: Scaler) -> int:
         stop.set()
 
     def on_hup(_signum: int, _frame: object) -> None:
+        log.info("Received SIGHUP, re-reading the configuration before the next pass")
         reload_requested.set()
 
     signal.signal(signal.SIGTERM, on_stop)
@@ -123,7 +145,7 @@ def serve(scaler: Scaler) -> int:
     return EXIT_OK
 
 
-def reload(scaler: Scaler) -> Scaler:
+def reload(scaler: Fleet) -> Fleet:
     """A scaler for the re-read config file; a broken file is logged and the running scaler kept."""
     try:
         fresh = config.load_settings(scaler.settings.argv)
@@ -132,4 +154,4 @@ def reload(scaler: Scaler) -> Scaler:
         log.error("Reload failed, keeping the running configuration: %s", e)
         return scaler
     log.info("Configuration reloaded from %s", fresh.config_file)
-    return Scaler(fresh, build_ports(fresh), memory=scaler.memory)
+    return Fleet(fresh, build_ports, memory=scaler.memory)

@@ -38,6 +38,7 @@ from .settings import ConfigError, GsiSection, Settings, TableSection
 LOG_LEVELS = ("debug", "info", "warning", "error")
 DAEMON_COMMANDS = ("start", "stop", "restart", "foreground", "fg")
 MAX_BACKTEST_DAYS = 15
+AWS_TARGET_RANGE = (20.0, 90.0)  # what AWS target tracking accepts for DynamoDB, percent
 MASK = "***"
 
 GLOBAL = "global"
@@ -141,6 +142,37 @@ def to_region(text: str) -> str:
     return value
 
 
+def to_regions(text: str) -> tuple[str, ...]:
+    """Comma-separated AWS region names such as us-east-1, eu-west-1 (duplicates dropped)."""
+    regions: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if part and to_region(part) not in regions:
+            regions.append(part)
+    if not regions:
+        raise ValueError(f"expected regions such as us-east-1, eu-west-1, got {text!r}")
+    return tuple(regions)
+
+
+_ROLE_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
+
+
+def to_role_arn(text: str) -> str:
+    """An IAM role ARN such as arn:aws:iam::123456789012:role/dynamic-dynamodb."""
+    value = text.strip()
+    if not _ROLE_ARN.fullmatch(value) or value.endswith("/"):
+        raise ValueError(f"expected an IAM role ARN such as arn:aws:iam::123456789012:role/dynamic-dynamodb, "
+                         f"got {text!r}")
+    return value
+
+
+def to_batch_size(text: str) -> int:
+    """GetMetricData queries per call: 1 to 500 (the API's limit)."""
+    value = to_int(text)
+    if not 1 <= value <= 500:
+        raise ValueError(f"expected 1 to 500 queries per call, got {text!r}")
+    return value
+
+
 def to_scale(text: str) -> dict:
     """A dict of numbers to numbers such as {0: 0, 0.25: 5, 1: 20}, sorted by key."""
     try:
@@ -228,6 +260,15 @@ def to_days(text: str) -> int:
     return value
 
 
+def to_target_utilization(text: str) -> float:
+    """Target utilisation of the AWS target-tracking baseline: 20 to 90 percent."""
+    value = to_float(text)
+    low, high = AWS_TARGET_RANGE
+    if not low <= value <= high:
+        raise ValueError(f"expected a percent from {low:g} to {high:g}, got {text!r}")
+    return value
+
+
 TYPE_NAMES: dict[Callable[[str], Any], str] = {
     to_str: "string",
     to_int: "integer",
@@ -240,12 +281,16 @@ TYPE_NAMES: dict[Callable[[str], Any], str] = {
     to_daemon: "command",
     to_path: "path",
     to_region: "region",
+    to_regions: "list of regions",
+    to_role_arn: "ARN",
+    to_batch_size: "integer",
     to_scale: "dict",
     to_windows: "windows",
     to_url: "URL",
     to_sns_types: "list",
     to_sns_arn: "ARN",
     to_days: "integer",
+    to_target_utilization: "number",
 }
 
 
@@ -440,6 +485,14 @@ GLOBAL_KEYS: tuple[GlobalKey, ...] = (
     GlobalKey(GLOBAL, "aws-secret-access-key", "aws_secret_access_key", to_str, flag="--aws-secret-access-key",
         help="Alias of aws-secret-access-key-id."),
     GlobalKey(GLOBAL, "region", "region", to_region, "AWS region of the tables, CloudWatch and SNS.", flag="--region"),
+    GlobalKey(GLOBAL, "regions", "regions", to_regions,
+        help="Comma-separated regions: every table section without its own region applies in each of them "
+             "(one process, one pass for all); --region on the command line replaces the list."),
+    GlobalKey(GLOBAL, "role-arn", "role_arn", to_role_arn,
+        help="IAM role to assume (STS AssumeRole, refreshed before it expires) for every table section without "
+             "its own role-arn, e.g. to reach tables in another account."),
+    GlobalKey(GLOBAL, "metrics-batch-size", "metrics_batch_size", to_batch_size,
+        help="CloudWatch GetMetricData queries per call, at most 500 (the default); lower only for debugging."),
     GlobalKey(GLOBAL, "check-interval", "check_interval", to_int, low=1, flag="--check-interval",
         help="Seconds from the start of one pass to the start of the next."),
     GlobalKey(GLOBAL, "circuit-breaker-url", "circuit_breaker_url", to_url,
@@ -455,6 +508,31 @@ GLOBAL_KEYS: tuple[GlobalKey, ...] = (
 SECTION_KEYS: dict[str, dict[str, GlobalKey]] = {
     section: {k.name: k for k in GLOBAL_KEYS if k.section == section} for section in (GLOBAL, LOGGING)
 }
+
+
+@dataclass(frozen=True)
+class PlacementKey:
+    """A key of `[default_options]` and `[table: ...]` that says where the tables live, not how
+    they scale (a GSI lives where its table does)."""
+
+    name: str
+    attr: str  # field of TableSection
+    convert: Callable[[str], Any]
+    help: str
+
+    @property
+    def type_name(self) -> str:
+        """The value type as the docs name it."""
+        return TYPE_NAMES[self.convert]
+
+
+PLACEMENT_KEYS: tuple[PlacementKey, ...] = (
+    PlacementKey("region", "regions", to_region,
+        "Region of the tables of this section; default: each of [global] regions, else [global] region."),
+    PlacementKey("role-arn", "role_arn", to_role_arn,
+        "IAM role to assume for the tables of this section (another account); default: [global] role-arn."),
+)
+PLACEMENT_KEYS_BY_NAME: dict[str, PlacementKey] = {key.name: key for key in PLACEMENT_KEYS}
 
 
 @dataclass(frozen=True)
@@ -559,6 +637,10 @@ CLI_OPTIONS: tuple[CliOption, ...] = (
         help="Replay the matched tables' CloudWatch history of the last --days days through the policy."),
     CliOption(("--days",), SIMULATION, dest="backtest_days", convert=to_days, metavar="N", default_text="7",
         help=f"Days of history for --backtest, at most {MAX_BACKTEST_DAYS}."),
+    CliOption(("--aws-target-utilization",), SIMULATION, dest="aws_target_utilization",
+        convert=to_target_utilization, metavar="PCT", default_text="70",
+        help="Target utilisation, 20 to 90 percent, of the AWS target-tracking baseline that --simulate and "
+             "--backtest compare the config with."),
 )
 
 TABLE_CLI_DESTS: dict[str, Key] = {key.dest: key for key in TABLE_KEYS if key.cli}
@@ -819,10 +901,14 @@ def _compile(regex: str, where: str) -> re.Pattern:
 def _unknown_keys(section: _Section, path: str) -> Iterable[str]:
     """Messages about keys the section does not know."""
     known: Iterable[str] = SECTION_KEYS[section.kind] if section.kind in SECTION_KEYS else KEYS_BY_NAME
+    if section.kind in ("table", DEFAULT_OPTIONS):
+        known = {**KEYS_BY_NAME, **PLACEMENT_KEYS_BY_NAME}
     for name in section.values:
         if name not in known:
             hint = difflib.get_close_matches(name, list(known), n=1)
             more = f" (did you mean {hint[0]!r}?)" if hint else ""
+            if name in PLACEMENT_KEYS_BY_NAME:
+                more = " (a GSI lives where its table does: set it in the [table: ...] section)"
             yield f"{path} {section.where}: unknown key {name!r}{more}"
 
 
@@ -916,6 +1002,36 @@ def _table_sections(
     return [dataclasses.replace(table, gsis=tuple(gsis[key])) for key, (_, table) in tables.items()]
 
 
+def _placement_values(sections: Iterable[_Section], path: str) -> dict[str, Any]:
+    """region and role-arn of these sections (later ones win), as TableSection fields."""
+    values: dict[str, Any] = {}
+    for section in sections:
+        for name, raw in section.values.items():
+            key = PLACEMENT_KEYS_BY_NAME.get(name)
+            if key is None or not raw.strip():  # an empty value leaves the default
+                continue
+            try:
+                value = key.convert(raw)
+            except ValueError as error:
+                raise ConfigError(f"{path} {section.where} {name}: {error}") from None
+            values[key.attr] = (value,) if key.attr == "regions" else value
+    return values
+
+
+def _placed(tables: Sequence[TableSection], sections: Sequence[_Section], path: str,
+            from_command_line: bool) -> list[TableSection]:
+    """Each table section with its region and role-arn: its own, else [default_options]'s."""
+    defaults = _placement_values([s for s in sections if s.kind == DEFAULT_OPTIONS], path)
+    own = {s.key: s for s in sections if s.kind == "table"}
+    placed = []
+    for table in tables:
+        values = dict(defaults)
+        if not from_command_line and table.key in own:
+            values.update(_placement_values([own[table.key]], path))
+        placed.append(dataclasses.replace(table, **values))
+    return placed
+
+
 def _check_readable(value: _Value, what: str) -> None:
     """The log configuration file must be readable at start-up, not at the first log line."""
     path = value.value
@@ -965,8 +1081,11 @@ def load_settings(argv: Sequence[str]) -> Settings:
         if cli_table:
             flags = ", ".join(KEYS_BY_NAME[name].flag for name in cli_table)
             warnings.append(f"command-line table options ignored without --table-name: {flags}")
-    if args.simulate_output and not args.simulate:
-        warnings.append("--simulate-output has no effect without --simulate")
+    tables = _placed(tables, sections, path, from_command_line=args.table_name is not None)
+    if args.simulate_output and not (args.simulate or args.backtest):
+        warnings.append("--simulate-output has no effect without --simulate or --backtest")
+    if args.aws_target_utilization is not None and not (args.simulate or args.backtest):
+        warnings.append("--aws-target-utilization has no effect without --simulate or --backtest")
     if args.backtest_days is not None and not args.backtest:
         warnings.append("--days has no effect without --backtest")
 
@@ -979,6 +1098,9 @@ def load_settings(argv: Sequence[str]) -> Settings:
         check_interval=glob["check_interval"].value,
         circuit_breaker_url=cb_url,
         circuit_breaker_timeout=cb_timeout,
+        regions=() if args.region is not None else glob["regions"].value,  # --region replaces the list
+        role_arn=glob["role_arn"].value,
+        metrics_batch_size=glob["metrics_batch_size"].value,
         log_file=glob["log_file"].value,
         log_level=glob["log_level"].value,
         log_config_file=glob["log_config_file"].value,
@@ -994,6 +1116,8 @@ def load_settings(argv: Sequence[str]) -> Settings:
         simulate_output=args.simulate_output,
         backtest=args.backtest,
         backtest_days=args.backtest_days or Settings.backtest_days,
+        aws_target_utilization=(Settings.aws_target_utilization if args.aws_target_utilization is None
+                                else args.aws_target_utilization),
         tables=tuple(tables),
         warnings=tuple(warnings),
     )
@@ -1045,4 +1169,9 @@ def settings_as_dict(settings: Settings) -> dict[str, Any]:
     if data["aws_secret_access_key"] is not None:
         data["aws_secret_access_key"] = MASK
     data["argv"] = _mask_argv(settings.argv)
+    for table, section in zip(data["tables"], settings.tables):  # where each section applies
+        table["regions"] = list(section.regions or settings.regions or (settings.region,))
+        table["role_arn"] = section.role_arn or settings.role_arn
+    data["placements"] = [{"region": p.region, "role_arn": p.role_arn, "tables": [s.key for s in sections]}
+                          for p, sections in settings.placements().items()]
     return data

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Optional
 
@@ -167,9 +167,11 @@ class Scaler:
             if desc is None:
                 continue
             targets = [(desc.table, section.rules)]
+            # while the table is not ACTIVE DynamoDB refuses any UpdateTable, its GSIs' too
+            table_busy = not desc.table.active and not desc.table.on_demand
             for status in desc.indexes:
                 rules = self._gsi_rules(section, status.target.index or "")
-                if rules is not None:
+                if rules is not None and not table_busy:
                     targets.append((status, rules))
             for status, rules in targets:
                 if self._skip(status, report):
@@ -296,6 +298,8 @@ class Scaler:
             cap = d.increases_only
             log.info("%s: provisioning updated to %d reads and %d writes (increases only)",
                      d.target, cap.reads, cap.writes)
+            self._notify_change(replace(d, reads=replace(d.reads, new=cap.reads),
+                                        writes=replace(d.writes, new=cap.writes)))
 
     def _notify_change(self, d: Decision) -> None:
         rules = self._rules_of(d)
@@ -306,9 +310,9 @@ class Scaler:
             return
         what = f"GSI {d.target.index}" if d.target.index else f"table {d.target.table}"
         prefix = f"{d.target.table} - GSI: {d.target.index}" if d.target.index else d.target.table
-        lines = [f"{prefix} - {x.dim.value.capitalize()}: {x.change.upper()} from {x.current} to {x.new}"
+        lines = [f"{prefix} - {x.dim.value.capitalize()}: {x.change.upper()} from {x.current} to {x.new}\n"
                  for x in d.dims() if x.change]
-        self._publish(rules.sns_topic_arn, f"Updated provisioning for {what}", "\n".join(lines), d.target)
+        self._publish(rules.sns_topic_arn, f"Updated provisioning for {what}", "".join(lines), d.target)
 
     def _notify_alarm(self, d: Decision) -> None:
         rules = self._rules_of(d)
@@ -317,13 +321,20 @@ class Scaler:
             return
         label = f"Table {d.target.table}" + (f" - GSI: {d.target.index}" if d.target.index else "")
         subject = f"ALARM: {'High' if d.alarm == 'high' else 'Low'} Throughput for {label}"
+        prefix = d.target.table + (f" - GSI: {d.target.index}" if d.target.index else "")
         lines = []
         for x in d.dims():
-            r = rules.dim(x.dim)
-            threshold = r.upper_alarm_threshold if d.alarm == "high" else r.lower_alarm_threshold
-            pct = "no data" if x.consumed_pct is None else f"{x.consumed_pct:.6f}%"
-            lines.append(f"Consumed {x.dim.value}: {pct} (alarm threshold {threshold:g}%)")
-        self._publish(rules.sns_topic_arn, subject, "\n".join(lines), d.target)
+            r, pct = rules.dim(x.dim), x.consumed_pct
+            capacity = "Read" if x.dim is Dim.READS else "Write"
+            if pct is None:
+                continue
+            if d.alarm == "high" and r.upper_alarm_threshold and pct >= r.upper_alarm_threshold:
+                lines.append(f"{prefix} - Consumed {capacity} Capacity {pct:f}% was greater than or equal to "
+                             f"the upper alarm threshold {r.upper_alarm_threshold:f}%\n")
+            elif d.alarm == "low" and r.lower_alarm_threshold and pct < r.lower_alarm_threshold:
+                lines.append(f"{prefix} - Consumed {capacity} Capacity {pct:f}% was below "
+                             f"the lower alarm threshold {r.lower_alarm_threshold:f}%\n")
+        self._publish(rules.sns_topic_arn, subject, "".join(lines), d.target)
 
     def _notify_budget(self, d: Decision) -> None:
         """Said once per UTC day: decreases wait because DynamoDB's daily allowance is spent."""

@@ -23,6 +23,18 @@ class GsiSection:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """Where a group of tables lives: an AWS region, and the IAM role assumed to reach it
+    (None: the process's own credentials). One Scaler, with its own clients, per placement."""
+
+    region: str
+    role_arn: Optional[str] = None
+
+    def __str__(self) -> str:
+        return self.region if self.role_arn is None else f"{self.region} as {self.role_arn}"
+
+
+@dataclass(frozen=True)
 class TableSection:
     """A `[table: REGEX]` section (or the one table of `--table-name`)."""
 
@@ -30,6 +42,9 @@ class TableSection:
     regex: re.Pattern
     rules: TargetRules
     gsis: tuple[GsiSection, ...] = ()
+    # where the section applies; () means Settings.regions, else Settings.region
+    regions: tuple[str, ...] = ()
+    role_arn: Optional[str] = None  # None means Settings.role_arn
 
 
 @dataclass(frozen=True)
@@ -45,6 +60,9 @@ class Settings:
     check_interval: int = 300
     circuit_breaker_url: Optional[str] = None
     circuit_breaker_timeout: float = 10000.0
+    regions: tuple[str, ...] = ()  # [global] regions: every section applies in each of these
+    role_arn: Optional[str] = None  # IAM role assumed for every section without its own
+    metrics_batch_size: int = 500  # GetMetricData queries per call (1 only for debugging)
     # [logging]
     log_file: Optional[str] = None
     log_level: str = "info"
@@ -63,5 +81,16 @@ class Settings:
     simulate_output: Optional[str] = None
     backtest: bool = False
     backtest_days: int = 7
+    aws_target_utilization: float = 70.0  # target of the aws-target-N baseline, percent
     tables: tuple[TableSection, ...] = field(default_factory=tuple)
     warnings: tuple[str, ...] = ()  # unknown sections/keys etc., logged once logging is set up
+
+    def placements(self) -> dict[Placement, tuple[TableSection, ...]]:
+        """The table sections grouped by where they apply, in file order (a section naming no
+        region applies in each of [global] regions, or else in [global] region)."""
+        groups: dict[Placement, list[TableSection]] = {}
+        for section in self.tables:
+            role = section.role_arn or self.role_arn
+            for region in section.regions or self.regions or (self.region,):
+                groups.setdefault(Placement(region, role), []).append(section)
+        return {placement: tuple(sections) for placement, sections in groups.items()}

@@ -244,10 +244,11 @@ def test_the_command_names_a_bad_trace_in_one_line_and_exits_2(tmp_path):
     assert out.getvalue() == ""
 
 
-def test_backtest_is_refused_until_it_exists():
+def test_backtest_without_table_sections_is_refused_as_there_is_nothing_to_backtest():
+    # the backtest itself is tested in tests/test_backtest.py and tests/e2e/test_simulate_cli.py
     err = io.StringIO()
     assert simulation_cli.main(Settings(backtest=True), make_standin, stderr=err) == 2
-    assert "--backtest" in err.getvalue()
+    assert "nothing to backtest" in err.getvalue()
 
 
 def test_the_passes_log_only_errors_during_a_replay_and_the_level_comes_back(tmp_path, day_trace):

@@ -1,4 +1,5 @@
-"""`dynamic-dynamodb --config CONF --simulate TRACE.csv [--simulate-output DIR]`: run and print the comparison."""
+"""`dynamic-dynamodb --config CONF --simulate TRACE.csv [--simulate-output DIR]`, and `--backtest [--days N]`:
+run and print the comparison."""
 from __future__ import annotations
 
 import contextlib
@@ -9,6 +10,7 @@ from typing import Iterator, TextIO
 
 from ..logsetup import LOGGER
 from ..settings import Settings
+from . import backtest
 from .run import MakeScaler, NoTableName, production_scaler, simulate
 from .trace import TraceError
 
@@ -16,16 +18,21 @@ EXIT_OK, EXIT_USAGE = 0, 2
 
 
 def main(settings: Settings, make_scaler: MakeScaler = production_scaler, stdout: TextIO = sys.stdout,
-         stderr: TextIO = sys.stderr) -> int:
-    """Simulate settings.simulate into settings.simulate_output (default ./simulation-<trace>); exit status."""
-    if not settings.simulate:
-        print("dynamic-dynamodb: error: --backtest is not available yet; use --simulate TRACE.csv", file=stderr)
+         stderr: TextIO = sys.stderr, connect: backtest.Connect = backtest.connect) -> int:
+    """Simulate settings.simulate into settings.simulate_output (default ./simulation-<trace>), or backtest
+    the config on its tables' CloudWatch history (one ./backtest-<table>[-<gsi>] each); exit status."""
+    if settings.simulate and settings.backtest:
+        print("dynamic-dynamodb: error: give --simulate TRACE.csv or --backtest, not both", file=stderr)
         return EXIT_USAGE
+    if not settings.simulate:
+        return backtest.run(settings, make_scaler, connect=connect, stdout=stdout, stderr=stderr,
+                            quiet=lambda: _quiet_passes(settings))
     trace = Path(settings.simulate)
     out = Path(settings.simulate_output or f"simulation-{trace.stem}")
     try:
         with _quiet_passes(settings):
-            report = simulate(settings, trace, out, make_scaler, progress=stderr)
+            report = simulate(settings, trace, out, make_scaler, aws_target=settings.aws_target_utilization,
+                              progress=stderr)
     except (TraceError, NoTableName) as e:
         print(f"dynamic-dynamodb: error: {e}", file=stderr)
         return EXIT_USAGE
