@@ -120,6 +120,7 @@ def serve(scaler: Fleet) -> int:
     stop = threading.Event()
     reload_requested = threading.Event()
     current = [scaler]
+    scaler.stop_with(stop)
 
     def on_stop(signum: int, _frame: object) -> None:
         log.info("Received %s, finishing the table in progress and stopping", signal.Signals(signum).name)
@@ -137,6 +138,7 @@ def serve(scaler: Fleet) -> int:
         if reload_requested.is_set():
             reload_requested.clear()
             current[0] = reload(current[0])
+            current[0].stop_with(stop)
 
     log.info("Starting: check interval %s s, %d table section(s)%s", scaler.settings.check_interval,
              len(scaler.settings.tables), ", dry run" if scaler.dry_run else "")

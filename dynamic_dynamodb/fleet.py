@@ -94,6 +94,11 @@ class Fleet:
             self.scalers[placement] = Scaler(local, ports, memory=saved.get(placement_key(placement), {}),
                                              dry_run=self.dry_run)
 
+    def stop_with(self, stop) -> None:
+        """Make every placement's pass end after the table in progress once `stop` is set."""
+        for scaler in self.scalers.values():
+            scaler.stop = stop
+
     @property
     def memory(self) -> dict[PlacementKey, dict[Target, Memory]]:
         """Every placement's memory, for the state file."""
@@ -107,6 +112,8 @@ class Fleet:
         tables = 0
         several = len(self.scalers) > 1
         for placement, scaler in self.scalers.items():
+            if scaler.stop.is_set():
+                break
             with _labelled(str(placement) if several else None):
                 try:
                     report = scaler.run_pass(now)

@@ -90,6 +90,7 @@ class Scaler:
         self.dry_run = settings.dry_run if dry_run is None else dry_run
         self._matches: dict[str, Optional[TableSection]] = {}
         self._warned: set[str] = set()
+        self.stop = threading.Event()  # set by SIGTERM: finish the table in progress, leave the rest
 
     # ---- matching -------------------------------------------------------------------
 
@@ -132,7 +133,10 @@ class Scaler:
             decision = self._decide(job, data, breaker, now)
             report.decisions.append(decision)
             by_table.setdefault(job.status.target.table, []).append(decision)
-        for table, decisions in by_table.items():
+        for done, (table, decisions) in enumerate(by_table.items()):
+            if self.stop.is_set():
+                log.info("Stopping: %d table(s) left unchanged until the next run", len(by_table) - done)
+                break
             self._apply(table, decisions, now, report)
         return report
 

@@ -1,0 +1,112 @@
+"""One pass with in-memory fakes of the ports: order of work, dry run, errors, stopping."""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+from dynamic_dynamodb.loop import Ports, Scaler
+from dynamic_dynamodb.model import (
+    AwsError,
+    Capacity,
+    LimitExceeded,
+    TableBusy,
+    TableDescription,
+    Target,
+    TargetStatus,
+    Update,
+)
+from dynamic_dynamodb.rules import TargetRules
+from dynamic_dynamodb.settings import Settings, TableSection
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+
+
+class FakeTables:
+    """TableAdmin over a dict; `update_errors` are raised by the next updates, first in first out."""
+
+    def __init__(self, tables: dict[str, Capacity], on_update=None) -> None:
+        self.tables = dict(tables)
+        self.updates: list[Update] = []
+        self.update_errors: list[Exception] = []
+        self.on_update = on_update
+
+    def list_tables(self) -> list[str]:
+        return list(self.tables)
+
+    def describe(self, table: str) -> TableDescription:
+        return TableDescription(TargetStatus(Target(table), "ACTIVE", "PROVISIONED", self.tables[table]))
+
+    def update(self, update: Update) -> None:
+        self.updates.append(update)
+        if self.on_update:
+            self.on_update(update)
+        if self.update_errors:
+            raise self.update_errors.pop(0)
+        self.tables[update.table] = update.table_capacity
+
+
+class FakeMetrics:
+    """Every table consumes `pct` percent of its reads and writes."""
+
+    def __init__(self, tables: FakeTables, pct: dict[str, tuple[float, float]]) -> None:
+        self.tables, self.pct = tables, pct
+
+    def fetch(self, queries):
+        out = {}
+        for q in queries:
+            cap = self.tables.tables[q.target.table]
+            r, w = self.pct[q.target.table]
+            if q.metric == "ConsumedReadCapacityUnits":
+                out[q] = [(q.start, r / 100 * cap.reads * 300)]
+            elif q.metric == "ConsumedWriteCapacityUnits":
+                out[q] = [(q.start, w / 100 * cap.writes * 300)]
+            else:
+                out[q] = [(q.start, 0.0)]
+        return out
+
+
+def scaler(tables: FakeTables, pct: dict[str, tuple[float, float]], **settings) -> Scaler:
+    section = TableSection(".*", re.compile(".*"), TargetRules())
+    return Scaler(Settings(tables=(section,), **settings), Ports(tables, FakeMetrics(tables, pct)))
+
+
+def test_a_pass_sends_one_update_per_table_with_both_dimensions():
+    tables = FakeTables({"orders": Capacity(100, 100)})
+    report = scaler(tables, {"orders": (95, 10)}).run_pass(NOW)
+    assert tables.updates == [Update("orders", Capacity(150, 50), {})] and report.updates == 1
+
+
+def test_a_dry_run_never_calls_update_table():
+    tables = FakeTables({"orders": Capacity(100, 100)})
+    report = scaler(tables, {"orders": (95, 10)}, dry_run=True).run_pass(NOW)
+    assert tables.updates == [] and report.decisions[0].changed
+
+
+def test_a_refused_update_is_retried_once_with_only_its_increases():
+    tables = FakeTables({"orders": Capacity(100, 100)})
+    tables.update_errors.append(LimitExceeded("LimitExceededException: decreases", "LimitExceededException"))
+    report = scaler(tables, {"orders": (95, 10)}).run_pass(NOW)
+    assert [u.table_capacity for u in tables.updates] == [Capacity(150, 50), Capacity(150, 100)]
+    assert report.ok
+
+
+def test_a_busy_table_is_skipped_and_the_pass_goes_on():
+    tables = FakeTables({"a-table": Capacity(100, 100), "b-table": Capacity(100, 100)})
+    tables.update_errors.append(TableBusy("ResourceInUseException: updating", "ResourceInUseException"))
+    report = scaler(tables, {"a-table": (95, 50), "b-table": (95, 50)}).run_pass(NOW)
+    assert len(tables.updates) == 2 and report.updates == 1 and report.skipped == 1 and report.ok
+
+
+def test_an_unexpected_aws_error_fails_the_pass_but_not_the_other_tables():
+    tables = FakeTables({"a-table": Capacity(100, 100), "b-table": Capacity(100, 100)})
+    tables.update_errors.append(AwsError("AccessDeniedException: no", "AccessDeniedException"))
+    report = scaler(tables, {"a-table": (95, 50), "b-table": (95, 50)}).run_pass(NOW)
+    assert report.failures == 1 and tables.tables["b-table"] == Capacity(150, 100)
+
+
+def test_a_stop_request_finishes_the_table_in_progress_and_leaves_the_rest():
+    tables = FakeTables({"a-table": Capacity(100, 100), "b-table": Capacity(100, 100), "c-table": Capacity(1, 1)})
+    s = scaler(tables, {"a-table": (95, 50), "b-table": (95, 50), "c-table": (95, 50)})
+    tables.on_update = lambda update: s.stop.set()
+    s.run_pass(NOW)
+    assert [u.table for u in tables.updates] == ["a-table"]
