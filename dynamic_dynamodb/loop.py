@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Optional
 
@@ -260,14 +260,20 @@ class Scaler:
             for d in changed:
                 log.info("%s: dry run, would set %d reads and %d writes", d.target, d.reads.new, d.writes.new)
             return
-        update = _update(table, changed, lambda d: d.capacity)
+        self._send(table, changed, now, report)
+
+    def _send(self, table: str, changed: list[Decision], now: datetime, report: PassReport,
+              retry: bool = True) -> None:
+        """One UpdateTable; refused by the decrease rule, it is retried once with only its increases."""
         try:
-            self.ports.tables.update(update)
+            self.ports.tables.update(_update(table, changed))
         except LimitExceeded as e:
-            increases = [d for d in changed if d.increases_only != d.status.capacity]
             log.warning("%s: UpdateTable refused: %s", table, e)
-            if increases and any(d.decreasing for d in changed):
-                self._retry_increases(table, increases, report)
+            increases = [d.without_decreases() for d in changed if d.increases_only != d.status.capacity]
+            if retry and increases and any(d.decreasing for d in changed):
+                self._send(table, increases, now, report, retry=False)
+            elif not retry:
+                report.failures += 1
             return
         except TableBusy as e:
             log.info("%s: busy (%s), trying again next pass", table, e)
@@ -283,27 +289,11 @@ class Scaler:
             return
         report.updates += 1
         for d in changed:
-            log.info("%s: provisioning updated to %d reads and %d writes", d.target, d.reads.new, d.writes.new)
+            log.info("%s: provisioning updated to %d reads and %d writes%s", d.target, d.reads.new, d.writes.new,
+                     "" if retry else " (increases only)")
             if d.decreasing:
                 self.memory[d.target] = policy.record_decrease(self.memory.get(d.target, Memory()), now)
             self._notify_change(d)
-
-    def _retry_increases(self, table: str, decisions: list[Decision], report: PassReport) -> None:
-        """The one retry we make: the same update without its decreases."""
-        update = _update(table, decisions, lambda d: d.increases_only)
-        try:
-            self.ports.tables.update(update)
-        except AwsError as e:
-            log.error("%s: UpdateTable with increases only failed: %s", table, e)
-            report.failures += 1
-            return
-        report.updates += 1
-        for d in decisions:
-            cap = d.increases_only
-            log.info("%s: provisioning updated to %d reads and %d writes (increases only)",
-                     d.target, cap.reads, cap.writes)
-            self._notify_change(replace(d, reads=replace(d.reads, new=cap.reads),
-                                        writes=replace(d.writes, new=cap.writes)))
 
     def _notify_change(self, d: Decision) -> None:
         rules = self._rules_of(d)
@@ -388,12 +378,12 @@ def _queries(target: Target, rules: TargetRules, now: datetime) -> tuple[MetricQ
                  for metric in (CONSUMED_METRIC, THROTTLE_METRIC) for dim in (Dim.READS, Dim.WRITES))
 
 
-def _update(table: str, decisions: list[Decision], capacity: Callable[[Decision], Capacity]) -> Update:
+def _update(table: str, decisions: list[Decision]) -> Update:
     """One UpdateTable for a table and its GSIs."""
     table_cap = None
     indexes: dict[str, Capacity] = {}
     for d in decisions:
-        cap = capacity(d)
+        cap = d.capacity
         if cap == d.status.capacity:
             continue
         if d.target.index is None:

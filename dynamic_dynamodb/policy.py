@@ -121,6 +121,11 @@ class Decision:
         """The same update without its decreases."""
         return Capacity(max(self.reads.new, self.reads.current), max(self.writes.new, self.writes.current))
 
+    def without_decreases(self) -> "Decision":
+        """The same decision with its decreases held back."""
+        return replace(self, reads=replace(self.reads, new=max(self.reads.new, self.reads.current)),
+                       writes=replace(self.writes, new=max(self.writes.new, self.writes.current)))
+
     def dims(self) -> tuple[DimDecision, DimDecision]:
         """Reads and writes."""
         return self.reads, self.writes

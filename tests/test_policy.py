@@ -1,7 +1,6 @@
 """The pure decision core: one table of cases per rule, and properties that always hold."""
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, time, timedelta, timezone
 
 import pytest

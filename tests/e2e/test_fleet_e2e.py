@@ -15,7 +15,6 @@ import json
 import math
 import sys
 import threading
-from pathlib import Path
 
 import boto3
 import botocore.credentials
