@@ -443,9 +443,11 @@ TARGET_KEYS: tuple[Key, ...] = (
     Key("circuit-breaker-timeout", "circuit_breaker_timeout", to_float, low=1,
         help="Timeout of that GET in milliseconds (goes with the URL it belongs to)."),
     Key("reserved-decreases", "reserved_decreases", to_int, low=0, high=3,
-        help="Free decreases of the UTC day (DynamoDB allows 4) kept back for later in the day."),
+        help="Free decreases of the UTC day (DynamoDB allows 4) kept back: after 4 minus this many, "
+             "decreases are spaced an hour apart."),
     Key("scaling-policy", "scaling_policy", to_policy,
-        help="threshold: the thresholds and scales above; demand: provision consumption / target-utilization."),
+        help="threshold: the thresholds and scales above (1.6.0/2.x); demand: capacity follows served plus "
+             "throttled demand, burst-aware (see the demand policy page)."),
     Key("target-utilization", "target_utilization", to_float, low=20, high=90,
         help="Percent of provisioned capacity that scaling-policy demand aims at."),
 )
