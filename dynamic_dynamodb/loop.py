@@ -89,7 +89,6 @@ class Scaler:
         self.memory: dict[Target, Memory] = memory if memory is not None else {}
         self.dry_run = settings.dry_run if dry_run is None else dry_run
         self._matches: dict[str, Optional[TableSection]] = {}
-        self._warned: set[str] = set()
         self.stop = threading.Event()  # set by SIGTERM: finish the table in progress, leave the rest
 
     # ---- matching -------------------------------------------------------------------
@@ -141,11 +140,11 @@ class Scaler:
         return report
 
     def _warn_unmatched(self, pairs: list[tuple[str, TableSection]]) -> None:
+        """Once per pass, as 2.x did: a typo in a key must not go unnoticed."""
         used = {s.key for _, s in pairs}
-        for section in self.settings.tables:
-            if section.key not in used and section.key not in self._warned:
-                self._warned.add(section.key)
-                log.warning("[table: %s] matches no table", section.key)
+        unmatched = [s.key for s in self.settings.tables if s.key not in used]
+        if unmatched:
+            log.warning("No table matches %s", ", ".join(f"[table: {key}]" for key in unmatched))
 
     def _gather(self, pairs: list[tuple[str, TableSection]], now: datetime, report: PassReport) -> list[Job]:
         """DescribeTable for every matched table (a few at a time) and the jobs that follow."""

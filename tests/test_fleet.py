@@ -446,7 +446,7 @@ def test_log_lines_name_the_placement_when_there_are_several(messages):
     Fleet(fleet_settings(), world.ports).run_pass(NOW)
     assert any(m.startswith("[eu-west-1] orders: ") for m in messages)
     assert any(m.startswith("[us-east-1] orders: ") for m in messages)
-    assert f"[eu-west-1 as {ROLE}] [table: events] matches no table" in messages
+    assert f"[eu-west-1 as {ROLE}] No table matches [table: events]" in messages
     assert any(m.startswith("Pass done in") for m in messages)
     assert not logging.getLogger("dynamic-dynamodb").filters
 

@@ -110,3 +110,12 @@ def test_a_stop_request_finishes_the_table_in_progress_and_leaves_the_rest():
     tables.on_update = lambda update: s.stop.set()
     s.run_pass(NOW)
     assert [u.table for u in tables.updates] == ["a-table"]
+
+
+def test_a_section_that_matches_no_table_is_warned_every_pass(caplog):
+    tables = FakeTables({"orders": Capacity(100, 100)})
+    section = TableSection("ordres", re.compile("ordres"), TargetRules())
+    s = Scaler(Settings(tables=(section,)), Ports(tables, FakeMetrics(tables, {})))
+    s.run_pass(NOW)
+    s.run_pass(NOW)
+    assert caplog.text.count("No table matches [table: ordres]") == 2
