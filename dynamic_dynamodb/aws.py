@@ -8,6 +8,8 @@ credentials come from STS AssumeRole and are refreshed by botocore before they e
 from __future__ import annotations
 
 import itertools
+import logging
+import math
 import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +52,8 @@ REQUIRED_IAM_ACTIONS = (
     "sns:Publish",
 )
 ROLE_SESSION_NAME = "dynamic-dynamodb"  # how CloudTrail names our AssumeRole sessions
+
+log = logging.getLogger("dynamic-dynamodb")
 
 MAX_QUERIES_PER_CALL = 500  # GetMetricData's limit; moto does not enforce it, we do
 MAX_DATAPOINTS_PER_CALL = 100_800  # GetMetricData returns at most this many per call (more: NextToken)
@@ -347,10 +351,25 @@ class CloudWatchMetrics:
                 for series in page.get("MetricDataResults", []):
                     q = ids.get(series.get("Id"))
                     if q is not None:
-                        found[q].update(zip(map(_when, series.get("Timestamps", [])), series.get("Values", [])))
+                        found[q].update(_valid(q, series.get("Timestamps", []), series.get("Values", [])))
         except (ClientError, BotoCoreError) as e:
             raise translate(e) from None
         return {q: sorted(points.items()) for q, points in found.items()}
+
+
+def _valid(q: MetricQuery, stamps: Sequence[Any], values: Sequence[Any]) -> list[tuple[datetime, float]]:
+    """Datapoints that can be capacity: a negative or non-finite Sum is dropped with a warning."""
+    good = []
+    for stamp, value in zip(stamps, values):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if math.isfinite(number) and number >= 0:
+            good.append((_when(stamp), number))
+        else:
+            log.warning("%s: ignoring %s datapoint %r at %s", q.target, q.metric, value, stamp)
+    return good
 
 
 def plan_history_calls(count: int, start: datetime, end: datetime, period: int, max_queries: int,
