@@ -9,7 +9,9 @@ STAMP := $(VENV)/.installed-stamp
 venv: $(STAMP)
 
 $(STAMP): setup.py
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { \
+	  echo "python3 -m venv failed; installing Debian's python3-venv" >&2; \
+	  rm -rf $(VENV) && apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install -q -U pip
 	$(BIN)/python -m pip install -q -e '.[test,plot,docs]'
 	touch $(STAMP)
@@ -29,6 +31,8 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/simulate.py
+	$(BIN)/python benchmarks/policy_quality.py
+	$(BIN)/python benchmarks/scale.py
 
 clean:
 	rm -rf $(VENV) docs/_build build *.egg-info .pytest_cache
