@@ -11,8 +11,10 @@ Pure, like the threshold policy. Per dimension, each pass:
    (half the target's headroom more) when it is empty, because then nothing stands
    between the next jump in demand and throttling.
 3. Up, at once and sized: any throttling, or demand above halfway between the effective
-   utilisation and 100 %, raises capacity to the peak of the last three minutes divided
-   by the lower of the target and the effective utilisation.
+   utilisation and 100 %, raises capacity to carry the peak of the last three minutes at
+   the effective utilisation of the *new* capacity: the burst bucket does not grow with
+   an increase, so a small rise runs close to the demand while a jump to several times
+   the old level keeps the headroom of an empty bucket for the next jump.
 4. Down, only for a drop that is deep and lasting. Over the last half hour, find the
    least capacity that would have served every minute without throttling, burst credit
    included, and still kept half a bucket in reserve; provision that at the target
@@ -59,7 +61,9 @@ def fold(state: DemandState, series: tuple[tuple[datetime, float, float], ...],
         if last is not None and minute <= last:
             continue
         demand.append((consumed + throttled) / 60.0)
-        if consumed <= capacity:
+        if throttled > 0:  # DynamoDB throttles only once the bucket is spent, whatever we estimated
+            bucket = 0.0
+        elif consumed <= capacity:
             bucket = min(bucket + capacity - consumed, BURST_SECONDS * provisioned)
         else:
             bucket = max(0.0, bucket - (consumed - capacity))
@@ -88,10 +92,11 @@ def propose(cur: int, series: tuple[tuple[datetime, float, float], ...], target_
     effective = effective_utilisation(target, state.bucket / (BURST_SECONDS * cur) if cur else 0.0)
     last = state.demand[-1]
     if throttled > 0 or last > cur * (1.0 + effective) / 2.0:
-        wanted = math.ceil(max(state.demand[-UP_LOOKBACK:]) / min(target, effective))
+        peak = max(state.demand[-UP_LOOKBACK:])
+        wanted = sized_up(peak, state.bucket, target)
         if wanted > cur:
             why = "throttled" if throttled > 0 else f"demand {last / cur * 100:.0f}% of provisioned"
-            return wanted, f"{why}, sized for {min(target, effective) * 100:.0f}% utilisation", state
+            return wanted, f"{why}, sized for {peak / wanted * 100:.0f}% utilisation", state
     # burst may carry the past half hour's spikes, but not the level of the last minutes
     recent = math.ceil(max(state.demand[-RECENT_MINUTES:]) / effective)
     wanted = max(1, recent, math.ceil(cheapest_served(state.demand) / target))
@@ -126,3 +131,19 @@ def cheapest_served(demand: tuple[float, ...]) -> int:
         else:
             lo = mid + 1
     return lo
+
+
+def sized_up(peak: float, bucket: float, target: float) -> int:
+    """The least capacity that carries `peak` at the utilisation its own burst bucket allows.
+
+    The bucket does not grow with an increase, so the larger the step, the emptier it is
+    at the new capacity and the more headroom the step keeps: a small rise runs close to
+    the demand, a jump to several times the old level keeps room for the next jump.
+    """
+    wanted = max(1, math.ceil(peak))
+    for _ in range(20):  # the capacity needed grows with itself and settles within a few rounds
+        needed = max(1, math.ceil(peak / effective_utilisation(target, bucket / (BURST_SECONDS * wanted))))
+        if needed <= wanted:
+            return wanted
+        wanted = needed
+    return wanted

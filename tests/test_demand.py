@@ -36,12 +36,12 @@ def empty() -> DemandState:
 
 
 CASES = [
-    ("throttling raises capacity to the recent peak over the target utilisation",
-     100, minutes(80, 90, 100, throttled=20), full(100), 150),
-    ("demand above halfway between the effective utilisation and 100 percent raises it",
-     100, minutes(98), full(100), 123),
+    ("throttling raises capacity with the headroom of an empty bucket",
+     100, minutes(80, 90, 100, throttled=20), full(100), 172),
+    ("demand above halfway between the effective utilisation and 100 percent raises it close to the demand",
+     100, minutes(98), full(100), 105),
     ("demand below that halfway point keeps capacity", 100, minutes(96), full(100), 100),
-    ("a hot minute is sized from the peak of the last three minutes", 100, minutes(120, 99, 99), full(100), 150),
+    ("a hot minute is sized from the peak of the last three minutes", 100, minutes(120, 99, 99), full(100), 137),
     ("no datapoint keeps capacity", 100, (), DemandState(), 100),
     ("a quiet half hour lowers capacity to what served it, at the target utilisation",
      100, minutes(*[40] * 5), full(100), 50),
@@ -57,10 +57,26 @@ def test_demand_policy(cur, series, state, expected):
     assert new == expected, reason
 
 
+def test_a_jump_keeps_more_headroom_than_a_small_rise():
+    bucket = BURST_SECONDS * 100  # full at the old capacity of 100
+    small, jump = demand.sized_up(105, bucket, 0.8), demand.sized_up(300, bucket, 0.8)
+    assert 105 / small > 300 / jump and 300 / jump < 0.8
+
+
+def test_an_increase_is_the_least_capacity_that_carries_the_peak():
+    wanted = demand.sized_up(300, BURST_SECONDS * 100, 0.8)
+    fits = lambda p: 300 <= p * demand.effective_utilisation(0.8, BURST_SECONDS * 100 / (BURST_SECONDS * p))
+    assert fits(wanted) and not fits(wanted - 1)
+
+
+def test_throttling_empties_the_estimated_bucket():
+    state, _ = demand.fold(full(100), minutes(100, throttled=5), 100)
+    assert state.bucket == 0
+
+
 def test_an_empty_bucket_makes_an_increase_earlier_and_bigger():
     new, _, state = demand.propose(100, minutes(90), 80, empty())
-    effective = demand.effective_utilisation(0.8, state.bucket / (BURST_SECONDS * 100))
-    assert effective < 0.8 and new == math.ceil(90 / effective)
+    assert new == demand.sized_up(90, state.bucket, 0.8) and new > 90 / 0.8
     assert demand.propose(100, minutes(90), 80, full(100))[0] == 100
 
 
