@@ -61,6 +61,9 @@ MAX_DATAPOINTS_PER_CALL = 100_800  # GetMetricData returns at most this many per
 # of round trips, and stays well under the API's 50 calls per second per region
 METRICS_CONCURRENCY = 4
 NAMESPACE = "AWS/DynamoDB"
+# seconds; control-plane calls answer in well under a second, a big GetMetricData in a few
+CONNECT_TIMEOUT = 5
+READ_TIMEOUT = {"default": 10, "cloudwatch": 15}
 
 _ERRORS: Mapping[str, type[AwsError]] = {
     "ResourceNotFoundException": TableNotFound,
@@ -90,7 +93,7 @@ class Connection:
     region: str
     access_key_id: Optional[str] = None
     secret_access_key: Optional[str] = None
-    max_attempts: int = 4
+    max_attempts: int = 3  # botocore's standard-mode default
     pool_size: int = 16
     role_arn: Optional[str] = None  # assumed with the credentials above (or the default chain)
 
@@ -118,15 +121,24 @@ def _session(core: Optional[botocore.session.Session] = None, **kwargs: Any) -> 
 
 def make_session(conn: Connection) -> boto3.Session:
     """A boto3 session: explicit keys only when both are given, else the default chain; with a
-    role ARN, the credentials of that role, assumed with those."""
-    if conn.access_key_id and conn.secret_access_key:
-        source = _session(aws_access_key_id=conn.access_key_id, aws_secret_access_key=conn.secret_access_key,
-                          region_name=conn.region)
-    else:
-        source = _session(region_name=conn.region)
-    if conn.role_arn is None:
-        return source
-    return _assume_role_session(source, conn)
+    role ARN, the credentials of that role, assumed with those. A broken AWS set-up (such as
+    AWS_PROFILE naming no profile) raises AwsError."""
+    try:
+        if conn.access_key_id and conn.secret_access_key:
+            source = _session(aws_access_key_id=conn.access_key_id, aws_secret_access_key=conn.secret_access_key,
+                              region_name=conn.region)
+        else:
+            source = _session(region_name=conn.region)
+        if conn.role_arn is None:
+            return source
+        return _assume_role_session(source, conn)
+    except (BotoCoreError, ValueError) as e:
+        raise _setup_error("session", e) from None
+
+
+def _setup_error(what: str, error: Exception) -> AwsError:
+    """A client or session that cannot be built (bad profile, endpoint URL, ...): one line."""
+    return AwsError(f"cannot set up the AWS {what}: " + " ".join(str(error).split()), type(error).__name__)
 
 
 class _SourceCredentials:
@@ -173,15 +185,20 @@ def _assume_role_session(source: boto3.Session, conn: Connection) -> boto3.Sessi
 def make_client(session: boto3.Session, service: str, conn: Connection, region: Optional[str] = None,
                 **credentials: Any) -> Any:
     """The one place clients are built: standard retries, bounded timeouts, a pool for threads.
-    `region` overrides the session's (SNS topics live in their own region)."""
+    `region` overrides the session's (SNS topics live in their own region). The timeouts bound
+    a call to an endpoint that accepts but never answers to about half a minute, retries
+    included (CONNECT_TIMEOUT, READ_TIMEOUT). A client that cannot be built raises AwsError."""
     config = Config(
         retries={"mode": "standard", "total_max_attempts": conn.max_attempts},
-        connect_timeout=10,
-        read_timeout=30,
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=READ_TIMEOUT.get(service, READ_TIMEOUT["default"]),
         max_pool_connections=conn.pool_size,
         user_agent_extra="dynamic-dynamodb",
     )
-    return session.client(service, config=config, region_name=region, **credentials)
+    try:
+        return session.client(service, config=config, region_name=region, **credentials)
+    except (BotoCoreError, ValueError) as e:
+        raise _setup_error(f"{service} client", e) from None
 
 
 def _when(value: Any) -> Optional[datetime]:

@@ -26,13 +26,26 @@ def split_credentials(url: str) -> tuple[str, str | None]:
     return bare, f"Basic {token}"
 
 
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ***, for logs."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
+MASK = "***"
+
+
+def redact_url(url: str, malformed: bool = False) -> str:
+    """The URL with its credentials replaced by ***, for logs, errors and --show-config: the
+    password of `user:password@`, or a lone user name (often a token). The credentials end at
+    the last @ of the host part, as urllib reads them (a password may hold an @); for a URL
+    too `malformed` to trust that (a / in the password), at the last @ of the whole text."""
+    start = url.find("//")
+    if start < 0:
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    start += 2
+    end = len(url)
+    if not malformed:
+        end = min([i for i in (url.find(c, start) for c in "/?#") if i >= 0], default=end)
+    at = url.rfind("@", start, end)
+    if at < 0:
+        return url
+    user, colon, _ = url[start:at].partition(":")
+    return f"{url[:start]}{user + ':' if colon else ''}{MASK}{url[at:]}"
 
 
 class HttpBreaker:
@@ -52,7 +65,7 @@ class HttpBreaker:
                 return ok
         except urllib.error.HTTPError as e:
             log.warning("Circuit breaker %s answered %s", redact_url(url), e.code)
-        except (urllib.error.URLError, OSError, ValueError) as e:
+        except (urllib.error.URLError, OSError, ValueError, OverflowError) as e:
             reason = getattr(e, "reason", e)
             log.warning("Circuit breaker %s unreachable: %s", redact_url(url), reason)
         return False

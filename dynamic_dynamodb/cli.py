@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -49,6 +50,21 @@ def _fail(message: str, status: int) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the `dynamic-dynamodb` command."""
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # --help, --version, --show-config: now, not at exit
+    except BrokenPipeError:
+        # the reader went away (`--show-config | head`): no traceback, and none at exit either
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_FAILURE
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         settings = config.load_settings(argv)

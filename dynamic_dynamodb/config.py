@@ -18,10 +18,11 @@ import re
 from dataclasses import dataclass
 from datetime import time
 from enum import Enum
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Mapping, NoReturn, Optional, Sequence
 from urllib.parse import urlsplit
 
 from . import __version__
+from .breaker import redact_url
 from .model import Dim
 from .rules import (
     PERCENT,
@@ -38,6 +39,9 @@ from .settings import ConfigError, GsiSection, Settings, TableSection
 LOG_LEVELS = ("debug", "info", "warning", "error")
 DAEMON_COMMANDS = ("start", "stop", "restart", "foreground", "fg")
 MAX_BACKTEST_DAYS = 15
+MAX_CHECK_INTERVAL = 86400  # a day: DynamoDB's decrease allowance is per day
+MAX_LOOKBACK_MINUTES = 15 * 24 * 60  # CloudWatch keeps 1-minute datapoints 15 days
+MAX_BREAKER_TIMEOUT_MS = 3_600_000  # an hour
 AWS_TARGET_RANGE = (20.0, 90.0)  # what AWS target tracking accepts for DynamoDB, percent
 MASK = "***"
 
@@ -129,6 +133,14 @@ def to_daemon(text: str) -> str:
     return _choice(text, DAEMON_COMMANDS)
 
 
+def to_instance(text: str) -> str:
+    """An instance name: part of the pid and state file names, so no / and not . or .."""
+    value = to_str(text)
+    if "/" in value or "\0" in value or value in (".", ".."):
+        raise ValueError(f"expected a name usable in a file name, got {text!r}")
+    return value
+
+
 def to_path(text: str) -> str:
     """A file or directory path; a leading ~ is expanded."""
     return os.path.expanduser(to_str(text))
@@ -215,7 +227,7 @@ def to_windows(text: str) -> tuple[Window, ...]:
 
 def mask_url(url: str) -> str:
     """The URL with the password (or a lone user name) replaced by ***."""
-    return re.sub(r"(?<=//)([^/@:]*)(:[^/@]*)?@", lambda m: (f"{m[1]}:{MASK}@" if m[2] else f"{MASK}@"), url, count=1)
+    return redact_url(url)
 
 
 def to_url(text: str) -> str:
@@ -227,7 +239,7 @@ def to_url(text: str) -> str:
     except ValueError:
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
-        raise ValueError(f"expected an http:// or https:// URL, got {mask_url(value)!r}")
+        raise ValueError(f"expected an http:// or https:// URL, got {redact_url(value, malformed=True)!r}")
     return value
 
 
@@ -280,6 +292,7 @@ TYPE_NAMES: dict[Callable[[str], Any], str] = {
     to_log_level: "log level",
     to_daemon: "command",
     to_path: "path",
+    to_instance: "string",
     to_region: "region",
     to_regions: "list of regions",
     to_role_arn: "ARN",
@@ -429,7 +442,7 @@ TARGET_KEYS: tuple[Key, ...] = (
     Key("maintenance-windows", "maintenance_windows", to_windows, optional=True, default_text="none (any time)",
         help="Comma-separated UTC windows HH:MM-HH:MM (may wrap midnight); outside them decreases wait, increases go "
              "ahead."),
-    Key("lookback-window-start", "lookback_window_start", to_int, low=1,
+    Key("lookback-window-start", "lookback_window_start", to_int, low=1, high=MAX_LOOKBACK_MINUTES,
         help="Minutes before now where the CloudWatch window starts."),
     Key("lookback-period", "lookback_period", to_int, low=1,
         help="Minutes the CloudWatch window lasts; at most lookback-window-start."),
@@ -440,7 +453,7 @@ TARGET_KEYS: tuple[Key, ...] = (
     Key("circuit-breaker-url", "circuit_breaker_url", to_url, optional=True,
         default_text="[global] circuit-breaker-url",
         help="Per-table circuit breaker: no change unless a GET of this URL answers 2xx; unset: the [global] URL."),
-    Key("circuit-breaker-timeout", "circuit_breaker_timeout", to_float, low=1,
+    Key("circuit-breaker-timeout", "circuit_breaker_timeout", to_float, low=1, high=MAX_BREAKER_TIMEOUT_MS,
         help="Timeout of that GET in milliseconds (goes with the URL it belongs to)."),
     Key("reserved-decreases", "reserved_decreases", to_int, low=0, high=3,
         help="Free decreases of the UTC day (DynamoDB allows 4) kept back: after 4 minus this many, "
@@ -467,6 +480,7 @@ class GlobalKey:
     help: str
     low: Optional[float] = None
     flag: Optional[str] = None  # the command-line option that overrides it
+    high: Optional[float] = None
 
     @property
     def default(self) -> Any:
@@ -495,12 +509,12 @@ GLOBAL_KEYS: tuple[GlobalKey, ...] = (
              "its own role-arn, e.g. to reach tables in another account."),
     GlobalKey(GLOBAL, "metrics-batch-size", "metrics_batch_size", to_batch_size,
         help="CloudWatch GetMetricData queries per call, at most 500 (the default); lower only for debugging."),
-    GlobalKey(GLOBAL, "check-interval", "check_interval", to_int, low=1, flag="--check-interval",
-        help="Seconds from the start of one pass to the start of the next."),
+    GlobalKey(GLOBAL, "check-interval", "check_interval", to_int, low=1, high=MAX_CHECK_INTERVAL,
+        flag="--check-interval", help="Seconds from the start of one pass to the start of the next."),
     GlobalKey(GLOBAL, "circuit-breaker-url", "circuit_breaker_url", to_url,
         help="Circuit breaker for every table without its own: no change unless a GET of this URL answers 2xx."),
     GlobalKey(GLOBAL, "circuit-breaker-timeout", "circuit_breaker_timeout", to_float, low=1,
-        help="Timeout of that GET in milliseconds."),
+        high=MAX_BREAKER_TIMEOUT_MS, help="Timeout of that GET in milliseconds."),
     GlobalKey(LOGGING, "log-level", "log_level", to_log_level, "debug, info, warning or error.", flag="--log-level"),
     GlobalKey(LOGGING, "log-file", "log_file", to_path, "Also log to this file.", flag="--log-file"),
     GlobalKey(LOGGING, "log-config-file", "log_config_file", to_path, flag="--log-config-file",
@@ -617,7 +631,7 @@ CLI_OPTIONS: tuple[CliOption, ...] = (
         help="Where the consecutive-check counters and decrease history are kept between runs."),
     CliOption(("--daemon",), DAEMON, dest="daemon", convert=str.lower, choices=DAEMON_COMMANDS,
         help="Run as a daemon: start, stop, restart, or foreground (alias fg: the loop without forking)."),
-    CliOption(("--instance",), DAEMON, dest="instance", convert=to_str, default="default", metavar="NAME",
+    CliOption(("--instance",), DAEMON, dest="instance", convert=to_instance, default="default", metavar="NAME",
         default_text="default",
         help="Instance name, part of the pid file name, so several daemons can run."),
     CliOption(("--pid-file-dir",), DAEMON, dest="pid_file_dir", convert=to_path, default="/tmp", metavar="DIR",
@@ -661,9 +675,16 @@ def _argtype(convert: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: no usage block of 40 lines before the message."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of every option, in the original's groups."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dynamic-dynamodb",
         description="Autoscaling of provisioned AWS DynamoDB tables and global secondary indexes.",
         epilog=EPILOG,
@@ -741,9 +762,26 @@ def _classify(header: str, values: Mapping[str, str], path: str) -> _Section:
     return _Section(header, "unknown", values)
 
 
+def _shown_line(line: str) -> str:
+    """A line configparser could not parse, as an error shows it: not quoted twice (configparser
+    keeps repr(line)), and without the value when it looks like a secret key given no separator."""
+    if line[:1] in "'\"" and line[-1:] == line[:1]:
+        try:
+            line = str(ast.literal_eval(line))
+        except (ValueError, SyntaxError):
+            pass
+    line = line.strip()
+    if re.search(r"secret|password", line, re.IGNORECASE):
+        words = line.split()
+        line = f"{words[0]} {MASK}" if len(words) > 1 else MASK
+    return line
+
+
 def _read_file(path: str) -> list[_Section]:
     """The sections of the config file, in file order."""
-    ini = _IniParser(interpolation=None, default_section="\0no-default-section", strict=True)
+    # " ; comment" after a value is a comment, as in Python 2's parser that 1.6.0 used
+    ini = _IniParser(interpolation=None, default_section="\0no-default-section", strict=True,
+                     inline_comment_prefixes=(";",))
     try:
         with open(path, encoding="utf-8") as handle:
             ini.read_file(handle, source=path)
@@ -759,7 +797,7 @@ def _read_file(path: str) -> list[_Section]:
         raise ConfigError(f"{path} line {error.lineno}: [{error.section}] {error.option}: key given twice") from None
     except configparser.ParsingError as error:
         lineno, line = error.errors[0]
-        problem = f"expected 'key: value' or a [section], got {line.strip()!r}"
+        problem = f"expected 'key: value' or a [section], got {_shown_line(line)!r}"
         raise ConfigError(f"{path} line {lineno}: {problem}") from None
     except configparser.Error as error:
         raise ConfigError(f"{path}: {str(error).splitlines()[0]}") from None
@@ -952,7 +990,7 @@ def _global_values(sections: Sequence[_Section], path: str, args: argparse.Names
             where = f"{path} {section.where}"
             try:
                 value = key.convert(raw)
-                _check_range(value, key.low, None)
+                _check_range(value, key.low, key.high)
             except ValueError as error:
                 raise ConfigError(f"{where} {name}: {error}") from None
             merged[key.attr] = _Value(value, f"{where} {name}")
@@ -961,7 +999,7 @@ def _global_values(sections: Sequence[_Section], path: str, args: argparse.Names
         if given is None:
             continue
         try:
-            _check_range(given, key.low, None)
+            _check_range(given, key.low, key.high)
         except ValueError as error:
             raise ConfigError(f"{COMMAND_LINE} {key.flag}: {error}") from None
         merged[key.attr] = _Value(given, f"{COMMAND_LINE} {key.flag}")

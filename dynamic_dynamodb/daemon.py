@@ -263,6 +263,7 @@ def _daemon_main(path: str, report_fd: int, run: Callable[[], int], prepare: Cal
     status = EXIT_FAILURE
     context: Optional[DaemonContext] = None
     fd: Optional[int] = report_fd
+    failure = ""  # the ERR line, sent once the pid file is gone: `start` returns to a clean slate
     try:
         context = DaemonContext(
             working_directory="/",
@@ -298,9 +299,9 @@ def _daemon_main(path: str, report_fd: int, run: Callable[[], int], prepare: Cal
         try:
             prepare()
         except ValueError as e:
-            _report(fd, f"ERR {EXIT_USAGE} {e}")
+            failure = f"ERR {EXIT_USAGE} {e}"
             status = EXIT_USAGE
-            return  # finally: close the context (removes the pid file), exit
+            return  # finally: close the context (removes the pid file), report, exit
         _report(fd, f"OK {os.getpid()}")
         os.close(report_fd)
         fd = None
@@ -313,7 +314,7 @@ def _daemon_main(path: str, report_fd: int, run: Callable[[], int], prepare: Cal
             status = e.code if isinstance(e.code, int) else EXIT_OK
     except BaseException as e:  # noqa: BLE001 - the daemon's last word goes to its log
         log.exception("The daemon stopped on an unexpected error")
-        _report(fd, f"ERR 1 {type(e).__name__}: {e}")
+        failure = f"ERR 1 {type(e).__name__}: {e}"
         status = EXIT_FAILURE
     finally:
         try:
@@ -321,6 +322,8 @@ def _daemon_main(path: str, report_fd: int, run: Callable[[], int], prepare: Cal
                 context.close()  # removes the pid file
         except Exception:  # noqa: BLE001 - e.g. somebody removed it already
             pass
+        if failure:
+            _report(fd, failure)
         logging.shutdown()
         os._exit(status)
 

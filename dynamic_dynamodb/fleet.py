@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Callable, Iterator, Mapping, Optional
 
 from .loop import PassReport, Ports, Scaler
-from .model import Breaker, Target
+from .model import AwsError, Breaker, Target
 from .policy import Memory
 from .settings import Placement, Settings
 from .state import UNPLACED, PlacementKey
@@ -84,15 +84,33 @@ class Fleet:
         if UNPLACED in saved:  # a state file of before regions were recorded: the default placement
             saved.setdefault((settings.region, None), saved.pop(UNPLACED))
         self._probes: dict = {}
+        self._make_ports = make_ports
         self.scalers: dict[Placement, Scaler] = {}
         for placement, sections in settings.placements().items():
             local = dataclasses.replace(settings, region=placement.region, regions=(),
                                         role_arn=placement.role_arn, tables=sections)
-            ports = make_ports(local, placement)
-            if ports.breaker is not None:
-                ports = dataclasses.replace(ports, breaker=_OncePerPass(ports.breaker, self._probes))
+            try:
+                ports: Optional[Ports] = self._ports(local, placement)
+            except AwsError:
+                ports = None  # a broken AWS set-up: said, and tried again, by each pass
             self.scalers[placement] = Scaler(local, ports, memory=saved.get(placement_key(placement), {}),
                                              dry_run=self.dry_run)
+
+    def _ports(self, local: Settings, placement: Placement) -> Ports:
+        ports = self._make_ports(local, placement)
+        if ports.breaker is not None:
+            ports = dataclasses.replace(ports, breaker=_OncePerPass(ports.breaker, self._probes))
+        return ports
+
+    def _connected(self, placement: Placement, scaler: Scaler) -> bool:
+        """True when the placement has its AWS clients (built now if they could not be before)."""
+        if scaler.ports is None:
+            try:
+                scaler.ports = self._ports(scaler.settings, placement)
+            except AwsError as e:
+                log.error("Cannot reach AWS: %s", e)
+                return False
+        return True
 
     def stop_with(self, stop) -> None:
         """Make every placement's pass end after the table in progress once `stop` is set."""
@@ -116,7 +134,7 @@ class Fleet:
                 break
             with _labelled(str(placement) if several else None):
                 try:
-                    report = scaler.run_pass(now)
+                    report = scaler.run_pass(now) if self._connected(placement, scaler) else PassReport(failures=1)
                 except Exception:  # a bug must not cost the other regions their pass
                     log.exception("Unexpected error in the pass; the other regions and accounts go on")
                     report = PassReport(failures=1)

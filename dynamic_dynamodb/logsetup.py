@@ -1,7 +1,6 @@
 """Logging handlers: console, a logrotate-friendly file, or the user's own logging config."""
 from __future__ import annotations
 
-import configparser
 import logging
 import logging.config
 import logging.handlers
@@ -22,8 +21,11 @@ def setup_logging(settings: Settings, console: bool = True) -> list[logging.Hand
         _remove_handlers(logger)
         try:
             logging.config.fileConfig(settings.log_config_file, disable_existing_loggers=False)
-        except (OSError, KeyError, ValueError, configparser.Error) as e:
-            raise ConfigError(f"log-config-file {settings.log_config_file}: cannot configure logging: {e}") from None
+        except Exception as e:  # noqa: BLE001 - fileConfig imports and evaluates what the file names
+            # RuntimeError (no sections), ImportError (a handler class), NameError (args), ...
+            detail = " ".join(str(e).split()) or type(e).__name__
+            raise ConfigError(f"log-config-file {settings.log_config_file}: cannot configure logging: "
+                              f"{detail}") from None
         return list(logger.handlers) + list(logging.getLogger().handlers)
     handlers: list[logging.Handler] = []
     if settings.log_file:

@@ -82,10 +82,10 @@ class Job:
 class Scaler:
     """Runs passes for one configuration; keeps the per-target memory between them."""
 
-    def __init__(self, settings: Settings, ports: Ports, memory: Optional[dict[Target, Memory]] = None,
+    def __init__(self, settings: Settings, ports: Optional[Ports], memory: Optional[dict[Target, Memory]] = None,
                  dry_run: Optional[bool] = None) -> None:
         self.settings = settings
-        self.ports = ports
+        self.ports = ports  # None while a Fleet cannot build the clients yet (it retries every pass)
         self.memory: dict[Target, Memory] = memory if memory is not None else {}
         self.dry_run = settings.dry_run if dry_run is None else dry_run
         self._matches: dict[str, Optional[TableSection]] = {}
@@ -187,6 +187,10 @@ class Scaler:
             log.info("%s: on-demand (PAY_PER_REQUEST), nothing to scale", status.target)
         elif not status.active:
             log.info("%s: status %s, skipped until ACTIVE", status.target, status.status)
+        elif status.capacity.reads < 1 or status.capacity.writes < 1:
+            # DynamoDB's floor is 1: no percentage of it can be computed, no decision made
+            log.warning("%s: DescribeTable reports %d read and %d write units provisioned, skipped",
+                        status.target, status.capacity.reads, status.capacity.writes)
         else:
             return False
         report.skipped += 1
@@ -405,9 +409,9 @@ def run_forever(run_pass: Callable[[datetime], PassReport], interval: Callable[[
     """
     next_start = time.monotonic()
     while not stop.is_set():
-        before_pass()
         started = time.monotonic()
         try:
+            before_pass()
             run_pass(utcnow())
         except Exception:  # the daemon must outlive any bug in one pass
             log.exception("Unexpected error in the pass; trying again next pass")

@@ -107,10 +107,16 @@ def save_placed(path: str, placed: dict[PlacementKey, dict[Target, Memory]]) -> 
                 targets.append(entry)
     data = {"version": VERSION, "targets": targets}
     directory = os.path.dirname(os.path.abspath(path))
+    tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=".state-", dir=directory)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=1)
         os.replace(tmp, path)
     except OSError as e:
-        log.warning("Cannot write state file %s: %s", path, e)
+        log.warning("Cannot write state file %s: %s", path, e.strerror or e)
+        if tmp is not None:  # never leave a temporary file behind, one per pass
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass

@@ -88,3 +88,13 @@ def test_clients_retry_in_standard_mode_set_explicitly():
     conn = aws.Connection("us-east-1", "k", "s")
     ddb = aws.make_client(aws.make_session(conn), "dynamodb", conn)
     assert ddb.meta.config.retries["mode"] == "standard"
+
+
+@pytest.mark.parametrize("service", ["dynamodb", "cloudwatch", "sns", "sts"])
+def test_a_silent_endpoint_costs_well_under_a_minute_retries_included(service):
+    # an endpoint that accepts and never answers used to hold a --run-once 2 minutes (4 x 30 s)
+    conn = aws.Connection("us-east-1", "k", "s")
+    cfg = aws.make_client(aws.make_session(conn), service, conn).meta.config
+    attempts = cfg.retries["total_max_attempts"]
+    assert attempts == 3 and cfg.connect_timeout <= 5
+    assert attempts * max(cfg.read_timeout, cfg.connect_timeout) <= 45

@@ -789,6 +789,12 @@ ERRORS = [
         id="a malformed circuit-breaker URL with its password masked",
     ),
     pytest.param(
+        "[global]\ncircuit-breaker-url: http://ops:pa/ss@cb.example.com/x\n",
+        [],
+        ["circuit-breaker-url", "ops:***@cb.example.com"],
+        id="a malformed circuit-breaker URL (a / in the password) with its password masked",
+    ),
+    pytest.param(
         table("circuit-breaker-timeout: 0"),
         [],
         ["circuit-breaker-timeout", "at least 1", "0"],
@@ -932,6 +938,30 @@ ERRORS = [
     ),
     pytest.param(
         "",
+        ["--check-interval", "9999999999"],
+        ["command line --check-interval", "at most 86400", "9999999999"],
+        id="a check interval beyond what a sleep can wait (it was an OverflowError traceback)",
+    ),
+    pytest.param(
+        "[global]\ncheck-interval: 86401\n",
+        [],
+        ["[global] check-interval", "at most 86400", "86401"],
+        id="a check interval over a day in the file",
+    ),
+    pytest.param(
+        "[global]\ncircuit-breaker-timeout: 1e20\n",
+        [],
+        ["[global] circuit-breaker-timeout", "at most 3600000"],
+        id="a breaker timeout no socket takes (it was an OverflowError in every pass)",
+    ),
+    pytest.param(
+        table("lookback-window-start: 99999999999"),
+        [],
+        ["lookback-window-start", "at most 21600", "99999999999"],
+        id="a lookback window no date can start (it was an OverflowError in every pass)",
+    ),
+    pytest.param(
+        "",
         ["-t", "t", "--reads-lower-threshold", "95"],
         ["command line --reads-lower-threshold", "95", "--reads-upper-threshold 90"],
         id="inverted thresholds on the command line",
@@ -973,6 +1003,23 @@ def test_invalid_input_is_one_line_naming_the_key_and_value(
         assert word in message
 
 
+@pytest.mark.parametrize("url", ["http://ops:pa/ss@cb.example.com/x", "http://ops:pa?ss@cb.example.com/",
+                                 "http://ops:pass@cb.example.com:99999/"])
+def test_a_rejected_circuit_breaker_url_never_shows_its_password(load: Load, url: str) -> None:
+    message = config_error(lambda: load(f"[global]\ncircuit-breaker-url: {url}\n"))
+    assert "circuit-breaker-url" in message and "ops:***@" in message and "pa" not in message.split("ops:")[1]
+
+
+def test_a_config_line_without_a_separator_never_shows_a_secret(load: Load) -> None:
+    message = config_error(lambda: load("[global]\naws-secret-access-key-id  wJalrXUtnFEMI\n"))
+    assert "line 2" in message and "aws-secret-access-key-id" in message and "wJalrXUtnFEMI" not in message
+
+
+def test_a_config_line_without_a_separator_is_quoted_once(load: Load) -> None:
+    message = config_error(lambda: load("[table: t]\nreads-upper-threshold\n"))
+    assert message.endswith("got 'reads-upper-threshold'"), message
+
+
 def test_a_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
     message = config_error(lambda: load_settings(["-c", str(tmp_path / "missing.conf")]))
     assert "missing.conf" in message and "No such file" in message
@@ -999,6 +1046,8 @@ USAGE_ERRORS = [
     ["--region", "nowhere"],
     ["--no-such-option"],
     ["-c"],
+    ["--instance", "a/b", "--run-once"],  # also without --daemon: it names the state file
+    ["--instance", ".."],
 ]
 
 
@@ -1007,7 +1056,10 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
     with pytest.raises(SystemExit) as caught:
         load_settings(argv)
     assert caught.value.code == 2
-    assert "usage:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    # one line naming the option, as for config errors; not argparse's 40-line usage block
+    assert len(err.strip().splitlines()) == 1 and "usage:" not in err
+    assert err.startswith("dynamic-dynamodb: error: ") and "--help" in err
 
 
 # ---- unknown sections and keys -------------------------------------------------------
@@ -1178,12 +1230,16 @@ def test_a_secret_in_argv_is_masked_in_every_spelling(argv: list[str]) -> None:
         ("http://token@h:8080/", "http://***@h:8080/"),
         ("http://h/x?a=b@c", "http://h/x?a=b@c"),
         ("http://h/", "http://h/"),
+        ("http://ops:p@ss@h/x", "http://ops:***@h/x"),
+        ("http://ops:a:b@h/x", "http://ops:***@h/x"),
     ],
     ids=[
         "a password is masked",
         "a lone user name is masked",
         "an @ in the query is kept",
         "a URL without credentials is kept",
+        "a password holding an @ is masked whole (it used to show the part after the @)",
+        "a password holding a colon is masked whole",
     ],
 )
 def test_mask_url(url: str, masked: str) -> None:
@@ -1195,6 +1251,24 @@ def test_a_missing_secret_is_shown_as_null_not_masked() -> None:
 
 
 # ---- --help and --version ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [["--show-config", "-t", "orders"], ["--help"]])
+def test_a_reader_that_goes_away_is_no_traceback(argv: list[str]) -> None:
+    # `dynamic-dynamodb --show-config | head -1`: the pipe closes before or while we print
+    import os
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "dynamic_dynamodb", *argv], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=30)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
+    assert done.returncode in (0, 1)
 
 EXPECTED_GROUPS = {
     "General options": [
@@ -1414,3 +1488,12 @@ def test_any_file_loads_or_raises_a_one_line_config_error(load: Load, text: str)
         load(text)
     except ConfigError as error:
         assert "\n" not in str(error)
+
+
+def test_a_semicolon_comment_after_a_value_is_ignored_as_in_1_6_0(tmp_path):
+    conf = tmp_path / "c.conf"
+    conf.write_text("[global]\ncheck-interval: 120 ; seconds\ncircuit-breaker-url: http://h/a;b\n"
+                    "[table: t]\nreads-upper-threshold: 80 ;up\n")
+    settings = load_settings(["--config", str(conf)])
+    assert settings.check_interval == 120 and settings.circuit_breaker_url == "http://h/a;b"
+    assert settings.tables[0].rules.reads.upper_threshold == 80

@@ -228,8 +228,17 @@ FAKE_DAEMON = textwrap.dedent("""\
 
     pid_dir, instance, marker, mode = sys.argv[1:5]
 
+    if mode == "bad-config-slow-release":  # the pid file goes slowly, as on a loaded machine
+        import time
+        from daemon.pidfile import TimeoutPIDLockFile
+        release = TimeoutPIDLockFile.release
+        def slow_release(self, *args, **kwargs):
+            time.sleep(0.5)
+            return release(self, *args, **kwargs)
+        TimeoutPIDLockFile.release = slow_release
+
     def prepare():
-        if mode == "bad-config":
+        if mode.startswith("bad-config"):
             raise ValueError("log-file /nowhere/x.log: cannot open")
 
     def run():
@@ -305,8 +314,11 @@ def test_start_returns_once_the_detached_daemon_holds_its_pid_file(fake_daemon):
     assert fake_daemon.marker.read_text().endswith("stopped\n")  # its own SIGTERM handler ran
 
 
-def test_a_config_error_in_the_daemon_reaches_the_start_command(fake_daemon):
-    result = fake_daemon("bad-config")
+@pytest.mark.parametrize("mode", ["bad-config", "bad-config-slow-release"])
+def test_a_config_error_in_the_daemon_reaches_the_start_command(fake_daemon, mode):
+    # the error used to be reported before the pid file was removed: `start` could return
+    # (exit 2) with the pid file still there (a flaky e2e test under load)
+    result = fake_daemon(mode)
     assert result.returncode == 2
     assert result.stderr.strip() == "dynamic-dynamodb: error: log-file /nowhere/x.log: cannot open"
     assert not fake_daemon.pid_file.exists()  # the daemon released it before exiting
@@ -428,6 +440,27 @@ def test_a_log_file_that_cannot_be_opened_keeps_the_running_handlers(tmp_path, c
         logsetup.setup_logging(Settings(log_file=str(tmp_path / "missing" / "dd.log")), console=False)
     clean_logger.error("Reload failed, keeping the running configuration")
     assert "Reload failed" in log_file.read_text()
+
+
+HANDLER = "[loggers]\nkeys=root\n[handlers]\nkeys=h\n[formatters]\nkeys=\n[logger_root]\nhandlers=h\n"
+
+
+@pytest.mark.parametrize("text", [
+    "garbage\n",
+    HANDLER + "[handler_h]\nclass=NoSuchHandler\nargs=()\n",
+    HANDLER + "[handler_h]\nclass=StreamHandler\nargs=(no_such_name,)\n",
+], ids=["no sections (RuntimeError)", "an unknown handler class (ImportError)", "bad args (NameError)"])
+def test_a_broken_log_config_file_is_a_one_line_config_error(tmp_path, clean_logger, text):
+    path = tmp_path / "logging.ini"
+    path.write_text(text)
+    root = logging.getLogger()
+    saved = list(root.handlers)
+    try:
+        with pytest.raises(ConfigError, match=r"^log-config-file .*logging.ini: cannot configure logging: ") as e:
+            logsetup.setup_logging(Settings(log_config_file=str(path)))
+    finally:
+        root.handlers = saved
+    assert "\n" not in str(e.value)
 
 
 def test_dry_run_lines_carry_the_dryrun_marker(tmp_path, clean_logger):

@@ -1,7 +1,6 @@
 """scaling-policy: demand — each rule pinned by a case."""
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta, timezone
 
 import pytest

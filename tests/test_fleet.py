@@ -465,6 +465,42 @@ def test_a_bug_in_one_placement_does_not_cost_the_others_their_pass(messages):
     assert "[us-east-1] Unexpected error in the pass; the other regions and accounts go on" in messages
 
 
+def test_clients_that_cannot_be_built_fail_that_placement_each_pass_until_they_can(messages):
+    # e.g. AWS_PROFILE naming no profile, or a bad AWS_ENDPOINT_URL: one line a pass, never a
+    # traceback, the other placements scale, and a later pass tries again
+    world = FakeWorld({EAST: {"orders": 10}, WEST: {"orders": 10}}, load={(WEST, "orders"): 95})
+    broken = {EAST}
+
+    def ports(settings: Settings, placement: Placement) -> Ports:
+        if placement in broken:
+            raise AwsError("cannot set up the AWS session: The config profile (nope) could not be found")
+        return world.ports(settings, placement)
+
+    fleet = Fleet(fleet_settings(), ports)
+    report = fleet.run_pass(NOW)
+    assert report.failures == 1 and report.updates == 1
+    assert ("[us-east-1] Cannot reach AWS: cannot set up the AWS session: The config profile (nope) "
+            "could not be found") in messages
+    assert not any("Unexpected error" in m for m in messages)
+    broken.clear()
+    world.load[(EAST, "orders")] = 95
+    assert fleet.run_pass(NOW).ok and [u.table_capacity for u in world.made[EAST].updates] == [Capacity(15, 15)]
+
+
+def test_a_bad_profile_or_endpoint_is_an_aws_error_of_one_line(monkeypatch):
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    # botocore says so when the session is made or, once the process has one, the client
+    with pytest.raises(AwsError, match=r"^cannot set up the AWS (session|dynamodb client): The config profile "
+                                       r"\(no-such-profile\) could not be found$"):
+        conn = aws.Connection("us-east-1")
+        aws.make_client(aws.make_session(conn), "dynamodb", conn)
+    monkeypatch.delenv("AWS_PROFILE")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "not a url")
+    conn = aws.Connection("us-east-1", "k", "s")
+    with pytest.raises(AwsError, match="^cannot set up the AWS dynamodb client: Invalid endpoint: not a url$"):
+        aws.make_client(aws.make_session(conn), "dynamodb", conn)
+
+
 def test_the_circuit_breaker_is_probed_once_per_pass_for_all_placements():
     from dynamic_dynamodb.rules import TargetRules
     url = "http://breaker.example/ok"
@@ -477,6 +513,24 @@ def test_the_circuit_breaker_is_probed_once_per_pass_for_all_placements():
     assert world.breaker.probes == 1
     fleet.run_pass(NOW + timedelta(minutes=5))
     assert world.breaker.probes == 2
+
+
+def test_an_error_before_a_pass_such_as_in_a_sighup_reload_never_ends_the_loop(caplog):
+    passes, stop = [], threading.Event()
+    hooks = iter([RuntimeError("reload blew up")])
+
+    def before_pass():
+        error = next(hooks, None)
+        if error:
+            raise error
+
+    def one_pass(now):
+        passes.append(now)
+        stop.set()
+        return PassReport()
+
+    run_forever(one_pass, lambda: 0.01, stop, before_pass)
+    assert len(passes) == 1 and "Unexpected error in the pass" in caplog.text
 
 
 def test_a_pass_longer_than_the_interval_is_reported_and_never_run_twice_at_once(caplog):

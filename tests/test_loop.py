@@ -119,3 +119,12 @@ def test_a_section_that_matches_no_table_is_warned_every_pass(caplog):
     s.run_pass(NOW)
     s.run_pass(NOW)
     assert caplog.text.count("No table matches [table: ordres]") == 2
+
+
+def test_a_table_reported_with_0_provisioned_units_is_skipped_and_the_others_still_scale(caplog):
+    # 0 / 0 % used to raise ZeroDivisionError in the policy and cost every table its pass
+    tables = FakeTables({"a-zero": Capacity(0, 0), "b-half": Capacity(5, 0), "c-table": Capacity(100, 100)})
+    report = scaler(tables, {"a-zero": (95, 95), "b-half": (95, 95), "c-table": (95, 50)}).run_pass(NOW)
+    assert [u.table for u in tables.updates] == ["c-table"] and tables.tables["c-table"] == Capacity(150, 100)
+    assert report.skipped == 2 and report.ok
+    assert "a-zero: DescribeTable reports 0 read and 0 write units provisioned, skipped" in caplog.text

@@ -39,6 +39,15 @@ def test_an_unwritable_state_file_is_a_warning_not_a_crash(tmp_path, caplog):
     assert "Cannot write state file" in caplog.text
 
 
+def test_a_state_file_path_that_is_a_directory_leaves_no_temporary_file_behind(tmp_path, caplog):
+    # every pass used to leave a .state-XXXX file next to it
+    (tmp_path / "state").mkdir()
+    for _ in range(2):
+        state.save(str(tmp_path / "state"), {Target("t"): Memory(read_checks=1)})
+    assert "Cannot write state file" in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state"] and not any((tmp_path / "state").iterdir())
+
+
 def test_the_demand_policy_history_round_trips(tmp_path):
     from dynamic_dynamodb.demand import DemandState
 

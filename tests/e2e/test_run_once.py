@@ -376,3 +376,25 @@ def test_missing_config_file_is_exit_2(cli, tmp_path):
     r = cli(["--config", str(tmp_path / "nope.conf"), "--run-once"])
     assert_no_traceback(r)
     assert r.returncode == 2, describe(r)
+
+
+# --------------------------------------------------------------------------- broken AWS set-up
+@pytest.mark.parametrize("env, message", [
+    ({"AWS_PROFILE": "no-such-profile"}, "The config profile (no-such-profile) could not be found"),
+    ({"AWS_ENDPOINT_URL_DYNAMODB": "not-a-url"}, "Invalid endpoint: not-a-url"),
+    ({"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None, "AWS_SESSION_TOKEN": None,
+      "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": None,
+      "AWS_CONTAINER_CREDENTIALS_FULL_URI": None}, "Unable to locate credentials"),
+], ids=["AWS_PROFILE naming no profile", "a malformed endpoint URL", "no credentials at all"])
+def test_a_broken_aws_setup_is_one_error_line_and_exit_1(tmp_path, env, message):
+    # the first two were tracebacks from building the clients
+    from support.cli import run_cli
+
+    env = {"HOME": str(tmp_path), "AWS_CONFIG_FILE": str(tmp_path / "none"),
+           "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), **env}
+    r = run_cli(["-t", "orders", "--run-once", "--state-file", str(tmp_path / "s.json")], env_extra=env,
+                endpoint_url="http://127.0.0.1:9", timeout=30)
+    assert_no_traceback(r)
+    assert r.returncode == 1, describe(r)
+    errors = [line for line in r.stderr.splitlines() if " - ERROR - " in line]
+    assert len(errors) == 1 and message in errors[0], describe(r)
