@@ -154,7 +154,9 @@ def main() -> int:
             env.pop("AWS_PROFILE", None)
             print(f"demo: running `dynamic-dynamodb --config demo.conf` for {RUN_SECONDS:.0f} s "
                   "(check interval 15 s)\n", flush=True)
-            daemon = subprocess.Popen([sys.executable, "-m", "dynamic_dynamodb", "--config", str(conf)], env=env)
+            # a state file of its own: the demo's tables are new each time
+            daemon = subprocess.Popen([sys.executable, "-m", "dynamic_dynamodb", "--config", str(conf),
+                                       "--state-file", str(Path(tmp) / "demo.state.json")], env=env)
             time.sleep(RUN_SECONDS)
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(timeout=30)
