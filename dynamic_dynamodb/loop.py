@@ -278,12 +278,9 @@ class Scaler:
             elif not retry:
                 report.failures += 1
             return
-        except TableBusy as e:
-            log.info("%s: busy (%s), trying again next pass", table, e)
-            report.skipped += 1
-            return
-        except TableNotFound:
-            log.info("%s: table no longer exists, skipped", table)
+        except (TableBusy, TableNotFound) as e:
+            gone = isinstance(e, TableNotFound)
+            log.info("%s: %s", table, "table no longer exists, skipped" if gone else f"busy ({e}), trying again next pass")
             report.skipped += 1
             return
         except AwsError as e:
