@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import base64
-import socket
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 from urllib.parse import quote
+
+from support.server import BackgroundServer, QuickHandler
 
 
 @dataclass
@@ -27,7 +26,7 @@ class BreakerRequest:
         return self.headers.get("x-gsi-name")
 
 
-class BreakerServer:
+class BreakerServer(BackgroundServer):
     """``status`` (default 200) is what every GET answers; ``delay`` seconds before answering
     (to provoke the daemon's timeout); ``statuses`` may map a path to its own status."""
 
@@ -38,21 +37,14 @@ class BreakerServer:
         self.body = b"OK"
         self.requests: list[BreakerRequest] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        super().__init__()
 
-    def start(self) -> "BreakerServer":
+    name = "breaker"
+
+    def handler(self) -> type:
         breaker = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, fmt: str, *args: Any) -> None:
-                pass
-
-            def setup(self) -> None:
-                super().setup()
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
+        class Handler(QuickHandler):
             def do_GET(self) -> None:
                 auth = None
                 header = self.headers.get("Authorization", "")
@@ -79,22 +71,7 @@ class BreakerServer:
 
             do_HEAD = do_POST = do_GET
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                         name="breaker", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        return self._server.server_address[1]
+        return Handler
 
     @property
     def url(self) -> str:

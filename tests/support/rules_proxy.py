@@ -61,8 +61,9 @@ import urllib.parse
 import uuid
 import zlib
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterable
+
+from support.server import BackgroundServer, QuickHandler
 
 DDB_PREFIX = "com.amazonaws.dynamodb.v20120810#"
 JSON_CT = "application/x-amz-json-1.0"
@@ -233,8 +234,10 @@ class _Hook:
     times: int | None
 
 
-class RulesProxy:
+class RulesProxy(BackgroundServer):
     """The proxy; ``start()`` runs it in a daemon thread.  Thread-safe."""
+
+    name = "rules-proxy"
 
     def __init__(self, upstream: str, host: str = "127.0.0.1", port: int = 0,
                  updating_seconds: float = 0, exact_metric_statistics: bool = True):
@@ -245,9 +248,7 @@ class RulesProxy:
         self._default_updating = updating_seconds
         self._lock = threading.RLock()
         self._update_lock = threading.Lock()  # serialises UpdateTable check+forward+book
-        self._host, self._port = host, port
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__(host, port)
         self._reset_state()
 
     # ------------------------------------------------------------------ lifecycle
@@ -261,32 +262,8 @@ class RulesProxy:
             self._hooks: list[_Hook] = []
             self._log: list[dict] = []
 
-    def start(self) -> "RulesProxy":
-        handler = type("Handler", (_Handler,), {"proxy": self})
-        self._server = ThreadingHTTPServer((self._host, self._port), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
-                                        name="rules-proxy", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> "RulesProxy":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "proxy not started"
-        return self._server.server_address[1]
+    def handler(self) -> type:
+        return type("Handler", (_Handler,), {"proxy": self})
 
     @property
     def url(self) -> str:
@@ -658,19 +635,10 @@ class RulesProxy:
         return 200, {"Label": p.get("MetricName"), "Datapoints": list(points.values())}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuickHandler):
     proxy: RulesProxy
-    protocol_version = "HTTP/1.1"
     _dynamodb = False  # the request being answered is a DynamoDB one
     server_version = "RulesProxy"
-
-    def log_message(self, fmt: str, *args: Any) -> None:  # quiet
-        pass
-
-    def setup(self) -> None:
-        super().setup()
-        # headers and body go out in two writes: without this, Nagle + delayed ACK add 40 ms
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def do_GET(self) -> None:
         self._handle()
