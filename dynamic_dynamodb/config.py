@@ -80,6 +80,14 @@ def to_int(text: str) -> int:
         raise ValueError(f"expected an integer, got {text!r}") from None
 
 
+def to_limit(text: str) -> Optional[int]:
+    """A min or max of provisioned units; 0 means no limit, as in 1.6.0."""
+    value = to_int(text)
+    if value < 0:
+        raise ValueError(f"must be at least 0 (0: no limit), got {value}")
+    return value or None
+
+
 def to_float(text: str) -> float:
     """A finite number such as 90 or 12.5."""
     try:
@@ -384,12 +392,12 @@ def _dim_keys(dim: Dim) -> tuple[Key, ...]:
             help=f"Unit of increase-{d}-with: percent of the current provisioning, or units."),
         Key(f"decrease-{d}-unit", "decrease_unit", to_unit, dim=dim, cli=True,
             help=f"Unit of decrease-{d}-with: percent of the current provisioning, or units."),
-        Key(f"min-provisioned-{d}", "min_provisioned", to_int, dim=dim, low=1, optional=True, cli=True,
+        Key(f"min-provisioned-{d}", "min_provisioned", to_limit, dim=dim, optional=True, cli=True,
             default_text="1",
-            help=f"Never provision fewer {s} units than this; a table below it is raised."),
-        Key(f"max-provisioned-{d}", "max_provisioned", to_int, dim=dim, low=1, optional=True, cli=True,
+            help=f"Never provision fewer {s} units than this; a table below it is raised (0: DynamoDB's 1)."),
+        Key(f"max-provisioned-{d}", "max_provisioned", to_limit, dim=dim, optional=True, cli=True,
             default_text="no ceiling",
-            help=f"Never provision more {s} units than this; a table above it is lowered."),
+            help=f"Never provision more {s} units than this; a table above it is lowered (0: no ceiling)."),
         Key(f"throttled-{d}-upper-threshold", "throttled_upper_threshold", to_int, dim=dim, low=0, cli=True,
             help=f"Increase {d} when the {s} throttle events in the lookback window exceed this count; 0 disables."),
         Key(f"num-{s}-checks-before-scale-down", "checks_before_scale_down", to_int, dim=dim, low=1, cli=True,

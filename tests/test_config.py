@@ -679,7 +679,7 @@ ERRORS = [
         id="min above max",
     ),
     pytest.param(
-        table("min-provisioned-writes: 0"), [], ["min-provisioned-writes", "at least 1", "0"], id="a min of 0"
+        table("min-provisioned-writes: -1"), [], ["min-provisioned-writes", "at least 0", "-1"], id="a negative min"
     ),
     pytest.param(table("max-provisioned-reads: -4"), [], ["max-provisioned-reads", "-4"], id="a negative max"),
     pytest.param(
@@ -968,12 +968,6 @@ ERRORS = [
     ),
     pytest.param(
         "",
-        ["-t", "t", "--min-provisioned-writes", "0"],
-        ["command line --min-provisioned-writes", "0"],
-        id="a zero min on the command line",
-    ),
-    pytest.param(
-        "",
         ["-t", "t", "--min-provisioned-reads", "9", "--max-provisioned-reads", "3"],
         ["--min-provisioned-reads", "9", "--max-provisioned-reads 3"],
         id="min above max on the command line",
@@ -1046,6 +1040,7 @@ USAGE_ERRORS = [
     ["--region", "nowhere"],
     ["--no-such-option"],
     ["-c"],
+    ["-t", "t", "--min-provisioned-writes", "-3"],
     ["--instance", "a/b", "--run-once"],  # also without --daemon: it names the state file
     ["--instance", ".."],
 ]
@@ -1497,3 +1492,14 @@ def test_a_semicolon_comment_after_a_value_is_ignored_as_in_1_6_0(tmp_path):
     settings = load_settings(["--config", str(conf)])
     assert settings.check_interval == 120 and settings.circuit_breaker_url == "http://h/a;b"
     assert settings.tables[0].rules.reads.upper_threshold == 80
+
+
+@pytest.mark.parametrize("args", [["-c", "{conf}"], ["-t", "t", "--min-provisioned-reads", "0",
+                                                      "--max-provisioned-reads", "0"]],
+                         ids=["in the config file", "on the command line"])
+def test_a_limit_of_0_means_no_limit_as_in_1_6_0(tmp_path, args):
+    conf = tmp_path / "c.conf"
+    conf.write_text("[table: t]\nmin-provisioned-reads: 0\nmax-provisioned-reads: 0\n")
+    settings = load_settings([a.format(conf=conf) for a in args])
+    rules = settings.tables[0].rules.reads
+    assert rules.min_provisioned is None and rules.max_provisioned is None and rules.floor == 1
