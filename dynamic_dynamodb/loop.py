@@ -8,6 +8,7 @@ pass goes on; the process never dies of them.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +44,7 @@ from .settings import Settings, TableSection
 log = logging.getLogger("dynamic-dynamodb")
 
 DESCRIBE_CONCURRENCY = 8
+CLOUDWATCH_DELAY_MINUTES = 3  # a minute's datapoint is usually published within two or three
 
 
 @dataclass
@@ -179,7 +181,7 @@ class Scaler:
             for status, rules in targets:
                 if self._skip(status, report):
                     continue
-                jobs.append(Job(status, rules, _queries(status.target, rules, now)))
+                jobs.append(Job(status, rules, _queries(status.target, rules, now, self.settings.check_interval)))
         return jobs
 
     def _skip(self, status: TargetStatus, report: PassReport) -> bool:
@@ -234,7 +236,7 @@ class Scaler:
         return (url, timeout, job.status.target.table, job.status.target.index)
 
     def _decide(self, job: Job, data: dict, breaker: dict[tuple, bool], now: datetime) -> Decision:
-        window = job.rules.lookback_period * 60
+        window = int((job.queries[0].end - job.queries[0].start).total_seconds())
         cr, cw, tr, tw = (data.get(q, ()) for q in job.queries)
         reads = Observed(_total(cr), _total(tr), window, _series(cr, tr))
         writes = Observed(_total(cw), _total(tw), window, _series(cw, tw))
@@ -369,11 +371,15 @@ def _series(consumed: Iterable, throttled: Iterable) -> tuple[tuple[datetime, fl
     return tuple((ts, value, throttles.get(ts, 0.0)) for ts, value in consumed)
 
 
-def _queries(target: Target, rules: TargetRules, now: datetime) -> tuple[MetricQuery, ...]:
+def _queries(target: Target, rules: TargetRules, now: datetime, interval: int = 60) -> tuple[MetricQuery, ...]:
     """The four series a decision needs, over the target's lookback window."""
     end_minute = now.replace(second=0, microsecond=0)
     start = end_minute - timedelta(minutes=rules.lookback_window_start)
     end = start + timedelta(minutes=rules.lookback_period)
+    if rules.scaling_policy == "demand":
+        # the demand policy keeps a per-minute history: reach back over the whole interval
+        # since the last pass, and the CloudWatch delay, so that no minute is missed
+        start = min(start, end - timedelta(minutes=math.ceil(interval / 60) + CLOUDWATCH_DELAY_MINUTES))
     return tuple(MetricQuery(target, metric[dim], start, end, 60)
                  for metric in (CONSUMED_METRIC, THROTTLE_METRIC) for dim in (Dim.READS, Dim.WRITES))
 

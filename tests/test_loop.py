@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from dynamic_dynamodb.loop import Ports, Scaler
 from dynamic_dynamodb.model import (
@@ -128,3 +128,18 @@ def test_a_table_reported_with_0_provisioned_units_is_skipped_and_the_others_sti
     assert [u.table for u in tables.updates] == ["c-table"] and tables.tables["c-table"] == Capacity(150, 100)
     assert report.skipped == 2 and report.ok
     assert "a-zero: DescribeTable reports 0 read and 0 write units provisioned, skipped" in caplog.text
+
+
+def test_the_demand_policy_reads_back_over_the_whole_check_interval():
+    from dynamic_dynamodb.loop import _queries
+
+    rules = TargetRules(scaling_policy="demand", lookback_window_start=5, lookback_period=5)
+    q = _queries(Target("orders"), rules, NOW, interval=600)[0]
+    assert (q.end - q.start).total_seconds() == (10 + 3) * 60 and q.end == NOW
+
+
+def test_the_threshold_policy_reads_exactly_its_lookback_window():
+    from dynamic_dynamodb.loop import _queries
+
+    q = _queries(Target("orders"), TargetRules(), NOW, interval=600)[0]
+    assert (q.start, q.end) == (NOW - timedelta(minutes=15), NOW - timedelta(minutes=10))
