@@ -398,3 +398,18 @@ def test_a_broken_aws_setup_is_one_error_line_and_exit_1(tmp_path, env, message)
     assert r.returncode == 1, describe(r)
     errors = [line for line in r.stderr.splitlines() if " - ERROR - " in line]
     assert len(errors) == 1 and message in errors[0], describe(r)
+
+
+# --------------------------------------------------------------------------- the demand policy
+def test_the_recommended_config_scales_a_quiet_table_and_a_throttled_one(rules_proxy, proxy_aws, aws, run_once):
+    seed(proxy_aws, "quiet-table", read=100, write=100, reads_pct=40, writes_pct=10)
+    M.create_table(proxy_aws.dynamodb, "hot-table", 10, 10)
+    M.put_consumption(proxy_aws.cloudwatch, "hot-table", read_per_second=10, write_per_second=2,
+                      read_throttles_per_minute=300)
+    r = run_once(None, "--config", str(REPO / "examples" / "recommended.conf"))
+    assert r.returncode == 0, describe(r)
+    reads, writes = M.provisioned(aws.dynamodb, "quiet-table")
+    assert 40 < reads < 100 and 10 < writes < 100, (reads, writes)  # down, never below the demand
+    hot_reads, _ = M.provisioned(aws.dynamodb, "hot-table")
+    assert hot_reads >= (10 + 300 / 60) / 0.8, hot_reads  # sized for served plus throttled demand
+    assert "throttled, sized for" in r.stderr
