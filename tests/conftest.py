@@ -24,8 +24,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# properties are about behaviour, not speed: a busy CI machine must not fail them on a deadline
+settings.register_profile("project", deadline=None)
+settings.load_profile("project")
 
 from support.moto import AwsClients, MotoServer, apply_fake_aws_env  # noqa: E402
 
