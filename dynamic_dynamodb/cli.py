@@ -82,8 +82,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
             from . import daemon
 
             return daemon.control(settings)
-        handlers_console = settings.daemon is None or settings.daemon in ("foreground", "fg")
-        setup_logging(settings, console=handlers_console)
+        setup_logging(settings)  # attached here: start, stop and restart were handled above
         for warning in settings.warnings:
             log.warning(warning)
         if settings.simulate or settings.backtest:
@@ -167,7 +166,8 @@ def reload(scaler: Fleet) -> Fleet:
     """A scaler for the re-read config file; a broken file is logged and the running scaler kept."""
     try:
         fresh = config.load_settings(scaler.settings.argv)
-        setup_logging(fresh, console=fresh.daemon is None or fresh.daemon in ("foreground", "fg"))
+        # a detached daemon (its argv says --daemon start) has no console to log to
+        setup_logging(fresh, console=fresh.daemon in (None, "foreground"))
     except ConfigError as e:
         log.error("Reload failed, keeping the running configuration: %s", e)
         return scaler

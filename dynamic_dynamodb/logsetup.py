@@ -5,7 +5,6 @@ import logging
 import logging.config
 import logging.handlers
 import sys
-from typing import Optional
 
 from .settings import ConfigError, Settings
 
@@ -60,8 +59,3 @@ def _file_handler(path: str) -> logging.Handler:
         return logging.handlers.WatchedFileHandler(path)
     except OSError as e:
         raise ConfigError(f"log-file {path}: cannot open: {e.strerror}") from None
-
-
-def handler_streams(handlers: list[logging.Handler]) -> list[Optional[object]]:
-    """The open streams of file handlers, for DaemonContext(files_preserve=...)."""
-    return [getattr(h, "stream", None) for h in handlers if isinstance(h, logging.FileHandler)]

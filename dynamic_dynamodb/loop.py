@@ -274,7 +274,7 @@ class Scaler:
             self.ports.tables.update(_update(table, changed))
         except LimitExceeded as e:
             log.warning("%s: UpdateTable refused: %s", table, e)
-            increases = [d.without_decreases() for d in changed if d.increases_only != d.status.capacity]
+            increases = [held for held in map(Decision.without_decreases, changed) if held.changed]
             if retry and increases and any(d.decreasing for d in changed):
                 self._send(table, increases, now, report, retry=False)
             elif not retry:

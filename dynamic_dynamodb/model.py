@@ -37,10 +37,6 @@ class Capacity:
     reads: int
     writes: int
 
-    def get(self, dim: Dim) -> int:
-        """Units of one dimension."""
-        return self.reads if dim is Dim.READS else self.writes
-
 
 @dataclass(frozen=True)
 class TargetStatus:

@@ -44,8 +44,6 @@ class Observed:
         return self.throttled_sum or 0.0
 
 
-NO_DATA = Observed(None, None, 300)
-
 
 @dataclass(frozen=True)
 class Memory:
@@ -115,11 +113,6 @@ class Decision:
     def decreasing(self) -> bool:
         """True when the update lowers reads or writes (it spends a decrease)."""
         return self.reads.new < self.reads.current or self.writes.new < self.writes.current
-
-    @property
-    def increases_only(self) -> Capacity:
-        """The same update without its decreases."""
-        return Capacity(max(self.reads.new, self.reads.current), max(self.writes.new, self.writes.current))
 
     def without_decreases(self) -> "Decision":
         """The same decision with its decreases held back."""
