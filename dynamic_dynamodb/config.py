@@ -292,6 +292,7 @@ def to_target_utilization(text: str) -> float:
 TYPE_NAMES: dict[Callable[[str], Any], str] = {
     to_str: "string",
     to_int: "integer",
+    to_limit: "integer",
     to_float: "number",
     to_amount: "number",
     to_bool: "boolean",
@@ -543,11 +544,6 @@ class PlacementKey:
     attr: str  # field of TableSection
     convert: Callable[[str], Any]
     help: str
-
-    @property
-    def type_name(self) -> str:
-        """The value type as the docs name it."""
-        return TYPE_NAMES[self.convert]
 
 
 PLACEMENT_KEYS: tuple[PlacementKey, ...] = (

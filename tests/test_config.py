@@ -1439,11 +1439,12 @@ def test_every_section_kind_is_documented(section: str) -> None:
     assert section in (DOCS / "configuration.rst").read_text()
 
 
-@pytest.mark.parametrize("key", config.TABLE_KEYS, ids=lambda k: f"the docs give {k.name} its default")
-def test_the_docs_give_every_table_key_its_default(key: config.Key) -> None:
+@pytest.mark.parametrize("key", config.TABLE_KEYS, ids=lambda k: f"the docs give {k.name} its type and default")
+def test_the_docs_give_every_table_key_its_type_and_default(key: config.Key) -> None:
     page = (DOCS / "configuration.rst").read_text().split("\n[table: REGEX]\n", 1)[1]
     row = re.search(rf"^\s*\* - ``{re.escape(key.name)}``\n\s*- (.*)\n\s*- (.*)\n", page, re.M)
     assert row, key.name
+    assert row[1] == key.type_name, (key.name, row[1])
     assert key.shown_default in row[2], (key.name, row[2])
 
 
@@ -1503,3 +1504,22 @@ def test_a_limit_of_0_means_no_limit_as_in_1_6_0(tmp_path, args):
     settings = load_settings([a.format(conf=conf) for a in args])
     rules = settings.tables[0].rules.reads
     assert rules.min_provisioned is None and rules.max_provisioned is None and rules.floor == 1
+
+
+def _documented_type(page: str, name: str) -> str:
+    """The Type cell of the docs' list-table row for a key or option (a short form may come first)."""
+    row = re.search(rf"^\s*\* - (?:``-\w``, )?``{re.escape(name)}``\n\s*- (.*)\n", page, re.M)
+    assert row, name
+    return row[1]
+
+
+@pytest.mark.parametrize("key", config.GLOBAL_KEYS, ids=lambda k: f"the docs give [global]/[logging] {k.name} its type")
+def test_the_docs_give_every_global_key_its_type(key) -> None:
+    page = (DOCS / "configuration.rst").read_text().split("\n[default_options]\n", 1)[0]
+    assert _documented_type(page, key.name) == key.type_name
+
+
+@pytest.mark.parametrize("option", config.CLI_OPTIONS, ids=lambda o: f"the docs give {o.flags[-1]} its type")
+def test_the_docs_give_every_command_line_option_its_type(option) -> None:
+    page = (DOCS / "command_line.rst").read_text()
+    assert _documented_type(page, option.flags[-1]) == option.type_name
