@@ -58,6 +58,18 @@ STATS = ("Sum", "SampleCount", "Average", "Minimum", "Maximum")
 SeriesKey = tuple[str, str, str, frozenset]
 
 
+
+def _add(aggregates: dict, key: int, total: float, count: float, lo: float, hi: float) -> None:
+    """Fold (sum, sample count, minimum, maximum) into the aggregate at `key`."""
+    agg = aggregates.get(key)
+    if agg is None:
+        aggregates[key] = [total, count, lo, hi]
+    else:
+        agg[0] += total
+        agg[1] += count
+        agg[2] = min(agg[2], lo)
+        agg[3] = max(agg[3], hi)
+
 class ApiError(Exception):
     """An error answer in CloudWatch's JSON protocol."""
 
@@ -88,14 +100,7 @@ class MetricStore:
         hi = value if maximum is None else maximum
         with self._lock:
             points = self.series[key]
-            agg = points.get(ts)
-            if agg is None:
-                points[ts] = [value, count, lo, hi]
-            else:
-                agg[0] += value
-                agg[1] += count
-                agg[2] = min(agg[2], lo)
-                agg[3] = max(agg[3], hi)
+            _add(points, ts, value, count, lo, hi)
 
     def query(self, key: SeriesKey, start: int, end: int, period: int, stat: str) -> list[tuple[int, float]]:
         """(bucket start, statistic) for buckets with data, oldest first."""
@@ -105,15 +110,7 @@ class MetricStore:
         buckets: dict[int, list[float]] = {}
         for ts, (total, count, lo, hi) in list(points.items()):
             if start <= ts < end:
-                b = start + (ts - start) // period * period
-                agg = buckets.get(b)
-                if agg is None:
-                    buckets[b] = [total, count, lo, hi]
-                else:
-                    agg[0] += total
-                    agg[1] += count
-                    agg[2] = min(agg[2], lo)
-                    agg[3] = max(agg[3], hi)
+                _add(buckets, start + (ts - start) // period * period, total, count, lo, hi)
         out = []
         for b in sorted(buckets):
             total, count, lo, hi = buckets[b]

@@ -17,23 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from support.wait import wait_for
 from support.cli import REPO, assert_no_traceback, cli_env, describe, run_cli
 from support.metrics import create_table, provisioned, put_consumption
 
 from dynamic_dynamodb.daemon import looks_like_ours, process_alive, read_pid
 
 pytestmark = pytest.mark.e2e
-
-
-def wait_for(predicate, timeout: float = 10.0, what: str = "condition", interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def table_config(table: str, upper: float | str = 90, lower: float = 10, interval: int = 1, extra: str = "") -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from support.wait import wait_for
 from support.cli import REPO, cli_env
 from support.metrics import create_table
 
@@ -33,18 +34,9 @@ BIN = Path(sys.executable).parent
 SUPERVISORD = BIN / "supervisord"
 SUPERVISORCTL = BIN / "supervisorctl"
 PROGRAM = "dynamic-dynamodb"
+
+SUPERVISED = 15.0  # seconds: supervisord's own polling makes its state changes slow
 EXAMPLE = REPO / "examples" / "supervisord.conf"
-
-
-def wait_for(predicate, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def example_program() -> dict[str, str]:
@@ -139,24 +131,25 @@ def supervisor(tmp_path, rules_proxy, proxy_aws):
 
 def test_supervisord_runs_respawns_reloads_and_stops_the_foreground_process(supervisor):
     passes = r"- supervised_orders: reads "
-    first = wait_for(supervisor.running_pid, what=f"RUNNING in:\n{supervisor.status()}")
-    wait_for(lambda: re.search(passes, supervisor.program_text()), what="a pass in the program log")
+    first = wait_for(supervisor.running_pid, SUPERVISED, what=f"RUNNING in:\n{supervisor.status()}")
+    wait_for(lambda: re.search(passes, supervisor.program_text()), SUPERVISED, what="a pass in the program log")
     text = supervisor.program_text()
     assert "Starting: check interval 1 s" in text  # the console output, kept by supervisord
     assert "Daemon started" not in text  # it did not fork
 
     # kill -9: supervisord respawns it (autorestart=true)
     os.kill(first, signal.SIGKILL)
-    second = wait_for(lambda: (pid := supervisor.running_pid()) not in (None, first) and pid,
+    second = wait_for(lambda: (pid := supervisor.running_pid()) not in (None, first) and pid, SUPERVISED,
                       what=f"a respawned process:\n{supervisor.status()}")
     assert not process_alive(first)
-    wait_for(lambda: supervisor.program_text().count("Starting: check interval") == 2, what="the second start")
+    wait_for(lambda: supervisor.program_text().count("Starting: check interval") == 2, SUPERVISED,
+             what="the second start")
     assert "(terminated by SIGKILL; not expected)" in supervisor.supervisord_log.read_text()
 
     # SIGHUP through supervisorctl: the config is re-read before the next pass
     result = supervisor.ctl("signal", "HUP", PROGRAM)
     assert result.returncode == 0, result.stdout + result.stderr
-    wait_for(lambda: "Configuration reloaded from" in supervisor.program_text(), what="the reload")
+    wait_for(lambda: "Configuration reloaded from" in supervisor.program_text(), SUPERVISED, what="the reload")
     assert supervisor.running_pid() == second
 
     # supervisorctl stop: SIGTERM, the loop ends with exit 0 and is not respawned
