@@ -76,7 +76,7 @@ class StandInScaler:
             consumed = data[queries[dim, "consumed"]]
             throttled = data[queries[dim, "throttled"]]
             units = sum(v for _, v in consumed) / WINDOW.total_seconds() if consumed else None
-            want[dim] = _step(cur.get(dim), units, sum(v for _, v in throttled))
+            want[dim] = _step(getattr(cur, dim.value), units, sum(v for _, v in throttled))
         new = Capacity(want[Dim.READS], want[Dim.WRITES])
         if new == cur:
             return None
