@@ -13,8 +13,8 @@ FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
 DRY_RUN_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - dryrun - %(message)s"
 
 
-def setup_logging(settings: Settings, console: bool = True) -> list[logging.Handler]:
-    """Configure the `dynamic-dynamodb` logger; returns the handlers opened (to keep across a fork)."""
+def setup_logging(settings: Settings, console: bool = True) -> None:
+    """Configure the `dynamic-dynamodb` logger (a daemon calls it after detaching, see daemon.py)."""
     logger = logging.getLogger(LOGGER)
     if settings.log_config_file:
         _remove_handlers(logger)
@@ -25,7 +25,7 @@ def setup_logging(settings: Settings, console: bool = True) -> list[logging.Hand
             detail = " ".join(str(e).split()) or type(e).__name__
             raise ConfigError(f"log-config-file {settings.log_config_file}: cannot configure logging: "
                               f"{detail}") from None
-        return list(logger.handlers) + list(logging.getLogger().handlers)
+        return
     handlers: list[logging.Handler] = []
     if settings.log_file:
         handlers.append(_file_handler(settings.log_file))
@@ -44,7 +44,6 @@ def setup_logging(settings: Settings, console: bool = True) -> list[logging.Hand
         logger.addHandler(handler)
     # boto's own warnings still reach the console
     logging.getLogger("botocore").setLevel(logging.WARNING)
-    return handlers
 
 
 def _remove_handlers(logger: logging.Logger) -> None:
