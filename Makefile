@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test unit docs bench clean venv
+.PHONY: demo test unit lint docs man bench clean venv
 
 venv: $(STAMP)
 
@@ -13,7 +13,7 @@ $(STAMP): setup.py
 	  echo "python3 -m venv failed; installing Debian's python3-venv" >&2; \
 	  rm -rf $(VENV) && apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install -q -U pip
-	$(BIN)/python -m pip install -q -e '.[test,plot,docs]'
+	$(BIN)/python -m pip install -q -e '.[test,plot,docs,dev]'
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -25,6 +25,14 @@ unit: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+man: $(STAMP)
+	$(BIN)/python -m sphinx -q -b man docs docs/_build/man
+	cp docs/_build/man/dynamic-dynamodb.1 docs/dynamic-dynamodb.1
 
 docs: $(STAMP)
 	$(BIN)/python -m sphinx -W -b html docs docs/_build/html
