@@ -110,6 +110,7 @@ def _stop_settings(argv: Sequence[str]) -> Optional[Settings]:
 
 def run(settings: Settings) -> int:
     """One pass (--run-once) or the foreground loop until SIGTERM/SIGINT; SIGHUP re-reads the config."""
+    log.info("Regions: %s", settings.regions_line())
     scaler = Fleet(settings, build_ports, memory=state.load_placed(state_path(settings)))
     if settings.run_once:
         report = run_pass(scaler, utcnow())

@@ -1133,10 +1133,12 @@ def load_settings(argv: Sequence[str]) -> Settings:
     if args.backtest_days is not None and not args.backtest:
         warnings.append("--days has no effect without --backtest")
 
+    region, region_source = _region(glob)
     return Settings(
         argv=tuple(argv),
         config_file=path,
-        region=glob["region"].value,
+        region=region,
+        region_source=region_source,
         aws_access_key_id=key_id,
         aws_secret_access_key=secret,
         check_interval=glob["check_interval"].value,
@@ -1162,9 +1164,27 @@ def load_settings(argv: Sequence[str]) -> Settings:
         backtest_days=args.backtest_days or Settings.backtest_days,
         aws_target_utilization=(Settings.aws_target_utilization if args.aws_target_utilization is None
                                 else args.aws_target_utilization),
+        table_name=args.table_name,
         tables=tuple(tables),
         warnings=tuple(warnings),
     )
+
+
+def _region(glob: Mapping[str, _Value]) -> tuple[str, str]:
+    """--region or the config's region, else boto3's chain (aws.default_region), and its source."""
+    given = glob["region"]
+    if given.where != BUILT_IN:
+        source = given.where
+        if glob["regions"].value and given.where.startswith(COMMAND_LINE):
+            source = f"{given.where}, replacing [global] regions"
+        return given.value, source
+    from .aws import default_region  # late: boto3 is imported only by runs that need it
+
+    region, source = default_region(os.environ)
+    try:
+        return to_region(region), source
+    except ValueError as error:
+        raise ConfigError(f"{source}: {error}") from None
 
 
 # ---- --show-config ---------------------------------------------------------------------
