@@ -15,6 +15,7 @@ import difflib
 import math
 import os
 import re
+import sys
 from dataclasses import dataclass
 from datetime import time
 from enum import Enum
@@ -682,8 +683,16 @@ def _argtype(convert: Callable[[str], Any]) -> Callable[[str], Any]:
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error: no usage block of 40 lines before the message."""
 
+    argv: Sequence[str] = ()
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        self.argv = list(sys.argv[1:] if args is None else args)  # what error() must not echo
+        return super().parse_args(args, namespace)
+
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+        # argparse echoes what it cannot use: a mistyped secret option's value among it
+        message = mask_text(" ".join(message.split()), self.argv)
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -794,7 +803,11 @@ def _read_file(path: str) -> list[_Section]:
     except UnicodeDecodeError as error:
         raise ConfigError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
     except configparser.MissingSectionHeaderError as error:
-        raise ConfigError(f"{path} line {error.lineno}: key outside any section: {error.line.strip()!r}") from None
+        # the line may be a secret: name its key at most, never its value
+        key = re.split(r"[:=]", error.line.strip(), maxsplit=1)[0].strip() if re.search(r"[:=]", error.line) else ""
+        shown = f"key {key!r}" if key else "text"
+        raise ConfigError(f"{path} line {error.lineno}: {shown} before any [section] header "
+                          f"(start with [global] or [table: REGEX])") from None
     except configparser.DuplicateSectionError as error:
         raise ConfigError(f"{path} line {error.lineno}: section [{error.section}] appears twice") from None
     except configparser.DuplicateOptionError as error:
@@ -1190,22 +1203,61 @@ def _region(glob: Mapping[str, _Value]) -> tuple[str, str]:
 # ---- --show-config ---------------------------------------------------------------------
 
 
-def _mask_argv(argv: Sequence[str]) -> list[str]:
-    """argv with the value of --aws-secret-access-key (or an abbreviation of it) masked."""
-    flag = "--aws-secret-access-key"
-    out: list[str] = []
+SECRET_FLAGS = ("--aws-secret-access-key", "--aws-access-key-id")
+# an option name that looks like it carries a secret, also when mistyped (argparse echoes those)
+_SECRET_NAME = re.compile(r"secret|access|key|passw|token|credential", re.IGNORECASE)
+
+
+def _is_secret_flag(name: str) -> bool:
+    """A secret option, an abbreviation argparse accepts, or a misspelling of one."""
+    if not name.startswith("-") or name.startswith("---"):
+        return False
+    if len(name) >= len("--aw") and any(flag.startswith(name) for flag in SECRET_FLAGS):
+        return True
+    return _SECRET_NAME.search(name) is not None
+
+
+def _secret_parts(argv: Sequence[str]) -> list[tuple[int, str]]:
+    """(index, value) of each secret in argv: the value of a secret option (`--opt VALUE` or
+    `--opt=VALUE`), and the credentials of a URL (`https://user:password@host`)."""
+    secrets: list[tuple[int, str]] = []
     hide_next = False
-    for token in argv:
-        name, eq, _ = token.partition("=")
+    for index, token in enumerate(argv):
+        name, eq, value = token.partition("=")
         if hide_next:
-            out.append(MASK)
+            secrets.append((index, token))
             hide_next = False
-        elif len(name) >= len("--aws-s") and flag.startswith(name):
-            out.append(f"{name}={MASK}" if eq else token)
-            hide_next = not eq
-        else:
-            out.append(token)
+        elif _is_secret_flag(name):
+            if eq:
+                secrets.append((index, value))
+            else:
+                hide_next = True
+        if "@" in token and "//" in token:
+            shown = redact_url(token, malformed=True)
+            start = token.find("//") + 2
+            hidden = token[start:token.rfind("@")]
+            if shown != token and hidden:
+                secrets.append((index, hidden.partition(":")[2] or hidden))
+    return secrets
+
+
+def mask_argv(argv: Sequence[str]) -> list[str]:
+    """argv with every secret (see _secret_parts) replaced by ***: for `ps`, --show-config, errors."""
+    out = list(argv)
+    for index, secret in _secret_parts(argv):
+        if secret:
+            out[index] = out[index].replace(secret, MASK)
     return out
+
+
+def mask_text(text: str, argv: Sequence[str]) -> str:
+    """A message with every secret of argv in it replaced by ***."""
+    for secret in sorted({value for _, value in _secret_parts(argv) if value}, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
+
+
+_mask_argv = mask_argv
 
 
 def _jsonable(value: Any, field_name: str = "") -> Any:
