@@ -15,6 +15,7 @@ import difflib
 import math
 import os
 import re
+import stat
 import sys
 from dataclasses import dataclass
 from datetime import time
@@ -771,6 +772,8 @@ def _classify(header: str, values: Mapping[str, str], path: str) -> _Section:
         match = _GSI_HEADER.fullmatch(name)
         if not match or not match[2].strip():
             raise ConfigError(f"{path} [{name}]: expected a section header [gsi: GSI-REGEX table: TABLE-KEY]")
+        if not match[1].strip():  # `[gsi:  table: x]`: the regex is only the spaces before table:
+            raise ConfigError(f"{path} [{name}]: expected [gsi: GSI-REGEX table: TABLE-KEY], got an empty GSI regex")
         return _Section(header, "gsi", values, key=match[1].strip(), table_key=match[2].strip())
     return _Section(header, "unknown", values)
 
@@ -790,12 +793,29 @@ def _shown_line(line: str) -> str:
     return line
 
 
+MAX_CONFIG_BYTES = 1 << 20  # 1 MiB: a config of 10,000 table sections is a tenth of that
+
+
+def _check_config_path(path: str) -> None:
+    """A regular file of at most 1 MiB: a FIFO would block the start, /dev/zero never end."""
+    mode = os.stat(path).st_mode  # OSError (missing, no permission) is the caller's message
+    kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else None)
+    if kind is not None:
+        raise ConfigError(f"-c/--config: {path!r} is {kind}, not a regular file")
+    size = os.stat(path).st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"-c/--config: {path!r} is {size} bytes; a config file is at most 1 MiB")
+
+
 def _read_file(path: str) -> list[_Section]:
     """The sections of the config file, in file order."""
     # " ; comment" after a value is a comment, as in Python 2's parser that 1.6.0 used
     ini = _IniParser(interpolation=None, default_section="\0no-default-section", strict=True,
                      inline_comment_prefixes=(";",))
     try:
+        _check_config_path(path)
         with open(path, encoding="utf-8") as handle:
             ini.read_file(handle, source=path)
     except OSError as error:
@@ -806,7 +826,7 @@ def _read_file(path: str) -> list[_Section]:
         # the line may be a secret: name its key at most, never its value
         key = re.split(r"[:=]", error.line.strip(), maxsplit=1)[0].strip() if re.search(r"[:=]", error.line) else ""
         shown = f"key {key!r}" if key else "text"
-        raise ConfigError(f"{path} line {error.lineno}: {shown} before any [section] header "
+        raise ConfigError(f"{path} line {error.lineno}: {shown} outside any section "
                           f"(start with [global] or [table: REGEX])") from None
     except configparser.DuplicateSectionError as error:
         raise ConfigError(f"{path} line {error.lineno}: section [{error.section}] appears twice") from None
