@@ -511,7 +511,8 @@ GLOBAL_KEYS: tuple[GlobalKey, ...] = (
         help="AWS secret access key (the odd -id suffix is the original's name)."),
     GlobalKey(GLOBAL, "aws-secret-access-key", "aws_secret_access_key", to_str, flag="--aws-secret-access-key",
         help="Alias of aws-secret-access-key-id."),
-    GlobalKey(GLOBAL, "region", "region", to_region, "AWS region of the tables, CloudWatch and SNS.", flag="--region"),
+    GlobalKey(GLOBAL, "region", "region", to_region, "AWS region of the tables, CloudWatch and SNS; without it, "
+        "AWS_REGION, AWS_DEFAULT_REGION, the AWS profile's region, else us-east-1.", flag="--region"),
     GlobalKey(GLOBAL, "regions", "regions", to_regions,
         help="Comma-separated regions: every table section without its own region applies in each of them "
              "(one process, one pass for all); --region on the command line replaces the list."),
@@ -644,7 +645,7 @@ CLI_OPTIONS: tuple[CliOption, ...] = (
         default_text="/tmp",
         help="Directory of the pid file dynamic-dynamodb.INSTANCE.pid."),
     CliOption(("-r", "--region"), DYNAMODB, dest="region", convert=to_region, metavar="REGION",
-        default_text="us-east-1",
+        default_text="AWS_REGION, AWS_DEFAULT_REGION, the profile's region, else us-east-1",
         help="AWS region; overrides [global] region."),
     CliOption(("-t", "--table-name"), DYNAMODB, dest="table_name", convert=to_str, metavar="REGEX",
         help="Regular expression matched against whole table names (re.fullmatch); the table options then come from "
