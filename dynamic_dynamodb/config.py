@@ -625,8 +625,8 @@ CLI_OPTIONS: tuple[CliOption, ...] = (
     CliOption(("--aws-access-key-id",), GENERAL, dest="aws_access_key_id", convert=to_str, metavar="KEY_ID",
         help="AWS access key id; used only together with the secret key. Default: the AWS credential chain."),
     CliOption(("--aws-secret-access-key",), GENERAL, dest="aws_secret_access_key", convert=to_str, metavar="SECRET",
-        help="AWS secret access key (visible to other users in the process list; prefer the config file or the "
-             "credential chain)."),
+        help="AWS secret access key (masked in the process list once running, but readable by other users "
+             "until then; prefer the environment, the config file or the credential chain)."),
     CliOption(("--show-config",), GENERAL, dest="show_config", action="store_true", default=False,
         help="Print the effective configuration as JSON (secrets masked) and exit."),
     CliOption(("--run-once",), GENERAL, dest="run_once", action="store_true", default=False,
@@ -1134,7 +1134,8 @@ def load_settings(argv: Sequence[str]) -> Settings:
         key_id = secret = None
     if args.aws_secret_access_key is not None:
         warnings.append(
-            "--aws-secret-access-key is visible to other users in the process list; prefer the config file"
+            "--aws-secret-access-key: other users can read a command line before the process masks it; "
+            "prefer the environment or the config file"
         )
     cb_url, cb_timeout = glob["circuit_breaker_url"].value, glob["circuit_breaker_timeout"].value
 

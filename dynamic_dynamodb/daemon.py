@@ -172,14 +172,15 @@ def not_this_instance(pid: int, path: str) -> Optional[str]:
         return None
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            command = fh.read().replace(b"\0", b" ")
+            raw = fh.read()
     except FileNotFoundError:
         return "is not running"
     except OSError:
         return None  # /proc mounted with hidepid: the process of another user, cannot tell
+    command = raw.replace(b"\0", b" ")
     marker = f", pid file {path}".encode()  # ends the title, or is followed by the arguments
     named = command.rstrip().endswith(marker) or marker + b" -- " in command
-    if not named or not OUR_COMMAND.search(command):
+    if not (named or _legacy_daemon_of(raw, path)) or not OUR_COMMAND.search(command):
         return "is another program now"
     started = _started_at(pid)
     try:
@@ -189,6 +190,24 @@ def not_this_instance(pid: int, path: str) -> Optional[str]:
     if started is not None and started > written + CLOCK_SLACK:
         return "started after the pid file was written: another program now"
     return None
+
+
+def _legacy_daemon_of(raw_cmdline: bytes, path: str) -> bool:
+    """Is this the untitled command line of a daemon of this pid file, as an earlier release
+    (or Dynamic DynamoDB 1.x) started it: `... --daemon start|restart [--instance NAME]
+    [--pid-file-dir DIR]`, each a separate argument, DIR absolute? So an upgrade can stop it."""
+    args = [a.decode("utf-8", "replace") for a in raw_cmdline.split(b"\0")]
+    values: dict[str, str] = {}
+    for i, arg in enumerate(args):
+        name, eq, value = arg.partition("=")
+        if name in ("--daemon", "--instance", "--pid-file-dir"):
+            values[name] = value if eq else (args[i + 1] if i + 1 < len(args) else "")
+    if values.get("--daemon") not in ("start", "restart"):
+        return False
+    directory = values.get("--pid-file-dir", "/tmp")
+    if not os.path.isabs(directory):
+        return False  # relative to where it was started: cannot tell
+    return os.path.normpath(pid_file_path(directory, values.get("--instance", "default"))) == os.path.normpath(path)
 
 
 def looks_like_ours(pid: int) -> bool:

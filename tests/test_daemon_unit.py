@@ -183,6 +183,29 @@ def test_a_look_alike_whose_command_line_names_dynamic_dynamodb_is_never_signall
         look_alike.wait()
 
 
+@pytest.mark.parametrize("args, ours", [
+    (["--daemon", "start", "--instance", "x", "--pid-file-dir", "{dir}"], True),
+    (["-c", "/etc/dd.conf", "--daemon=restart", "--instance=x", "--pid-file-dir={dir}"], True),
+    (["--daemon", "start", "--instance", "y", "--pid-file-dir", "{dir}"], False),  # another instance
+    (["--daemon", "start", "--instance", "x", "--pid-file-dir", "run"], False),  # relative: cannot tell
+    (["--daemon", "stop", "--instance", "x", "--pid-file-dir", "{dir}"], False),  # a stop command
+    (["--instance", "x", "--pid-file-dir", "{dir}"], False),  # the foreground loop writes no pid file
+], ids=["start", "restart with =", "another instance", "relative dir", "stop", "foreground"])
+def test_a_daemon_of_an_earlier_release_is_recognised_by_its_arguments(tmp_path, args, ours):
+    _needs_proc()
+    path = tmp_path / "dynamic-dynamodb.x.pid"
+    argv = ["dynamic-dynamodb", *(a.replace("{dir}", str(tmp_path)) for a in args)]
+    code = "import time; print('ready', flush=True); time.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", code, *argv], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        path.write_text(f"{proc.pid}\n")
+        assert (daemon.not_this_instance(proc.pid, str(path)) is None) is ours
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_another_instances_daemon_is_not_this_instance(tmp_path, sleeper, capsys):
     _needs_proc()
     other = sleeper(pid_file=tmp_path / "dynamic-dynamodb.y.pid", name="y")
