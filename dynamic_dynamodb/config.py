@@ -1134,8 +1134,8 @@ def load_settings(argv: Sequence[str]) -> Settings:
         key_id = secret = None
     if args.aws_secret_access_key is not None:
         warnings.append(
-            "--aws-secret-access-key: other users can read a command line before the process masks it; "
-            "prefer the environment or the config file"
+            "--aws-secret-access-key is readable by other users in the process list until the process masks "
+            "it; prefer the environment or the config file"
         )
     cb_url, cb_timeout = glob["circuit_breaker_url"].value, glob["circuit_breaker_timeout"].value
 
