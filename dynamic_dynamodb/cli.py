@@ -85,7 +85,8 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         stopping = _stop_settings(argv)
         if stopping is None:
             return _fail(config.mask_text(str(e), argv), EXIT_USAGE)
-        print(f"dynamic-dynamodb: warning: {e} (--daemon stop goes ahead)", file=sys.stderr)
+        print(f"dynamic-dynamodb: warning: {config.mask_text(str(e), argv)} (--daemon stop goes ahead)",
+              file=sys.stderr)
         settings = stopping
     if settings.show_config:
         print(json.dumps(config.settings_as_dict(settings), indent=2, sort_keys=True))
