@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import os
 import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -84,6 +85,28 @@ def translate(error: Exception) -> AwsError:
         message = str(info.get("Message", "")) or str(error)
         return _ERRORS.get(code, AwsError)(f"{code}: {message}".replace("\n", " "), code)
     return AwsError(str(error).replace("\n", " "), type(error).__name__)
+
+
+FALLBACK_REGION = "us-east-1"  # the original's default, when nothing names a region
+
+
+def default_region(environ: Mapping[str, str] = os.environ) -> tuple[str, str]:
+    """The region boto3's chain names when none is configured, and where it came from:
+    AWS_REGION (read here: this botocore reads only AWS_DEFAULT_REGION), AWS_DEFAULT_REGION,
+    the profile's `region`, else us-east-1. No client is built."""
+    for variable in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        value = environ.get(variable, "").strip()
+        if value:
+            return value, variable
+    profile = environ.get("AWS_PROFILE") or environ.get("AWS_DEFAULT_PROFILE") or "default"
+    try:
+        core = botocore.session.Session()
+        region = core.get_scoped_config().get("region")
+    except (BotoCoreError, ValueError, OSError):
+        region = None  # no such profile, an unreadable file: make_session says so later
+    if isinstance(region, str) and region.strip():
+        return region.strip(), f"profile {profile}"
+    return FALLBACK_REGION, "built-in default"
 
 
 @dataclass(frozen=True)

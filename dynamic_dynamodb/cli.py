@@ -64,15 +64,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_FAILURE
 
 
+def hide_secrets_from_ps(argv: Sequence[str]) -> None:
+    """A secret on the command line is visible to every user in `ps` and /proc/PID/cmdline:
+    replace the process title with the masked arguments (it shows from here on; the
+    environment or the config file keep a secret out of it from the start)."""
+    masked = config.mask_argv(argv)
+    if masked != list(argv):
+        from .daemon import set_title
+
+        set_title(" ".join(["dynamic-dynamodb", *masked]))
+
+
 def _main(argv: Optional[Sequence[str]]) -> int:
+    if argv is None:  # this process's own command line (not a call from Python)
+        hide_secrets_from_ps(sys.argv[1:])
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         settings = config.load_settings(argv)
     except ConfigError as e:
         stopping = _stop_settings(argv)
         if stopping is None:
-            return _fail(str(e), EXIT_USAGE)
-        print(f"dynamic-dynamodb: warning: {e} (--daemon stop goes ahead)", file=sys.stderr)
+            return _fail(config.mask_text(str(e), argv), EXIT_USAGE)
+        print(f"dynamic-dynamodb: warning: {config.mask_text(str(e), argv)} (--daemon stop goes ahead)",
+              file=sys.stderr)
         settings = stopping
     if settings.show_config:
         print(json.dumps(config.settings_as_dict(settings), indent=2, sort_keys=True))
@@ -110,6 +124,7 @@ def _stop_settings(argv: Sequence[str]) -> Optional[Settings]:
 
 def run(settings: Settings) -> int:
     """One pass (--run-once) or the foreground loop until SIGTERM/SIGINT; SIGHUP re-reads the config."""
+    log.info("Regions: %s", settings.regions_line())
     scaler = Fleet(settings, build_ports, memory=state.load_placed(state_path(settings)))
     if settings.run_once:
         report = run_pass(scaler, utcnow())

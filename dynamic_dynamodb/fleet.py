@@ -122,6 +122,13 @@ class Fleet:
         """Every placement's memory, for the state file."""
         return {placement_key(p): scaler.memory for p, scaler in self.scalers.items()}
 
+    def _no_table_matched(self) -> None:
+        """A run that scales nothing is a failure: a wrong region must not pass as success."""
+        origins = self.settings.region_origins()
+        looked = ", ".join(f"{p} ({origins.get(p.region, 'region')})" for p in self.scalers)
+        sections = ", ".join(f"[table: {s.key}]" for s in self.settings.tables)
+        log.error("No table matches any section: looked in %s for %s", looked, sections)
+
     def run_pass(self, now: datetime) -> PassReport:
         """One pass over every placement; trouble in one never stops the others."""
         started = time.monotonic()
@@ -143,6 +150,10 @@ class Fleet:
             total.updates += report.updates
             total.skipped += report.skipped
             total.failures += report.failures
+            total.matched += report.matched
+        if not total.matched and not total.failures and not any(s.stop.is_set() for s in self.scalers.values()):
+            self._no_table_matched()
+            total.failures += 1
         log.info("Pass done in %.1f s: %d table(s) and GSI(s) decided in %d table(s), %d region/account "
                  "group(s); %d update(s), %d skipped, %d failure(s)", time.monotonic() - started,
                  len(total.decisions), tables, len(self.scalers), total.updates, total.skipped, total.failures)

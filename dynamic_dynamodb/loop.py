@@ -65,6 +65,7 @@ class PassReport:
     updates: int = 0
     skipped: int = 0
     failures: int = 0  # unexpected errors: the pass did not do all its work
+    matched: int = 0  # tables that some section matched
 
     @property
     def ok(self) -> bool:
@@ -123,6 +124,7 @@ class Scaler:
             report.failures += 1
             return report
         pairs = [(name, s) for name in sorted(names) if (s := self.section_for(name)) is not None]
+        report.matched = len(pairs)
         self._warn_unmatched(pairs)
         jobs = self._gather(pairs, now, report)
         if not jobs:
@@ -176,6 +178,8 @@ class Scaler:
             table_busy = not desc.table.active and not desc.table.on_demand
             for status in desc.indexes:
                 rules = self._gsi_rules(section, status.target.index or "")
+                if rules is None and self.settings.table_name is not None:
+                    _name_unscaled_once(self.settings.region, status.target)
                 if rules is not None and not table_busy:
                     targets.append((status, rules))
             for status, rules in targets:
@@ -369,6 +373,17 @@ def _series(consumed: Iterable, throttled: Iterable) -> tuple[tuple[datetime, fl
     """Per-minute (minute, consumed, throttled), for policies that keep a history."""
     throttles = dict(throttled)
     return tuple((ts, value, throttles.get(ts, 0.0)) for ts, value in consumed)
+
+
+_NAMED_UNSCALED: set[tuple[str, Target]] = set()  # once per process, not every pass (SIGHUP included)
+
+
+def _name_unscaled_once(region: str, target: Target) -> None:
+    """--table-name scales the table only: say once which GSI stays as it is."""
+    if (region, target) not in _NAMED_UNSCALED:
+        _NAMED_UNSCALED.add((region, target))
+        log.warning("%s: GSI left unscaled: --table-name scales the table only; a config file with a "
+                    "[gsi: REGEX table: KEY] section scales its GSIs", target)
 
 
 def _queries(target: Target, rules: TargetRules, now: datetime, interval: int = 60) -> tuple[MetricQuery, ...]:
