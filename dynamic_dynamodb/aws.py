@@ -73,7 +73,7 @@ LIMITS_REFRESH = timedelta(hours=1)  # DescribeLimits: the maxima change only wh
 FAILED_SERIES = ("InternalError", "Forbidden")
 # A failed GetMetricData batch is tried again in halves, but a failure that every half would
 # share (throttling, no permission, no connection) is not split, and a fetch makes at most
-# this many calls in halves: one bad query in 500 costs 2 x 9 of them
+# this many calls in halves: one bad query in 500 costs about 2 x 9 of them
 SHARED_FAILURES = ("Throttling", "ThrottlingException", "RequestLimitExceeded", "EndpointConnectionError",
                    "ConnectTimeoutError", "NoCredentialsError", "ExpiredToken", "ExpiredTokenException")
 MAX_SPLIT_CALLS = 64
@@ -274,6 +274,15 @@ def _units(value: Any, what: str) -> int:
     return int(number)
 
 
+def _field(answer: Mapping[str, Any], key: str, kind: type) -> Any:
+    """A field every answer of this operation has: a garbage or truncated body reaches us as
+    an empty answer (botocore reads what it can), which must not pass for "nothing here"."""
+    value = answer.get(key)
+    if not isinstance(value, kind):
+        raise KeyError(f"the answer has no {key}")
+    return value
+
+
 def _text(value: Any, what: str) -> str:
     """A non-empty string, else ValueError naming the field."""
     if not isinstance(value, str) or not value:
@@ -318,7 +327,7 @@ class DynamoTables:
         """Every table name, following the pages."""
         def read() -> list[str]:
             pages = self.client.get_paginator("list_tables").paginate()
-            return [_text(name, "a table name") for page in pages for name in page.get("TableNames", [])]
+            return [_text(name, "a table name") for page in pages for name in _field(page, "TableNames", list)]
         return call(read)
 
     def describe(self, table: str) -> TableDescription:
@@ -340,7 +349,7 @@ class DynamoTables:
                 {"Update": {"IndexName": name, "ProvisionedThroughput": _throughput(cap)}}
                 for name, cap in sorted(update.index_capacities.items())
             ]
-        call(lambda: self.client.update_table(**kwargs))
+        call(lambda: _field(self.client.update_table(**kwargs), "TableDescription", dict))
 
 
 def refuse_limit_retries(client: Any) -> None:
@@ -519,7 +528,7 @@ class CloudWatchMetrics:
             for page in pages:
                 with self._lock:
                     self.calls += 1
-                for series in page.get("MetricDataResults", []):
+                for series in _field(page, "MetricDataResults", list):
                     q = ids.get(series.get("Id"))
                     if q is None:
                         continue
@@ -628,4 +637,6 @@ class SnsNotifier:
 
     def publish(self, topic_arn: str, subject: str, message: str) -> None:
         """Publish one message (SNS subjects are limited to 100 characters)."""
+        # the answer's only field is the MessageId, which we do not use: an answer botocore
+        # cannot read is an error, one it reads is enough
         call(lambda: self._client(topic_arn).publish(TopicArn=topic_arn, Subject=subject[:100], Message=message))
