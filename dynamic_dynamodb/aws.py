@@ -71,11 +71,14 @@ READ_TIMEOUT = {"default": 10, "cloudwatch": 15}
 LIMITS_REFRESH = timedelta(hours=1)  # DescribeLimits: the maxima change only when a quota is raised
 # GetMetricData's per-series StatusCode for a series CloudWatch could not answer
 FAILED_SERIES = ("InternalError", "Forbidden")
-# A failed GetMetricData batch is tried again in halves, but a failure that every half would
-# share (throttling, no permission, no connection) is not split, and a fetch makes at most
-# this many calls in halves: one bad query in 500 costs about 2 x 9 of them
-SHARED_FAILURES = ("Throttling", "ThrottlingException", "RequestLimitExceeded", "EndpointConnectionError",
-                   "ConnectTimeoutError", "NoCredentialsError", "ExpiredToken", "ExpiredTokenException")
+# A GetMetricData batch whose answer could not be read, or that CloudWatch refused for its
+# content, or that took too long, is tried again in halves: a smaller batch may well pass.
+# Failures every half would share (throttling, permissions, connections, 5xx after
+# botocore's retries) are not split. A fetch makes at most MAX_SPLIT_CALLS calls in
+# halves: one bad query in 500 costs about 2 x 9 of them.
+SPLIT_ON = ("UnreadableAnswer", "SeriesFailed", "InvalidParameterValue", "InvalidParameterCombination",
+            "InvalidParameterValueException", "ValidationError", "MissingParameter", "InvalidNextToken",
+            "ReadTimeoutError")
 MAX_SPLIT_CALLS = 64
 MAX_ERROR_TEXT = 300  # characters of an unreadable answer's explanation kept in the message
 
@@ -374,15 +377,20 @@ class DynamoLimits:
         self.refresh = refresh
         self._limits: Optional[CapacityLimits] = None
         self._read_at: Optional[datetime] = None
+        self._failed_at: Optional[datetime] = None
 
     def current(self, now: datetime) -> Optional[CapacityLimits]:
-        """The cached maxima, read again once `refresh` has passed; None (with a warning) when
-        DescribeLimits fails: no clamp this pass, another try next pass."""
+        """The cached maxima, read again once `refresh` has passed; None (with one warning) when
+        DescribeLimits fails: no clamp this pass (the pass's tables share its `now`), another
+        try next pass."""
         if self._read_at is not None and now - self._read_at < self.refresh:
             return self._limits
+        if self._failed_at == now:
+            return None
         try:
             self._limits = call(lambda: parse_limits(self.client.describe_limits()))
         except AwsError as e:
+            self._failed_at = now
             log.warning("DescribeLimits failed, increases are not held to DynamoDB's maxima this pass: %s", e)
             return None
         self._read_at = now
@@ -466,8 +474,7 @@ class CloudWatchMetrics:
             # CloudWatch answered but could not compute some series: the rest is good
             return e.found, dict.fromkeys(e.queries, e.error)
         except AwsError as e:
-            shared = isinstance(e, AccessDenied) or e.code in SHARED_FAILURES
-            if len(batch) == 1 or shared or not budget.take(2):
+            if len(batch) == 1 or e.code not in SPLIT_ON or not budget.take(2):
                 return {}, dict.fromkeys(batch, e)
             log.debug("GetMetricData for %d series failed (%s); trying each half", len(batch), e)
             half = len(batch) // 2
