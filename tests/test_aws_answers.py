@@ -12,7 +12,10 @@ from datetime import datetime, timedelta, timezone
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dynamic_dynamodb import aws
 from dynamic_dynamodb.model import (
@@ -217,13 +220,34 @@ def test_one_bad_series_in_a_batch_costs_only_its_own_table():
     assert len(cw.calls) <= 1 + 2 * 10  # ceil(log2(500)) + 1 levels of two halves, at most
 
 
-def test_a_failure_every_half_would_share_is_not_split():
-    from botocore.exceptions import ClientError
-    throttled = ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "GetMetricData")
-    cw = PoisonedCloudWatch({f"t{i:03d}" for i in range(125)}, throttled)
-    with pytest.raises(AwsError, match="Throttling: Rate exceeded"):
+@pytest.mark.parametrize("code", ["Throttling", "AccessDenied", "InternalServiceFault"])
+def test_a_failure_every_half_would_share_is_not_split(code):
+    error = ClientError({"Error": {"Code": code, "Message": "no"}}, "GetMetricData")
+    cw = PoisonedCloudWatch({f"t{i:03d}" for i in range(125)}, error)
+    with pytest.raises(AwsError, match=f"{code}: no"):
         aws.CloudWatchMetrics(cw, concurrency=1).fetch(fleet_queries(125))
     assert cw.calls == [500]
+
+
+@settings(max_examples=60)
+@given(tables=st.integers(1, 40), poisoned=st.sets(st.integers(0, 39), max_size=2),
+       batch_size=st.sampled_from([1, 7, 64, 500]), concurrency=st.sampled_from([1, 3]))
+def test_halving_loses_exactly_the_series_of_the_tables_whose_calls_fail(tables, poisoned, batch_size, concurrency):
+    bad = {f"t{i:03d}" for i in poisoned if i < tables}
+    cw = PoisonedCloudWatch(bad)
+    qs = fleet_queries(tables)
+    metrics = aws.CloudWatchMetrics(cw, batch_size=batch_size, concurrency=concurrency)
+    if not bad:
+        assert set(metrics.fetch(qs)) == set(qs)
+        return
+    with pytest.raises(AwsError) as raised:
+        metrics.fetch(qs)
+    if len(bad) == tables:
+        assert isinstance(raised.value, UnreadableAnswer)
+        return
+    assert isinstance(raised.value, MetricsUnavailable)
+    assert {q.target.table for q in raised.value.failed} == bad
+    assert set(raised.value.data) == {q for q in qs if q.target.table not in bad}
 
 
 def test_halving_is_bounded_when_every_query_fails():
