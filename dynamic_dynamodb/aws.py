@@ -359,7 +359,9 @@ def refuse_limit_retries(client: Any) -> None:
     """Make botocore leave a LimitExceededException of UpdateTable alone: standard mode counts
     it as throttling and sends the refused update twice more, though DynamoDB's answer cannot
     change within seconds (a spent decrease budget, too many table operations, a maximum).
-    The first non-None answer to `needs-retry` decides, and ours is asked first."""
+    The first non-None answer to `needs-retry` decides, and ours is asked first. (botocore's
+    retry quota is still charged for the retry it would have made, 5 of its 500 tokens,
+    given back by later successful calls of the client.)"""
     def no_retry(response: Any = None, **_: Any) -> Optional[bool]:
         if response is not None and response[1].get("Error", {}).get("Code") == "LimitExceededException":
             return False
@@ -448,7 +450,7 @@ class CloudWatchMetrics:
         budget = _SplitBudget(MAX_SPLIT_CALLS)
         if len(batches) > 1 and self.concurrency > 1:
             with ThreadPoolExecutor(max_workers=min(self.concurrency, len(batches))) as pool:
-                outcomes = list(pool.map(lambda b: self._fetch_halving(*b, budget), batches))
+                outcomes = list(pool.map(lambda b: self._fetch_halving(b[0], b[1], b[2], budget), batches))
         else:
             outcomes = [self._fetch_halving(*b, budget) for b in batches]
         for found, errors in outcomes:
@@ -545,7 +547,7 @@ class CloudWatchMetrics:
                     found[q].update(_valid(q, series.get("Timestamps", []), series.get("Values", [])))
 
         call(read)
-        points = {q: sorted(found[q].items()) for q in batch if q not in bad}
+        points: dict[MetricQuery, Datapoints] = {q: sorted(found[q].items()) for q in batch if q not in bad}
         if bad:
             reason = next(iter(bad.values()))
             raise SeriesFailed(AwsError(f"GetMetricData: {reason}"[:MAX_ERROR_TEXT], "SeriesFailed"), list(bad), points)
@@ -589,6 +591,8 @@ def _valid(q: MetricQuery, stamps: Sequence[Any], values: Sequence[Any]) -> list
     good = []
     for stamp, value in zip(stamps, values):
         when = _when(stamp)
+        if when is None:
+            raise TypeError(f"{q.target}: a {q.metric} datapoint has no timestamp")
         number = _number(value, f"{q.target}: a {q.metric} datapoint")
         if math.isfinite(number) and number >= 0:
             good.append((when, number))

@@ -24,6 +24,7 @@ from .model import (
     AwsError,
     Breaker,
     Capacity,
+    Datapoints,
     Dim,
     LimitExceeded,
     LimitsSource,
@@ -204,7 +205,7 @@ class Scaler:
         report.skipped += 1
         return True
 
-    def _fetch_metrics(self, jobs: list[Job], report: PassReport) -> dict[MetricQuery, list]:
+    def _fetch_metrics(self, jobs: list[Job], report: PassReport) -> dict[MetricQuery, Datapoints]:
         """Every series of the pass; a series that could not be read is left out (its target is
         decided without metrics), logged once per table and counted as that table's failure."""
         try:
