@@ -35,11 +35,13 @@ def build_ports(settings: Settings, placement: Optional[Placement] = None) -> Po
     if wants_sns:
         notifier = aws.SnsNotifier(aws.make_client(session, "sns", conn),
                                    lambda region: aws.make_client(session, "sns", conn, region=region))
+    dynamodb = aws.make_client(session, "dynamodb", conn)
     return Ports(
-        tables=aws.DynamoTables(aws.make_client(session, "dynamodb", conn)),
+        tables=aws.DynamoTables(dynamodb),
         metrics=aws.CloudWatchMetrics(aws.make_client(session, "cloudwatch", conn), settings.metrics_batch_size),
         notifier=notifier,
         breaker=HttpBreaker(),
+        limits=aws.DynamoLimits(dynamodb),
     )
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Optional
 
-from . import policy
+from . import maxima, policy
 from .breaker import redact_url
 from .model import (
     CONSUMED_METRIC,
@@ -24,10 +24,13 @@ from .model import (
     AwsError,
     Breaker,
     Capacity,
+    Datapoints,
     Dim,
     LimitExceeded,
+    LimitsSource,
     MetricQuery,
     MetricsSource,
+    MetricsUnavailable,
     Notifier,
     TableAdmin,
     TableBusy,
@@ -55,6 +58,7 @@ class Ports:
     metrics: MetricsSource
     notifier: Optional[Notifier] = None
     breaker: Optional[Breaker] = None
+    limits: Optional[LimitsSource] = None  # DescribeLimits; None: increases are not clamped
 
 
 @dataclass
@@ -133,7 +137,10 @@ class Scaler:
         breaker = self._breaker_states(jobs)
         by_table: dict[str, list[Decision]] = {}
         for job in jobs:
-            decision = self._decide(job, data, breaker, now)
+            if any(q not in data for q in job.queries):
+                decision = self._decide_without_metrics(job, breaker, now)
+            else:
+                decision = self._decide(job, data, breaker, now)
             report.decisions.append(decision)
             by_table.setdefault(job.status.target.table, []).append(decision)
         for done, (table, decisions) in enumerate(by_table.items()):
@@ -202,13 +209,36 @@ class Scaler:
         report.skipped += 1
         return True
 
-    def _fetch_metrics(self, jobs: list[Job], report: PassReport) -> dict[MetricQuery, list]:
+    def _fetch_metrics(self, jobs: list[Job], report: PassReport) -> dict[MetricQuery, Datapoints]:
+        """Every series of the pass; a series that could not be read is left out (its target is
+        decided without metrics), logged once per table and counted as that table's failure."""
         try:
             return dict(self.ports.metrics.fetch([q for job in jobs for q in job.queries]))
+        except MetricsUnavailable as e:
+            errors: dict[str, AwsError] = {}
+            for q, error in e.failed.items():
+                errors.setdefault(q.target.table, error)
+            for table, error in sorted(errors.items()):
+                log.error("%s: GetMetricData failed, no decrease this pass: %s", table, error)
+            report.failures += len(errors)
+            return dict(e.data)
         except AwsError as e:
-            log.error("Cannot read CloudWatch metrics: %s", e)
-            report.failures += 1
+            tables = {job.status.target.table for job in jobs}
+            log.error("Cannot read CloudWatch metrics, no decrease this pass for %d table(s): %s", len(tables), e)
+            report.failures += len(tables)
             return {}
+
+    def _decide_without_metrics(self, job: Job, breaker: dict[tuple, bool], now: datetime) -> Decision:
+        """Metrics unavailable this pass: nothing is lowered and nothing is remembered (the
+        policy saw no data); an increase the policy makes without them (a schedule's min) goes ahead."""
+        target = job.status.target
+        remembered = self.memory.get(target)
+        decision = self._decide(job, {}, breaker, now)
+        if remembered is None:
+            self.memory.pop(target, None)
+        else:
+            self.memory[target] = remembered
+        return decision.without_decreases()
 
     def _breaker_states(self, jobs: list[Job]) -> dict[tuple, bool]:
         """One probe per URL per pass; a URL set for a table or GSI is probed with its names."""
@@ -262,6 +292,7 @@ class Scaler:
                 self._notify_alarm(d)
             if d.budget_exhausted:
                 self._notify_budget(d)
+        decisions = self._within_maxima(table, decisions, now)
         changed = [d for d in decisions if d.changed]
         if not changed:
             return
@@ -271,12 +302,37 @@ class Scaler:
             return
         self._send(table, changed, now, report)
 
+    def _within_maxima(self, table: str, decisions: list[Decision], now: datetime) -> list[Decision]:
+        """Increases held to DynamoDB's table and account maxima (DescribeLimits), with a warning."""
+        if self.ports.limits is None or not any(d.changed for d in decisions):
+            return decisions
+        limits = self.ports.limits.current(now)
+        if limits is None:
+            return decisions
+        floors = {d.target: self._floors(d) for d in decisions}
+        held, notes = maxima.clamp(decisions, limits, floors)
+        for note in notes:
+            log.warning("%s", note)
+        return held
+
+    def _floors(self, d: Decision) -> Capacity:
+        rules = self._rules_of(d)
+        if rules is None:
+            return Capacity(1, 1)
+        return Capacity(rules.dim(Dim.READS).floor, rules.dim(Dim.WRITES).floor)
+
     def _send(self, table: str, changed: list[Decision], now: datetime, report: PassReport,
               retry: bool = True) -> None:
-        """One UpdateTable; refused by the decrease rule, it is retried once with only its increases."""
+        """One UpdateTable; refused by the decrease rule, it is retried once with only its increases.
+        Any other LimitExceededException (too many table operations at once, a maximum) is a
+        failure of this table's pass, tried again next pass."""
         try:
             self.ports.tables.update(_update(table, changed))
         except LimitExceeded as e:
+            if not e.decrease_rule:
+                log.error("%s: UpdateTable refused, trying again next pass: %s", table, e)
+                report.failures += 1
+                return
             log.warning("%s: UpdateTable refused: %s", table, e)
             increases = [held for held in map(Decision.without_decreases, changed) if held.changed]
             if retry and increases and any(d.decreasing for d in changed):

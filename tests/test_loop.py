@@ -18,6 +18,9 @@ from dynamic_dynamodb.model import (
 from dynamic_dynamodb.rules import TargetRules
 from dynamic_dynamodb.settings import Settings, TableSection
 
+# DynamoDB's wording of the decrease rule (LimitExceededException has other kinds too)
+DECREASE_RULE = ("LimitExceededException: Subscriber limit exceeded: Provisioned throughput decreases are limited "
+                 "within a given UTC day.")
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 
 
@@ -84,7 +87,7 @@ def test_a_dry_run_never_calls_update_table():
 
 def test_a_refused_update_is_retried_once_with_only_its_increases():
     tables = FakeTables({"orders": Capacity(100, 100)})
-    tables.update_errors.append(LimitExceeded("LimitExceededException: decreases", "LimitExceededException"))
+    tables.update_errors.append(LimitExceeded(DECREASE_RULE, "LimitExceededException"))
     report = scaler(tables, {"orders": (95, 10)}).run_pass(NOW)
     assert [u.table_capacity for u in tables.updates] == [Capacity(150, 50), Capacity(150, 100)]
     assert report.ok

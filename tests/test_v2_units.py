@@ -22,6 +22,9 @@ from dynamic_dynamodb.policy import Memory, Observed
 from dynamic_dynamodb.rules import DimensionRules, TargetRules
 from dynamic_dynamodb.settings import GsiSection, Settings, TableSection
 
+# DynamoDB's wording of the decrease rule (LimitExceededException has other kinds too)
+DECREASE_RULE = ("LimitExceededException: Subscriber limit exceeded: Provisioned throughput decreases are limited "
+                 "within a given UTC day.")
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 WINDOW = 300
 
@@ -52,7 +55,7 @@ class FakeTables:
             if cap is not None and (cap.reads < st.capacity.reads or cap.writes < st.capacity.writes) \
                     and not policy.decrease_allowed(st, Memory(), NOW):
                 self.refused.append(update)
-                raise LimitExceeded("LimitExceededException: Subscriber limit exceeded", "LimitExceededException")
+                raise LimitExceeded(DECREASE_RULE, "LimitExceededException")
         self.updates.append(update)
 
 
@@ -245,7 +248,7 @@ def test_the_increases_only_retry_is_notified_with_what_it_changed():
 
     def refuse_decreases(update: Update) -> None:
         if update.table_capacity.writes < 100:
-            raise LimitExceeded("LimitExceededException: Subscriber limit exceeded", "LimitExceededException")
+            raise LimitExceeded(DECREASE_RULE, "LimitExceededException")
         real_update(update)
 
     tables.update = refuse_decreases

@@ -99,7 +99,7 @@ def test_a_pass_over_30_tables_with_2_gsis_makes_1_list_30_describes_and_1_metri
     calls = daemon_calls(rules_proxy)
     queries = 30 * 3 * 4
     assert calls == {"ListTables": 1, "DescribeTable": 30, "GetMetricData": math.ceil(queries / 500),
-                     "UpdateTable": 3}, calls
+                     "DescribeLimits": 1, "UpdateTable": 3}, calls
     assert sorted(c["table"] for c in rules_proxy.calls("DescribeTable")) == names
     [metrics] = rules_proxy.calls("GetMetricData")
     ids = [q["Id"] for q in metrics["params"]["MetricDataQueries"]]
