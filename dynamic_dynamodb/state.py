@@ -22,7 +22,7 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass, fields
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Mapping, Optional
 
 from .demand import DemandState
@@ -181,15 +181,16 @@ def placed(records: Mapping[EntryKey, Record]) -> dict[PlacementKey, dict[Target
 # ---- reading and writing ----------------------------------------------------------------
 
 
-def read(path: str, now: Optional[datetime] = None, move_corrupt: bool = False) -> dict[EntryKey, Record]:
+def read(path: str, now: Optional[datetime] = None, move_corrupt: bool = False,
+         say_missing: bool = True) -> dict[EntryKey, Record]:
     """The unexpired entries of a state file; a missing file is empty; a corrupt one is empty
     with a warning, and moved aside to FILE.corrupt-TIMESTAMP when `move_corrupt`."""
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
     except FileNotFoundError:
-        # the first run of an instance: normal, so not a warning
-        log.info("State file %s not found; starting fresh", path)
+        if say_missing:  # the first run of an instance: normal, so not a warning
+            log.info("State file %s not found; starting fresh", path)
         return {}
     except OSError as e:
         log.warning("State file %s unreadable (%s); starting fresh", path, e.strerror or e)
@@ -204,7 +205,7 @@ def read(path: str, now: Optional[datetime] = None, move_corrupt: bool = False) 
 
 
 def _move_aside(path: str, now: Optional[datetime]) -> Optional[str]:
-    stamp = (now or datetime.fromtimestamp(os.stat(path).st_mtime)).strftime("%Y%m%dT%H%M%SZ")
+    stamp = (now or datetime.fromtimestamp(os.stat(path).st_mtime, timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
     aside = f"{path}.corrupt-{stamp}"
     n = 1
     while os.path.lexists(aside):
@@ -324,7 +325,7 @@ class StateFile:
     def save(self, owned: Mapping[EntryKey, Optional[Record]], now: datetime) -> bool:
         """Write the run's own entries (None: remove it) over what the file holds now, keeping
         every other entry; drop the expired ones. False (warned once) when it cannot."""
-        records = self.load(now)
+        records = read(self.path, now, move_corrupt=True, say_missing=False)
         for key, record in owned.items():
             if record is None or record.memory == Memory():
                 records.pop(key, None)
