@@ -123,7 +123,7 @@ def run(settings: Settings, held: Optional[state.StateFile] = None) -> int:
         records = held.load(now) if held is not None else state.read(state_path(settings), now)
         scaler = Fleet(settings, build_ports, memory=state.placed(records), ledger=Ledger.of(records))
         if settings.run_once:
-            report = run_pass(scaler, now, held)
+            report = run_pass(scaler, utcnow(), held)
             return EXIT_OK if report.ok else EXIT_FAILURE
         return serve(scaler, held)
     finally:

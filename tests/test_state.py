@@ -321,3 +321,20 @@ def test_the_state_file_records_what_a_pass_saw_and_when(tmp_path):
     assert raw["version"] == 3
     assert {(e["table"], e["index"], e["region"], e["last_seen"]) for e in raw["targets"]} == {
         ("orders", None, "us-east-1", NOW.isoformat()), ("orders", "by-day", "us-east-1", NOW.isoformat())}
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ({"TableId": "4a2f-9c", "CreationDateTime": datetime(2026, 1, 2, tzinfo=timezone.utc)}, "4a2f-9c"),
+    # moto answers without TableId: the creation time stands in
+    ({"CreationDateTime": datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)},
+     "created 2026-01-02T03:04:05.678000+00:00"),
+    ({"CreationDateTime": 1767323045.678}, "created 2026-01-02T03:04:05.678000+00:00"),
+    ({"CreationDateTime": "garbage"}, None),
+    ({}, None),
+])
+def test_describe_table_gives_the_table_and_its_gsis_the_tables_incarnation(extra, expected):
+    from dynamic_dynamodb import aws
+
+    desc = aws.parse_description({"TableName": "orders", **extra, "GlobalSecondaryIndexes": [
+        {"IndexName": "by-day", "ProvisionedThroughput": {"ReadCapacityUnits": 1, "WriteCapacityUnits": 1}}]})
+    assert desc.table.incarnation == expected and [i.incarnation for i in desc.indexes] == [expected]

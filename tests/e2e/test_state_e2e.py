@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import boto3
@@ -129,14 +130,15 @@ def test_the_default_state_file_is_per_instance_in_its_own_0700_directory(tmp_pa
     conf = config(tmp_path / "dd.conf", "orders")
     where = tmp_path / "state-home"
     # tests run as root, so the default would be /var/lib: $STATE_DIRECTORY (systemd's) stands in
-    r = run_cli(["-c", conf, "--run-once", "--instance", "blue"], endpoint_url=rules_proxy.url,
+    name = f"blue-{uuid.uuid4().hex[:8]}"
+    r = run_cli(["-c", conf, "--run-once", "--instance", name], endpoint_url=rules_proxy.url,
                 env_extra={"STATE_DIRECTORY": str(where / "dynamic-dynamodb")})
     assert r.returncode == 0, describe(r)
-    assert sorted(p.name for p in (where / "dynamic-dynamodb").iterdir()) == ["blue.state.json",
-                                                                              "blue.state.json.lock"]
+    assert sorted(p.name for p in (where / "dynamic-dynamodb").iterdir()) == [f"{name}.state.json",
+                                                                              f"{name}.state.json.lock"]
     assert stat.S_IMODE((where / "dynamic-dynamodb").stat().st_mode) == 0o700
-    assert entries(where / "dynamic-dynamodb" / "blue.state.json")[("us-east-1", "orders")]
-    assert not list(Path("/tmp").glob("dynamic-dynamodb.blue.state.json"))
+    assert entries(where / "dynamic-dynamodb" / f"{name}.state.json")[("us-east-1", "orders")]
+    assert not list(Path("/tmp").glob(f"dynamic-dynamodb.{name}.state.json*"))  # where it used to be
 
 
 def test_two_configs_sharing_a_state_file_keep_each_others_decrease_records(tmp_path, rules_proxy, proxy_aws):
