@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import re
+import stat
 import tempfile
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta, timezone
@@ -186,8 +187,7 @@ def read(path: str, now: Optional[datetime] = None, move_corrupt: bool = False,
     """The unexpired entries of a state file; a missing file is empty; a corrupt one is empty
     with a warning, and moved aside to FILE.corrupt-TIMESTAMP when `move_corrupt`."""
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
+        raw = _read_regular(path)
     except FileNotFoundError:
         if say_missing:  # the first run of an instance: normal, so not a warning
             log.info("State file %s not found; starting fresh", path)
@@ -202,6 +202,20 @@ def read(path: str, now: Optional[datetime] = None, move_corrupt: bool = False,
         log.warning("State file %s unreadable (%s); starting fresh%s", path, e,
                     f", the old file kept as {aside}" if aside else "")
         return {}
+
+
+def _read_regular(path: str) -> bytes:
+    """The bytes of a regular file (a FIFO or device as a state file must not hang the run)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        with os.fdopen(fd, "rb") as fh:
+            fd = -1
+            return fh.read()
+    finally:
+        if fd >= 0:
+            os.close(fd)
 
 
 def _move_aside(path: str, now: Optional[datetime]) -> Optional[str]:
@@ -272,8 +286,19 @@ class StateFile:
             os.makedirs(directory, mode=DIRECTORY_MODE, exist_ok=True)
         except OSError as e:
             raise StateError(f"state directory {directory}: cannot create it: {e.strerror or e}", 2) from None
-        if os.path.isdir(path):
+        try:
+            mode: Optional[int] = os.stat(path).st_mode
+        except FileNotFoundError:
+            mode = None
+        except OSError as e:
+            raise StateError(f"state file {path}: {e.strerror or e}", 2) from None
+        if mode is not None and stat.S_ISDIR(mode):
             raise StateError(f"--state-file {path}: is a directory", 2)
+        if mode is not None and not stat.S_ISREG(mode):
+            raise StateError(f"--state-file {path}: not a regular file", 2)
+        if mode is not None and not os.access(path, os.R_OK):
+            # starting fresh would replace a file nobody could read: say so instead
+            raise StateError(f"state file {path}: not readable", 2)
         lock = lock_path(path)
         try:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)

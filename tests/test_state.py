@@ -123,6 +123,7 @@ def test_the_state_directory_is_created_mode_0700(tmp_path):
 @pytest.mark.parametrize("make, expected", [
     (lambda p: (p / "file").write_text("x") and p / "file" / "s.json", "cannot create it"),
     (lambda p: (p / "dir").mkdir() or p / "dir", "is a directory"),
+    (lambda p: os.mkfifo(p / "fifo") or p / "fifo", "not a regular file"),
 ])
 def test_an_unusable_state_path_is_one_line_and_status_2(tmp_path, make, expected):
     with pytest.raises(state.StateError) as e:
@@ -199,6 +200,12 @@ def test_a_corrupt_state_file_is_moved_aside_with_a_warning(tmp_path, caplog):
     aside = tmp_path / "s.json.corrupt-20261128T120000Z"
     assert aside.read_bytes().startswith(b'{"version": 3') and not path.exists()
     assert "s.json.corrupt-20261128T120000Z" in caplog.text and "starting fresh" in caplog.text
+
+
+def test_a_dry_run_read_of_a_fifo_does_not_hang(tmp_path, messages):
+    os.mkfifo(tmp_path / "s.json")
+    assert state.read(str(tmp_path / "s.json"), NOW) == {}
+    assert any("not a regular file" in m for m in messages)
 
 
 def test_a_dry_run_read_never_moves_a_corrupt_file(tmp_path):
