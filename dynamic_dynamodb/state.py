@@ -301,7 +301,8 @@ class StateFile:
             raise StateError(f"state file {path}: not readable", 2)
         lock = lock_path(path)
         try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            # never through a symbolic link: the directory may be a shared one given by --state-file
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         except OSError as e:
             raise StateError(f"state directory {directory}: cannot create the lock file {lock}: "
                              f"{e.strerror or e}", 2) from None
@@ -315,8 +316,11 @@ class StateFile:
                                  f"lock {lock}); one process per state file: give each its own "
                                  f"--instance or --state-file", 1) from None
             raise StateError(f"state file {path}: cannot lock {lock}: {e.strerror or e}", 2) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        try:  # the holder's pid, for the message of a second process
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        except OSError:
+            pass  # a full disk: the lock holds all the same
         held = cls(path, fd)
         held._check_writable(directory)
         held._remove_stale_temporaries(directory)

@@ -345,3 +345,11 @@ def test_describe_table_gives_the_table_and_its_gsis_the_tables_incarnation(extr
     desc = aws.parse_description({"TableName": "orders", **extra, "GlobalSecondaryIndexes": [
         {"IndexName": "by-day", "ProvisionedThroughput": {"ReadCapacityUnits": 1, "WriteCapacityUnits": 1}}]})
     assert desc.table.incarnation == expected and [i.incarnation for i in desc.indexes] == [expected]
+
+
+def test_a_lock_file_that_is_a_symbolic_link_is_refused(tmp_path):
+    (tmp_path / "elsewhere").write_text("")
+    (tmp_path / "s.json.lock").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(state.StateError) as e:
+        state.StateFile.claim(str(tmp_path / "s.json"))
+    assert e.value.status == 2 and "lock file" in str(e.value)
