@@ -14,7 +14,7 @@ import os
 import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
 
@@ -340,7 +340,22 @@ def parse_description(table: Mapping[str, Any]) -> TableDescription:
                 gsi.get("ProvisionedThroughput", {}))
         for gsi in table.get("GlobalSecondaryIndexes", [])
     )
-    return TableDescription(main, indexes)
+    incarnation = table_incarnation(table)
+    return TableDescription(replace(main, incarnation=incarnation),
+                            tuple(replace(i, incarnation=incarnation) for i in indexes))
+
+
+def table_incarnation(table: Mapping[str, Any]) -> Optional[str]:
+    """Which table of its name a DescribeTable answer is about: its TableId, else its creation
+    time (moto has no TableId). A GSI shares it: DescribeTable gives a GSI neither an id nor a
+    creation time (its IndexArn is made of the two names)."""
+    if table.get("TableId"):
+        return str(table["TableId"])
+    try:
+        created = _when(table.get("CreationDateTime"))
+    except (TypeError, ValueError, OverflowError, OSError):
+        created = None  # an unreadable time: no incarnation, the memory stays the name's
+    return f"created {created.isoformat()}" if created else None
 
 
 class DynamoTables:

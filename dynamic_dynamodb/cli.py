@@ -10,7 +10,7 @@ import threading
 from typing import Optional, Sequence
 
 from . import config, state
-from .fleet import Fleet
+from .fleet import Fleet, Ledger
 from .loop import PassReport, Ports, run_forever, utcnow
 from .logsetup import LOGGER, setup_logging
 from .settings import ConfigError, Placement, Settings
@@ -124,30 +124,49 @@ def _stop_settings(argv: Sequence[str]) -> Optional[Settings]:
     return Settings(argv=tuple(argv), daemon="stop", instance=args.instance, pid_file_dir=args.pid_file_dir)
 
 
-def run(settings: Settings) -> int:
-    """One pass (--run-once) or the foreground loop until SIGTERM/SIGINT; SIGHUP re-reads the config."""
+def run(settings: Settings, held: Optional[state.StateFile] = None) -> int:
+    """One pass (--run-once) or the foreground loop until SIGTERM/SIGINT; SIGHUP re-reads the config.
+
+    The state file is this process's for the whole run (`held`: already claimed, by the
+    daemon after detaching); a dry run reads it without the lock and never writes it."""
+    if held is None and not settings.dry_run:
+        try:
+            held = claim_state(settings)
+        except state.StateError as e:
+            return _fail(str(e), e.status)
     log.info("Regions: %s", settings.regions_line())
-    scaler = Fleet(settings, build_ports, memory=state.load_placed(state_path(settings)))
-    if settings.run_once:
-        report = run_pass(scaler, utcnow())
-        return EXIT_OK if report.ok else EXIT_FAILURE
-    return serve(scaler)
+    try:
+        now = utcnow()
+        records = held.load(now) if held is not None else state.read(state_path(settings), now)
+        scaler = Fleet(settings, build_ports, memory=state.placed(records), ledger=Ledger.of(records))
+        if settings.run_once:
+            report = run_pass(scaler, utcnow(), held)
+            return EXIT_OK if report.ok else EXIT_FAILURE
+        return serve(scaler, held)
+    finally:
+        if held is not None:
+            held.release()
+
+
+def claim_state(settings: Settings) -> state.StateFile:
+    """Lock this instance's state file (state.StateError: in use, or unusable)."""
+    return state.StateFile.claim(state_path(settings))
 
 
 def state_path(settings: Settings) -> str:
     """The state file of this instance."""
-    return settings.state_file or state.default_path(settings.pid_file_dir, settings.instance)
+    return settings.state_file or state.default_path(settings.instance)
 
 
-def run_pass(scaler: Fleet, now) -> PassReport:
-    """One pass, then the memory saved (a dry run never writes the state file)."""
+def run_pass(scaler: Fleet, now, held: Optional[state.StateFile] = None) -> PassReport:
+    """One pass, then the memory saved (a dry run, holding no state file, never writes it)."""
     report = scaler.run_pass(now)
-    if not scaler.dry_run:
-        state.save_placed(state_path(scaler.settings), scaler.memory)
+    if held is not None and not scaler.dry_run:
+        held.save(scaler.records(), now)
     return report
 
 
-def serve(scaler: Fleet) -> int:
+def serve(scaler: Fleet, held: Optional[state.StateFile] = None) -> int:
     """The foreground loop with its signal handling (also what a daemon runs after detaching)."""
     stop = threading.Event()
     reload_requested = threading.Event()
@@ -174,7 +193,7 @@ def serve(scaler: Fleet) -> int:
 
     log.info("Starting: check interval %s s, %d table section(s)%s", scaler.settings.check_interval,
              len(scaler.settings.tables), ", dry run" if scaler.dry_run else "")
-    run_forever(lambda now: run_pass(current[0], now), lambda: current[0].settings.check_interval, stop, before_pass)
+    run_forever(lambda now: run_pass(current[0], now, held), lambda: current[0].settings.check_interval, stop, before_pass)
     log.info("Stopped")
     return EXIT_OK
 
@@ -189,4 +208,4 @@ def reload(scaler: Fleet) -> Fleet:
         log.error("Reload failed, keeping the running configuration: %s", e)
         return scaler
     log.info("Configuration reloaded from %s", fresh.config_file)
-    return Fleet(fresh, build_ports, memory=scaler.memory)
+    return Fleet(fresh, build_ports, memory=scaler.memory, ledger=scaler.ledger)

@@ -634,8 +634,10 @@ CLI_OPTIONS: tuple[CliOption, ...] = (
     CliOption(("--strict-config",), GENERAL, dest="strict_config", action="store_true", default=False,
         help="Treat unknown config sections and keys as errors instead of warnings."),
     CliOption(("--state-file",), GENERAL, dest="state_file", convert=to_path, metavar="FILE",
-        default_text="PID-FILE-DIR/dynamic-dynamodb.INSTANCE.state.json",
-        help="Where the consecutive-check counters and decrease history are kept between runs."),
+        default_text="STATE-DIR/INSTANCE.state.json",
+        help="Where the consecutive-check counters and decrease history are kept between runs; one process "
+             "at a time. STATE-DIR: $STATE_DIRECTORY (systemd), else /var/lib/dynamic-dynamodb as root, else "
+             "$XDG_STATE_HOME/dynamic-dynamodb (~/.local/state/dynamic-dynamodb)."),
     CliOption(("--daemon",), DAEMON, dest="daemon", convert=str.lower, choices=DAEMON_COMMANDS,
         help="Run as a daemon: start, stop, restart, or foreground (alias fg: the loop without forking)."),
     CliOption(("--instance",), DAEMON, dest="instance", convert=to_instance, default="default", metavar="NAME",

@@ -31,6 +31,7 @@ from daemon.pidfile import TimeoutPIDLockFile
 
 from .logsetup import LOGGER, setup_logging
 from .settings import Settings
+from .state import StateError
 
 log = logging.getLogger(LOGGER)
 
@@ -400,6 +401,10 @@ def _daemon_main(path: str, report_fd: int, run: Callable[[], int], prepare: Cal
             failure = f"ERR {EXIT_USAGE} {e}"
             status = EXIT_USAGE
             return  # finally: close the context (removes the pid file), report, exit
+        except StateError as e:  # the state file is another process's, or unusable
+            failure = f"ERR {e.status} {e}"
+            status = e.status
+            return
         _report(fd, f"OK {os.getpid()}")
         os.close(report_fd)
         fd = None
@@ -475,10 +480,16 @@ def absolute_paths(settings: Settings, cwd: Optional[str] = None) -> Settings:
     return dataclasses.replace(settings, argv=tuple(settings.argv) + tuple(extra), **changes)
 
 
-def control(settings: Settings, run: Optional[Callable[[Settings], int]] = None) -> int:
-    """`--daemon start|stop|restart`: the exit status (0 ok, 1 failure, 2 usage)."""
+def control(settings: Settings, run: Optional[Callable[..., int]] = None,
+            claim: Optional[Callable[[Settings], object]] = None) -> int:
+    """`--daemon start|stop|restart`: the exit status (0 ok, 1 failure, 2 usage).
+
+    `claim(settings)`, in the daemon after detaching, takes what `run(settings, claimed)` needs."""
     if run is None:
-        from .cli import run  # the loop of the CLI; imported late, cli imports this module
+        from .cli import claim_state  # the loop of the CLI; imported late, cli imports this module
+        from .cli import run as cli_run
+
+        run, claim = cli_run, (None if settings.dry_run else claim_state)
     name = settings.instance
     try:
         if not name or "/" in name or "\0" in name or name in (".", ".."):
@@ -496,13 +507,14 @@ def control(settings: Settings, run: Optional[Callable[[Settings], int]] = None)
             status = stop(path, name)
             if status != EXIT_OK:
                 return status
-        return _start(settings, path, run)
+        return _start(settings, path, run, claim)
     except DaemonError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr, flush=True)
         return e.status
 
 
-def _start(settings: Settings, path: str, run: Callable[[Settings], int]) -> int:
+def _start(settings: Settings, path: str, run: Callable[..., int],
+           claim: Optional[Callable[[Settings], object]] = None) -> int:
     check_not_running(path, settings.instance)  # before any warning: "already running" is one line
     for warning in settings.warnings:
         warn(warning)
@@ -514,8 +526,11 @@ def _start(settings: Settings, path: str, run: Callable[[Settings], int]) -> int
         setup_logging(settings, console=False)  # after detaching: DaemonContext closed every file
         for warning in settings.warnings:
             log.warning(warning)
+        if claim is not None:  # the state file's lock: after detaching, which closes every inherited file
+            claimed.append(claim(settings))
         log.info("Daemon started: instance %s, pid %d, pid file %s", settings.instance, os.getpid(), path)
 
     from .config import mask_argv  # late: the fake daemons of the tests need no config
 
-    return start(path, lambda: run(settings), prepare, settings.instance, argv=mask_argv(settings.argv))
+    claimed: list[object] = []
+    return start(path, lambda: run(settings, *claimed), prepare, settings.instance, argv=mask_argv(settings.argv))

@@ -6,6 +6,10 @@ with the role's credentials), so its memory, its ListTables and its batched Clou
 fetch never mix with another's: the same table name in two regions or accounts is two
 targets. A pass runs the placements one after another; with more than one placement,
 every log line of a placement starts with ``[REGION]`` or ``[REGION as ROLE-ARN]``.
+
+The fleet also keeps the `Ledger` of the state file: which incarnation of each table its
+memory belongs to (a table recreated under the same name is met with fresh memory) and
+which targets this process has decided on, and when (the entries it owns when saving).
 """
 from __future__ import annotations
 
@@ -17,10 +21,10 @@ from datetime import datetime
 from typing import Callable, Iterator, Mapping, Optional
 
 from .loop import PassReport, Ports, Scaler
-from .model import AwsError, Breaker, Target
+from .model import AwsError, Breaker, TableAdmin, TableDescription, Target, Update
 from .policy import Memory
 from .settings import Placement, Settings
-from .state import UNPLACED, PlacementKey
+from .state import UNPLACED, EntryKey, PlacementKey, Record
 
 log = logging.getLogger("dynamic-dynamodb")
 
@@ -45,6 +49,54 @@ class _OncePerPass:
         if key not in self.answers:
             self.answers[key] = self.breaker.is_closed(url, timeout_ms, headers)
         return self.answers[key]
+
+
+@dataclasses.dataclass
+class Ledger:
+    """What the state file needs beyond the memory; handed from fleet to fleet on a reload."""
+
+    incarnations: dict[EntryKey, str] = dataclasses.field(default_factory=dict)
+    seen: dict[EntryKey, datetime] = dataclasses.field(default_factory=dict)  # by this process
+    adopted: set[EntryKey] = dataclasses.field(default_factory=set)  # unplaced entries given a region
+
+    @classmethod
+    def of(cls, records: Mapping[EntryKey, Record]) -> "Ledger":
+        """The incarnations recorded in a state file."""
+        return cls({k: r.incarnation for k, r in records.items() if r.incarnation is not None})
+
+
+class _Incarnations:
+    """A TableAdmin that forgets a target's memory when DescribeTable shows another table of
+    the same name than the one the memory was about (deleted and recreated)."""
+
+    def __init__(self, tables: TableAdmin, where: PlacementKey, ledger: Ledger,
+                 memory: Callable[[], dict[Target, Memory]]) -> None:
+        self.tables = tables
+        self.where = where
+        self.ledger = ledger
+        self.memory = memory
+
+    def list_tables(self) -> list[str]:
+        """ListTables, unchanged."""
+        return self.tables.list_tables()
+
+    def update(self, update: Update) -> None:
+        """UpdateTable, unchanged."""
+        self.tables.update(update)
+
+    def describe(self, table: str) -> TableDescription:
+        """DescribeTable; memory of an earlier table of that name is dropped."""
+        desc = self.tables.describe(table)
+        for status in (desc.table, *desc.indexes):
+            key = (self.where, status.target)
+            known = self.ledger.incarnations.get(key)
+            if status.incarnation is None or known == status.incarnation:
+                continue
+            self.ledger.incarnations[key] = status.incarnation
+            if known is not None and self.memory().pop(status.target, None) is not None:
+                log.info("%s: a new table of that name (%s, the memory was of %s): its memory starts fresh",
+                         status.target, status.incarnation, known)
+        return desc
 
 
 class _Label(logging.Filter):
@@ -77,11 +129,14 @@ class Fleet:
 
     def __init__(self, settings: Settings, make_ports: PortsFactory,
                  memory: Optional[Mapping[PlacementKey, dict[Target, Memory]]] = None,
-                 dry_run: Optional[bool] = None) -> None:
+                 dry_run: Optional[bool] = None, ledger: Optional[Ledger] = None) -> None:
         self.settings = settings
         self.dry_run = settings.dry_run if dry_run is None else dry_run
+        self.ledger = ledger if ledger is not None else Ledger()
         saved = dict(memory or {})
         if UNPLACED in saved:  # a state file of before regions were recorded: the default placement
+            if (settings.region, None) not in saved:
+                self.ledger.adopted.update((UNPLACED, t) for t in saved[UNPLACED])
             saved.setdefault((settings.region, None), saved.pop(UNPLACED))
         self._probes: dict = {}
         self._make_ports = make_ports
@@ -100,7 +155,9 @@ class Fleet:
         ports = self._make_ports(local, placement)
         if ports.breaker is not None:
             ports = dataclasses.replace(ports, breaker=_OncePerPass(ports.breaker, self._probes))
-        return ports
+        tables = _Incarnations(ports.tables, placement_key(placement), self.ledger,
+                               lambda: self.scalers[placement].memory)
+        return dataclasses.replace(ports, tables=tables)
 
     def _connected(self, placement: Placement, scaler: Scaler) -> bool:
         """True when the placement has its AWS clients (built now if they could not be before)."""
@@ -129,6 +186,32 @@ class Fleet:
         sections = ", ".join(f"[table: {s.key}]" for s in self.settings.tables)
         log.error("No table matches any section: looked in %s for %s", looked, sections)
 
+    def records(self) -> dict[EntryKey, Optional[Record]]:
+        """The state file entries this process owns: every target of its placements it has
+        decided on (None: nothing left to remember, remove the entry)."""
+        out: dict[EntryKey, Optional[Record]] = {}
+        memories = {placement_key(p): scaler.memory for p, scaler in self.scalers.items()}
+        default = (self.settings.region, None)
+        for key in self.ledger.adopted:  # written under the default placement from now on
+            out[key] = None
+            memory = memories.get(default, {}).get(key[1])
+            if memory is not None:
+                out[(default, key[1])] = Record(memory, self.ledger.incarnations.get((default, key[1])))
+        for key, when in self.ledger.seen.items():
+            where, target = key
+            if where not in memories:
+                continue  # a placement a reload took away: its entries stay as they are
+            memory = memories[where].get(target)
+            out[key] = None if memory is None else Record(memory, self.ledger.incarnations.get(key), when)
+        return out
+
+    def _saw(self, placement: Placement, report: PassReport, now: datetime) -> None:
+        where = placement_key(placement)
+        for d in report.decisions:
+            self.ledger.seen[(where, d.target)] = now
+            if d.status.incarnation is not None:
+                self.ledger.incarnations[(where, d.target)] = d.status.incarnation
+
     def run_pass(self, now: datetime) -> PassReport:
         """One pass over every placement; trouble in one never stops the others."""
         started = time.monotonic()
@@ -145,6 +228,7 @@ class Fleet:
                 except Exception:  # a bug must not cost the other regions their pass
                     log.exception("Unexpected error in the pass; the other regions and accounts go on")
                     report = PassReport(failures=1)
+            self._saw(placement, report, now)
             tables += len({d.target.table for d in report.decisions})
             total.decisions.extend(report.decisions)
             total.updates += report.updates

@@ -49,6 +49,9 @@ class TargetStatus:
     decreases_today: int = 0
     last_decrease: Optional[datetime] = None
     last_increase: Optional[datetime] = None
+    # which table of that name: TableId, else its creation time (a GSI: its table's); memory
+    # of another incarnation (deleted and recreated under the same name) is not this one's
+    incarnation: Optional[str] = None
 
     @property
     def active(self) -> bool:

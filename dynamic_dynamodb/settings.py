@@ -76,7 +76,7 @@ class Settings:
     pid_file_dir: str = "/tmp"
     show_config: bool = False
     strict_config: bool = False
-    state_file: Optional[str] = None  # None: <pid-file-dir>/dynamic-dynamodb.<instance>.state.json
+    state_file: Optional[str] = None  # None: state.default_path(instance), outside /tmp
     # simulator and backtest
     simulate: Optional[str] = None
     simulate_output: Optional[str] = None

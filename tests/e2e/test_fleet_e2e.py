@@ -147,7 +147,7 @@ def test_one_pass_scales_the_same_table_name_in_each_region_by_its_own_metrics(
     assert "[eu-west-1] orders: " in out and "[us-east-1] orders: " in out
     # the decrease is remembered for eu-west-1's orders only
     saved = json.loads((tmp_path / "state.json").read_text())
-    assert saved["version"] == 2
+    assert saved["version"] == 3
     assert [(e["table"], e.get("region")) for e in saved["targets"]] == [("orders", "eu-west-1")]
 
 
