@@ -10,10 +10,13 @@ import threading
 from typing import Optional, Sequence
 
 from . import config, state
+from .coordination import Coordinator
 from .fleet import Fleet
 from .loop import PassReport, Ports, run_forever, utcnow
 from .logsetup import LOGGER, setup_logging
+from .model import AwsError
 from .settings import ConfigError, Placement, Settings
+from .statetable import StateTable, StateTableError
 
 log = logging.getLogger(LOGGER)
 
@@ -108,13 +111,42 @@ def _stop_settings(argv: Sequence[str]) -> Optional[Settings]:
     return Settings(argv=tuple(argv), daemon="stop", instance=args.instance, pid_file_dir=args.pid_file_dir)
 
 
+def build_coordinator(settings: Settings) -> Coordinator:
+    """The leases and shared state of `state-table` (its region: state-table-region, else the first one)."""
+    from . import aws
+
+    region = settings.state_table_region or next(iter(settings.placements())).region
+    conn = aws.Connection(region, settings.aws_access_key_id, settings.aws_secret_access_key)
+    table = StateTable(aws.make_client(aws.make_session(conn), "dynamodb", conn), settings.state_table or "")
+    table.ensure(create=settings.state_table_create == "auto")
+    return Coordinator(table, settings.lease_seconds, lambda: settings.check_interval, state.encode_memory,
+                       state.decode_memory)
+
+
 def run(settings: Settings) -> int:
     """One pass (--run-once) or the foreground loop until SIGTERM/SIGINT; SIGHUP re-reads the config."""
-    scaler = Fleet(settings, build_ports, memory=state.load_placed(state_path(settings)))
-    if settings.run_once:
-        report = run_pass(scaler, utcnow())
-        return EXIT_OK if report.ok else EXIT_FAILURE
-    return serve(scaler)
+    coordinator = None
+    if settings.state_table and settings.dry_run:
+        log.warning("--dry-run with state-table %s: no leases taken, every matched table decided, nothing written",
+                    settings.state_table)
+    elif settings.state_table:
+        try:
+            coordinator = build_coordinator(settings)
+            coordinator.start()
+        except (AwsError, StateTableError) as e:
+            return _fail(f"state table {settings.state_table}: {e}", EXIT_FAILURE)
+        log.info("Sharing the tables through state table %s as %s (lease %d s)", settings.state_table,
+                 coordinator.me, settings.lease_seconds)
+    memory = {} if settings.state_table else state.load_placed(state_path(settings))
+    scaler = Fleet(settings, build_ports, memory=memory, coordinator=coordinator)
+    try:
+        if settings.run_once:
+            report = run_pass(scaler, utcnow())
+            return EXIT_OK if report.ok else EXIT_FAILURE
+        return serve(scaler)
+    finally:
+        if coordinator is not None:
+            coordinator.stop()
 
 
 def state_path(settings: Settings) -> str:
@@ -125,7 +157,7 @@ def state_path(settings: Settings) -> str:
 def run_pass(scaler: Fleet, now) -> PassReport:
     """One pass, then the memory saved (a dry run never writes the state file)."""
     report = scaler.run_pass(now)
-    if not scaler.dry_run:
+    if not scaler.dry_run and scaler.coordinator is None:  # with a state table, the pass saved it
         state.save_placed(state_path(scaler.settings), scaler.memory)
     return report
 
@@ -172,4 +204,6 @@ def reload(scaler: Fleet) -> Fleet:
         log.error("Reload failed, keeping the running configuration: %s", e)
         return scaler
     log.info("Configuration reloaded from %s", fresh.config_file)
-    return Fleet(fresh, build_ports, memory=scaler.memory)
+    if (fresh.state_table, fresh.lease_seconds) != (scaler.settings.state_table, scaler.settings.lease_seconds):
+        log.warning("state-table and lease-seconds take effect at the next restart")
+    return Fleet(fresh, build_ports, memory=scaler.memory, coordinator=scaler.coordinator)

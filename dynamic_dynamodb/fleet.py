@@ -10,12 +10,14 @@ every log line of a placement starts with ``[REGION]`` or ``[REGION as ROLE-ARN]
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Callable, Iterator, Mapping, Optional
 
+from .coordination import Coordinator
 from .loop import PassReport, Ports, Scaler
 from .model import AwsError, Breaker, Target
 from .policy import Memory
@@ -77,8 +79,9 @@ class Fleet:
 
     def __init__(self, settings: Settings, make_ports: PortsFactory,
                  memory: Optional[Mapping[PlacementKey, dict[Target, Memory]]] = None,
-                 dry_run: Optional[bool] = None) -> None:
+                 dry_run: Optional[bool] = None, coordinator: Optional[Coordinator] = None) -> None:
         self.settings = settings
+        self.coordinator = coordinator
         self.dry_run = settings.dry_run if dry_run is None else dry_run
         saved = dict(memory or {})
         if UNPLACED in saved:  # a state file of before regions were recorded: the default placement
@@ -93,8 +96,11 @@ class Fleet:
                 ports: Optional[Ports] = self._ports(local, placement)
             except AwsError:
                 ports = None  # a broken AWS set-up: said, and tried again, by each pass
-            self.scalers[placement] = Scaler(local, ports, memory=saved.get(placement_key(placement), {}),
-                                             dry_run=self.dry_run)
+            scaler = Scaler(local, ports, memory=saved.get(placement_key(placement), {}), dry_run=self.dry_run)
+            if coordinator is not None:
+                scaler.owns = functools.partial(coordinator.owns, placement)
+                scaler.fence = functools.partial(coordinator.fence, placement)
+            self.scalers[placement] = scaler
 
     def _ports(self, local: Settings, placement: Placement) -> Ports:
         ports = self._make_ports(local, placement)
@@ -126,6 +132,8 @@ class Fleet:
         """One pass over every placement; trouble in one never stops the others."""
         started = time.monotonic()
         self._probes.clear()
+        if self.coordinator is not None:
+            self.coordinator.begin_pass(self.scalers, now)
         total = PassReport()
         tables = 0
         several = len(self.scalers) > 1
@@ -143,6 +151,8 @@ class Fleet:
             total.updates += report.updates
             total.skipped += report.skipped
             total.failures += report.failures
+        if self.coordinator is not None:
+            self.coordinator.end_pass(self.scalers, now)
         log.info("Pass done in %.1f s: %d table(s) and GSI(s) decided in %d table(s), %d region/account "
                  "group(s); %d update(s), %d skipped, %d failure(s)", time.monotonic() - started,
                  len(total.decisions), tables, len(self.scalers), total.updates, total.skipped, total.failures)

@@ -92,6 +92,10 @@ class Scaler:
         self.dry_run = settings.dry_run if dry_run is None else dry_run
         self._matches: dict[str, Optional[TableSection]] = {}
         self.stop = threading.Event()  # set by SIGTERM: finish the table in progress, leave the rest
+        # with several daemons sharing the tables (coordination.py): which tables are ours this pass,
+        # and the lease check just before an UpdateTable
+        self.owns: Callable[[str], bool] = lambda table: True
+        self.fence: Callable[[str], bool] = lambda table: True
 
     # ---- matching -------------------------------------------------------------------
 
@@ -124,6 +128,7 @@ class Scaler:
             return report
         pairs = [(name, s) for name in sorted(names) if (s := self.section_for(name)) is not None]
         self._warn_unmatched(pairs)
+        pairs = [(name, s) for name, s in pairs if self.owns(name)]
         jobs = self._gather(pairs, now, report)
         if not jobs:
             return report
@@ -264,6 +269,10 @@ class Scaler:
         if self.dry_run:
             for d in changed:
                 log.info("%s: dry run, would set %d reads and %d writes", d.target, d.reads.new, d.writes.new)
+            return
+        if not self.fence(table):
+            log.warning("%s: the lease on this table was lost to another daemon; no update", table)
+            report.skipped += 1
             return
         self._send(table, changed, now, report)
 

@@ -59,6 +59,16 @@ def _decode(raw: dict[str, Any]) -> Memory:
     return Memory(**values)
 
 
+def encode_memory(memory: Memory) -> dict[str, Any]:
+    """One target's memory as JSON-ready values (the state file's and the state table's encoding)."""
+    return _encode(memory)
+
+
+def decode_memory(raw: dict[str, Any]) -> Memory:
+    """The inverse of encode_memory; raises ValueError, KeyError or TypeError on a bad entry."""
+    return _decode(raw)
+
+
 def load_placed(path: str) -> dict[PlacementKey, dict[Target, Memory]]:
     """The saved memory by (region, role ARN); a missing file starts fresh, a corrupt one
     starts fresh with a warning."""
