@@ -552,7 +552,7 @@ GLOBAL_KEYS: tuple[GlobalKey, ...] = (
         help="Region of the state table; default: the first region scaled."),
     GlobalKey(GLOBAL, "state-table-create", "state_table_create", to_state_table_create, flag="--state-table-create",
         help="auto: create the state table (on-demand) when it does not exist; never: exit 1 instead."),
-    GlobalKey(GLOBAL, "lease-seconds", "lease_seconds", to_int, low=10, high=MAX_LEASE_SECONDS,
+    GlobalKey(GLOBAL, "lease-seconds", "lease_seconds", to_int, low=3, high=MAX_LEASE_SECONDS,
         help="Seconds a daemon's lease on a shard of the tables lasts without renewal (renewed every third of it); "
              "a killed daemon's tables are taken over after this long."),
     GlobalKey(LOGGING, "log-level", "log_level", to_log_level, "debug, info, warning or error.", flag="--log-level"),

@@ -26,7 +26,7 @@ from .leases import SHARDS, Lease, account_of, plan, shard_of
 from .model import Target
 from .policy import Memory
 from .settings import Placement
-from .statetable import StateTable, StateTableError, parse_state_key, state_key
+from .statetable import LeaseLost, StateTable, StateTableError, parse_state_key, state_key
 
 log = logging.getLogger("dynamic-dynamodb")
 
@@ -65,6 +65,7 @@ class Coordinator:
         self._thread: Optional[threading.Thread] = None
         self._saved: dict[str, str] = {}  # sort key -> the JSON last written, so unchanged memory is not rewritten
         self.decidable: set[int] = set()  # the shards of the pass in progress
+        self._to_release: set[int] = set()  # the plan's surplus, given back before the next pass
 
     # ---- the background round -------------------------------------------------------------
 
@@ -90,7 +91,7 @@ class Coordinator:
                 try:
                     self.table.renew(shard, self.me, h.lease.token, expires)
                     self._update(shard, lambda h: _Held(_replace(h.lease, expires_at=expires), h.loaded))
-                except StateTableError as e:
+                except LeaseLost as e:
                     log.warning("Lease of shard %d lost: %s", shard, e)
                     self._drop(shard)
             leases = self.table.leases()
@@ -99,16 +100,10 @@ class Coordinator:
             log.error("State table %s: %s; keeping the leases held until they expire", self.table.name, e)
             return
         wanted = plan(self.me, now, leases, members, self.shards)
-        for shard in wanted.release:
-            with self._lock:
-                h = self._held.get(shard)
-            if h is None:
-                continue
-            self._drop(shard)  # first: the pass stops using it before anyone else can take it
-            try:
-                self.table.release(shard, self.me, h.lease.token)
-            except StateTableError as e:
-                log.warning("Release of shard %d: %s", shard, e)
+        with self._lock:
+            # given back between passes (begin_pass), never in the middle of one: the shard's
+            # decided_at then tells its next holder when this daemon last decided its tables
+            self._to_release = set(wanted.release)
         for shard in wanted.take:
             try:
                 lease = self.table.take(shard, self.me, now, expires)
@@ -117,7 +112,7 @@ class Coordinator:
                 continue
             with self._lock:
                 self._held[shard] = _Held(lease)
-        if wanted.take or wanted.release:
+        if wanted.take:
             log.info("Leases: %d of %d shard(s) held by %s (%d daemon(s) live)", len(self._held), self.shards,
                      self.me, len(members | {self.me}))
 
@@ -164,6 +159,19 @@ class Coordinator:
         at = now.timestamp()
         margin = self.lease_seconds * SAFETY
         with self._lock:
+            surplus, self._to_release = self._to_release, set()
+        for shard in sorted(surplus):
+            with self._lock:
+                h = self._held.pop(shard, None)
+            if h is None:
+                continue
+            try:
+                self.table.release(shard, self.me, h.lease.token)
+            except StateTableError as e:
+                log.warning("Release of shard %d: %s", shard, e)
+        if surplus:
+            log.info("Leases: gave back %d shard(s) for the other daemons; %d held", len(surplus), len(self._held))
+        with self._lock:
             held = dict(self._held)
         for shard, h in held.items():
             if not h.loaded:
@@ -179,10 +187,12 @@ class Coordinator:
                     del scaler.memory[target]
         with self._lock:
             held = dict(self._held)
-        # a shard taken over is decided once an interval has passed since its last holder's pass
+        # a shard taken over is decided once an interval has passed since its last holder's pass began
+        # (a tenth of it spared for the jitter of the pass schedule)
+        interval = self.interval()
         self.decidable = {
             shard for shard, h in held.items()
-            if h.loaded and h.lease.expires_at - at > margin and at - h.lease.decided_at >= self.interval() - margin}
+            if h.loaded and h.lease.expires_at - at > margin and at - h.lease.decided_at >= interval * 0.9}
 
     def _load(self, shard: int, scalers: dict[Placement, Any], at: float) -> None:
         by_key = {(p.region, p.role_arn or ""): s for p, s in scalers.items()}
