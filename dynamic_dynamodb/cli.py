@@ -189,7 +189,9 @@ def serve(scaler: Fleet) -> int:
 
     log.info("Starting: check interval %s s, %d table section(s)%s", scaler.settings.check_interval,
              len(scaler.settings.tables), ", dry run" if scaler.dry_run else "")
-    run_forever(lambda now: run_pass(current[0], now), lambda: current[0].settings.check_interval, stop, before_pass)
+    coordinator = scaler.coordinator
+    run_forever(lambda now: run_pass(current[0], now), lambda: current[0].settings.check_interval, stop, before_pass,
+                wake=coordinator.wake if coordinator is not None else None)
     log.info("Stopped")
     return EXIT_OK
 

@@ -66,6 +66,8 @@ class Coordinator:
         self._saved: dict[str, str] = {}  # sort key -> the JSON last written, so unchanged memory is not rewritten
         self.decidable: set[int] = set()  # the shards of the pass in progress
         self._to_release: set[int] = set()  # the plan's surplus, given back before the next pass
+        # set when a shard is taken whose tables are overdue (their holder died): the loop runs a pass now
+        self.wake = threading.Event()
 
     # ---- the background round -------------------------------------------------------------
 
@@ -112,6 +114,8 @@ class Coordinator:
                 continue
             with self._lock:
                 self._held[shard] = _Held(lease)
+            if now - lease.decided_at >= self.interval():
+                self.wake.set()
         if wanted.take:
             log.info("Leases: %d of %d shard(s) held by %s (%d daemon(s) live)", len(self._held), self.shards,
                      self.me, len(members | {self.me}))
@@ -158,6 +162,7 @@ class Coordinator:
         """Load the memory of newly held shards, drop that of lost ones; fix the shards of this pass."""
         at = now.timestamp()
         margin = self.lease_seconds * SAFETY
+        self.wake.clear()  # this pass serves what was taken so far
         with self._lock:
             surplus, self._to_release = self._to_release, set()
         for shard in sorted(surplus):
