@@ -247,6 +247,9 @@ class Coordinator:
                     changes.setdefault(shard, {})[sk] = encoded
         for shard in sorted(self.decidable & set(held)):
             lease = held[shard]
+            if lease.expires_at <= self.clock():
+                log.warning("Lease of shard %d expired during the pass; its memory is not saved", shard)
+                continue
             try:
                 if shard in changes:
                     self.table.save(shard, self.me, lease.token, at, changes[shard])

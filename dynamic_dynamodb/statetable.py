@@ -6,9 +6,10 @@ Key schema (both strings): ``pk`` and ``sk``. Items:
   ``decided_at`` (epoch s): one per shard, written only with conditional writes;
 - ``pk = "member"``, ``sk = DAEMON-ID``: ``expires_at``: a heartbeat of each live daemon;
 - ``pk = "state#SHARD"``, ``sk = REGION|ROLE-ARN|TABLE|INDEX``: ``memory`` (JSON, the state
-  file's encoding of one target's memory), ``seen`` (epoch s). Written in transactions that
-  check the writer's lease first, so a daemon that lost its lease cannot overwrite the new
-  holder's memory.
+  file's encoding of one target's memory), ``seen`` (epoch s), ``token``: the lease token of
+  its writer. A write carrying an older token than the item's is refused (fencing at the
+  resource), so a daemon that lost its lease cannot overwrite the new holder's memory; and
+  it needs no transactions, which not every DynamoDB implementation has.
 
 Billing is on-demand. Every answer is read defensively: one that cannot be read is an AwsError.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -26,7 +27,6 @@ from .logsetup import LOGGER
 log = logging.getLogger(LOGGER)
 
 LEASE, MEMBER = "lease", "member"
-TRANSACTION_ITEMS = 100  # TransactWriteItems' limit: one lease check and 99 puts
 StateKey = tuple[str, str, str, str]  # region, role ARN ("" for none), table, index ("" for the table)
 
 
@@ -226,24 +226,16 @@ class StateTable:
                 log.warning("State table %s: unreadable memory item in shard %d skipped", self.name, shard)
         return found
 
-    def save(self, shard: int, me: str, token: int, now: float,
-             puts: Mapping[str, dict[str, Any]], deletes: Iterable[str] = ()) -> None:
-        """Write memory items of a shard, each batch only if we still hold its lease (fencing)."""
-        writes: list[dict[str, Any]] = [
-            {"Put": {"TableName": self.name, "Item": {
-                "pk": {"S": f"state#{shard}"}, "sk": {"S": sk},
-                "memory": {"S": json.dumps(memory, sort_keys=True)}, "seen": {"N": f"{now:.0f}"}}}}
-            for sk, memory in sorted(puts.items())]
-        writes += [{"Delete": {"TableName": self.name, "Key": {"pk": {"S": f"state#{shard}"}, "sk": {"S": sk}}}}
-                   for sk in sorted(deletes)]
-        check = {"ConditionCheck": {
-            "TableName": self.name, "Key": {"pk": {"S": LEASE}, "sk": {"S": str(shard)}},
-            "ConditionExpression": "#o = :me AND #t = :tok",
-            "ExpressionAttributeNames": {"#o": "owner", "#t": "token"},
-            "ExpressionAttributeValues": {":me": {"S": me}, ":tok": {"N": str(token)}}}}
-        step = TRANSACTION_ITEMS - 1
-        for first in range(0, len(writes), step):
+    def save(self, shard: int, me: str, token: int, now: float, puts: Mapping[str, dict[str, Any]]) -> None:
+        """Write memory items of a shard, fenced: each item keeps the lease token of its writer, and a
+        write with an older token than the item's (a daemon that lost the lease) is refused."""
+        for sk, memory in sorted(puts.items()):
             try:
-                self.client.transact_write_items(TransactItems=[check, *writes[first:first + step]])
+                self.client.put_item(
+                    TableName=self.name,
+                    Item={"pk": {"S": f"state#{shard}"}, "sk": {"S": sk}, "token": {"N": str(token)},
+                          "memory": {"S": json.dumps(memory, sort_keys=True)}, "seen": {"N": f"{now:.0f}"}},
+                    ConditionExpression="attribute_not_exists(sk) OR #t <= :tok",
+                    ExpressionAttributeNames={"#t": "token"}, ExpressionAttributeValues={":tok": {"N": str(token)}})
             except (ClientError, BotoCoreError) as e:
-                raise _error("TransactWriteItems (state)", e) from None
+                raise _error("PutItem (state)", e) from None

@@ -27,6 +27,7 @@ class FakeStateTable:
         self.heartbeats: dict[str, float] = {}
         self.memory: dict[int, dict[str, tuple[dict, float]]] = {}
         self.down = False  # a partition: every call fails
+        self.tokens: dict[tuple[int, str], int] = {}
         self.writes = 0
 
     def _up(self) -> None:
@@ -83,10 +84,15 @@ class FakeStateTable:
         self._up()
         return dict(self.memory.get(shard, {}))
 
-    def save(self, shard, me, token, now, puts, deletes=()):
-        self._check(shard, me, token)
-        self.writes += len(puts)
-        self.memory.setdefault(shard, {}).update({sk: (m, now) for sk, m in puts.items()})
+    def save(self, shard, me, token, now, puts):
+        self._up()
+        for sk, m in puts.items():
+            old = self.tokens.get((shard, sk))
+            if old is not None and old > token:
+                raise LeaseLost("a newer holder wrote it")
+            self.tokens[(shard, sk)] = token
+            self.writes += 1
+            self.memory.setdefault(shard, {})[sk] = (m, now)
 
 
 class Clock:
