@@ -14,6 +14,9 @@ $(STAMP): setup.py pyproject.toml
 	  rm -rf $(VENV) && apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install -q -U pip
 	$(BIN)/python -m pip install -q -e '.[test,plot,docs,dev]'
+	# dynalite, a second DynamoDB implementation for the state-table tests (skipped without it)
+	if command -v npm >/dev/null; then npm install --prefix $(VENV) --no-audit --no-fund --silent dynalite@4 \
+	  || echo "dynalite not installed: its tests are skipped" >&2; fi
 	touch $(STAMP)
 
 test: $(STAMP)

@@ -10,10 +10,13 @@ import threading
 from typing import Optional, Sequence
 
 from . import config, state
+from .coordination import Coordinator
 from .fleet import Fleet, Ledger
 from .loop import PassReport, Ports, run_forever, utcnow
 from .logsetup import LOGGER, setup_logging
+from .model import AwsError
 from .settings import ConfigError, Placement, Settings
+from .statetable import StateTable, StateTableError
 
 log = logging.getLogger(LOGGER)
 
@@ -124,26 +127,56 @@ def _stop_settings(argv: Sequence[str]) -> Optional[Settings]:
     return Settings(argv=tuple(argv), daemon="stop", instance=args.instance, pid_file_dir=args.pid_file_dir)
 
 
+def build_coordinator(settings: Settings) -> Coordinator:
+    """The leases and shared state of `state-table` (its region: state-table-region, else the first one)."""
+    from . import aws
+
+    region = settings.state_table_region or next(iter(settings.placements())).region
+    conn = aws.Connection(region, settings.aws_access_key_id, settings.aws_secret_access_key)
+    table = StateTable(aws.make_client(aws.make_session(conn), "dynamodb", conn), settings.state_table or "")
+    table.ensure(create=settings.state_table_create == "auto")
+    return Coordinator(table, settings.lease_seconds, lambda: settings.check_interval, state.encode_memory,
+                       state.decode_memory)
+
+
 def run(settings: Settings, held: Optional[state.StateFile] = None) -> int:
     """One pass (--run-once) or the foreground loop until SIGTERM/SIGINT; SIGHUP re-reads the config.
 
     The state file is this process's for the whole run (`held`: already claimed, by the
-    daemon after detaching); a dry run reads it without the lock and never writes it."""
-    if held is None and not settings.dry_run:
+    daemon after detaching); a dry run reads it without the lock and never writes it. With a
+    state table the memory lives there instead, and the tables are shared by leases."""
+    if held is None and not settings.dry_run and not settings.state_table:
         try:
             held = claim_state(settings)
         except state.StateError as e:
             return _fail(str(e), e.status)
     log.info("Regions: %s", settings.regions_line())
+    coordinator = None
     try:
+        if settings.state_table and settings.dry_run:
+            log.warning("--dry-run with state-table %s: no leases taken, every matched table decided, nothing "
+                        "written", settings.state_table)
+        elif settings.state_table:
+            try:
+                coordinator = build_coordinator(settings)
+                coordinator.start()
+            except (AwsError, StateTableError) as e:
+                return _fail(f"state table {settings.state_table}: {e}", EXIT_FAILURE)
+            log.info("Sharing the tables through state table %s as %s (lease %d s)", settings.state_table,
+                     coordinator.me, settings.lease_seconds)
         now = utcnow()
-        records = held.load(now) if held is not None else state.read(state_path(settings), now)
-        scaler = Fleet(settings, build_ports, memory=state.placed(records), ledger=Ledger.of(records))
+        records: dict = {}
+        if not settings.state_table:
+            records = held.load(now) if held is not None else state.read(state_path(settings), now)
+        scaler = Fleet(settings, build_ports, memory=state.placed(records), ledger=Ledger.of(records),
+                       coordinator=coordinator)
         if settings.run_once:
             report = run_pass(scaler, utcnow(), held)
             return EXIT_OK if report.ok else EXIT_FAILURE
         return serve(scaler, held)
     finally:
+        if coordinator is not None:
+            coordinator.stop()
         if held is not None:
             held.release()
 
@@ -161,7 +194,7 @@ def state_path(settings: Settings) -> str:
 def run_pass(scaler: Fleet, now, held: Optional[state.StateFile] = None) -> PassReport:
     """One pass, then the memory saved (a dry run, holding no state file, never writes it)."""
     report = scaler.run_pass(now)
-    if held is not None and not scaler.dry_run:
+    if held is not None and not scaler.dry_run and scaler.coordinator is None:  # else the pass saved it
         held.save(scaler.records(), now)
     return report
 
@@ -193,7 +226,9 @@ def serve(scaler: Fleet, held: Optional[state.StateFile] = None) -> int:
 
     log.info("Starting: check interval %s s, %d table section(s)%s", scaler.settings.check_interval,
              len(scaler.settings.tables), ", dry run" if scaler.dry_run else "")
-    run_forever(lambda now: run_pass(current[0], now, held), lambda: current[0].settings.check_interval, stop, before_pass)
+    coordinator = scaler.coordinator
+    run_forever(lambda now: run_pass(current[0], now, held), lambda: current[0].settings.check_interval, stop,
+                before_pass, wake=coordinator.wake if coordinator is not None else None)
     log.info("Stopped")
     return EXIT_OK
 
@@ -208,4 +243,6 @@ def reload(scaler: Fleet) -> Fleet:
         log.error("Reload failed, keeping the running configuration: %s", e)
         return scaler
     log.info("Configuration reloaded from %s", fresh.config_file)
-    return Fleet(fresh, build_ports, memory=scaler.memory, ledger=scaler.ledger)
+    if (fresh.state_table, fresh.lease_seconds) != (scaler.settings.state_table, scaler.settings.lease_seconds):
+        log.warning("state-table and lease-seconds take effect at the next restart")
+    return Fleet(fresh, build_ports, memory=scaler.memory, ledger=scaler.ledger, coordinator=scaler.coordinator)

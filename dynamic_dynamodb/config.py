@@ -274,6 +274,24 @@ def to_sns_arn(text: str) -> str:
     return value
 
 
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+STATE_TABLE_CREATE = ("auto", "never")
+MAX_LEASE_SECONDS = 3600
+
+
+def to_table_name(text: str) -> str:
+    """A DynamoDB table name: 3 to 255 of letters, digits, '_', '-' and '.'."""
+    name = text.strip()
+    if not _TABLE_NAME.fullmatch(name):
+        raise ValueError(f"{name!r} is not a DynamoDB table name (3-255 of A-Z a-z 0-9 _ - .)")
+    return name
+
+
+def to_state_table_create(text: str) -> str:
+    """auto (create the state table when absent) or never."""
+    return _choice(text, STATE_TABLE_CREATE)
+
+
 def to_days(text: str) -> int:
     """Days of CloudWatch history for --backtest: 1 to 15 (CloudWatch keeps 1-minute data 15 days)."""
     value = to_int(text)
@@ -315,6 +333,8 @@ TYPE_NAMES: dict[Callable[[str], Any], str] = {
     to_sns_arn: "ARN",
     to_days: "integer",
     to_target_utilization: "number",
+    to_table_name: "table name",
+    to_state_table_create: "auto/never",
 }
 
 
@@ -527,6 +547,17 @@ GLOBAL_KEYS: tuple[GlobalKey, ...] = (
         help="Circuit breaker for every table without its own: no change unless a GET of this URL answers 2xx."),
     GlobalKey(GLOBAL, "circuit-breaker-timeout", "circuit_breaker_timeout", to_float, low=1,
         high=MAX_BREAKER_TIMEOUT_MS, help="Timeout of that GET in milliseconds."),
+    GlobalKey(GLOBAL, "state-table", "state_table", to_table_name, flag="--state-table",
+        help="Keep the state (memory, decrease records) in this DynamoDB table instead of the state file, and share "
+             "the tables among every daemon using it (leases); created on first use unless state-table-create is "
+             "never."),
+    GlobalKey(GLOBAL, "state-table-region", "state_table_region", to_region,
+        help="Region of the state table; default: the first region scaled."),
+    GlobalKey(GLOBAL, "state-table-create", "state_table_create", to_state_table_create, flag="--state-table-create",
+        help="auto: create the state table (on-demand) when it does not exist; never: exit 1 instead."),
+    GlobalKey(GLOBAL, "lease-seconds", "lease_seconds", to_int, low=3, high=MAX_LEASE_SECONDS,
+        help="Seconds a daemon's lease on a shard of the tables lasts without renewal (renewed every third of it); "
+             "a killed daemon's tables are taken over after this long."),
     GlobalKey(LOGGING, "log-level", "log_level", to_log_level, "debug, info, warning or error.", flag="--log-level"),
     GlobalKey(LOGGING, "log-file", "log_file", to_path, "Also log to this file.", flag="--log-file"),
     GlobalKey(LOGGING, "log-config-file", "log_config_file", to_path, flag="--log-config-file",
@@ -638,6 +669,13 @@ CLI_OPTIONS: tuple[CliOption, ...] = (
         help="Where the consecutive-check counters and decrease history are kept between runs; one process "
              "at a time. STATE-DIR: $STATE_DIRECTORY (systemd), else /var/lib/dynamic-dynamodb as root, else "
              "$XDG_STATE_HOME/dynamic-dynamodb (~/.local/state/dynamic-dynamodb)."),
+    CliOption(("--state-table",), GENERAL, dest="state_table", convert=to_table_name, metavar="TABLE",
+        help="Keep the state in this DynamoDB table and share the tables among the daemons using it; overrides "
+             "[global] state-table."),
+    CliOption(("--state-table-create",), GENERAL, dest="state_table_create", convert=str.lower,
+        choices=STATE_TABLE_CREATE, default_text="auto",
+        help="Whether a missing state table is created (auto) or is an error (never); overrides [global] "
+             "state-table-create."),
     CliOption(("--daemon",), DAEMON, dest="daemon", convert=str.lower, choices=DAEMON_COMMANDS,
         help="Run as a daemon: start, stop, restart, or foreground (alias fg: the loop without forking)."),
     CliOption(("--instance",), DAEMON, dest="instance", convert=to_instance, default="default", metavar="NAME",
@@ -1184,6 +1222,10 @@ def load_settings(argv: Sequence[str]) -> Settings:
         regions=() if args.region is not None else glob["regions"].value,  # --region replaces the list
         role_arn=glob["role_arn"].value,
         metrics_batch_size=glob["metrics_batch_size"].value,
+        state_table=glob["state_table"].value,
+        state_table_region=glob["state_table_region"].value,
+        state_table_create=glob["state_table_create"].value,
+        lease_seconds=glob["lease_seconds"].value,
         log_file=glob["log_file"].value,
         log_level=glob["log_level"].value,
         log_config_file=glob["log_config_file"].value,

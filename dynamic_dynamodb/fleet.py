@@ -14,12 +14,14 @@ which targets this process has decided on, and when (the entries it owns when sa
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Callable, Iterator, Mapping, Optional
 
+from .coordination import Coordinator
 from .loop import PassReport, Ports, Scaler
 from .model import AwsError, Breaker, TableAdmin, TableDescription, Target, Update
 from .policy import Memory
@@ -129,8 +131,10 @@ class Fleet:
 
     def __init__(self, settings: Settings, make_ports: PortsFactory,
                  memory: Optional[Mapping[PlacementKey, dict[Target, Memory]]] = None,
-                 dry_run: Optional[bool] = None, ledger: Optional[Ledger] = None) -> None:
+                 dry_run: Optional[bool] = None, ledger: Optional[Ledger] = None,
+                 coordinator: Optional[Coordinator] = None) -> None:
         self.settings = settings
+        self.coordinator = coordinator
         self.dry_run = settings.dry_run if dry_run is None else dry_run
         self.ledger = ledger if ledger is not None else Ledger()
         saved = dict(memory or {})
@@ -148,8 +152,11 @@ class Fleet:
                 ports: Optional[Ports] = self._ports(local, placement)
             except AwsError:
                 ports = None  # a broken AWS set-up: said, and tried again, by each pass
-            self.scalers[placement] = Scaler(local, ports, memory=saved.get(placement_key(placement), {}),
-                                             dry_run=self.dry_run)
+            scaler = Scaler(local, ports, memory=saved.get(placement_key(placement), {}), dry_run=self.dry_run)
+            if coordinator is not None:
+                scaler.owns = functools.partial(coordinator.owns, placement)
+                scaler.fence = functools.partial(coordinator.fence, placement)
+            self.scalers[placement] = scaler
 
     def _ports(self, local: Settings, placement: Placement) -> Ports:
         ports = self._make_ports(local, placement)
@@ -216,6 +223,8 @@ class Fleet:
         """One pass over every placement; trouble in one never stops the others."""
         started = time.monotonic()
         self._probes.clear()
+        if self.coordinator is not None:
+            self.coordinator.begin_pass(self.scalers, now)
         total = PassReport()
         tables = 0
         several = len(self.scalers) > 1
@@ -238,6 +247,8 @@ class Fleet:
         if not total.matched and not total.failures and not any(s.stop.is_set() for s in self.scalers.values()):
             self._no_table_matched()
             total.failures += 1
+        if self.coordinator is not None:
+            self.coordinator.end_pass(self.scalers, now)
         log.info("Pass done in %.1f s: %d table(s) and GSI(s) decided in %d table(s), %d region/account "
                  "group(s); %d update(s), %d skipped, %d failure(s)", time.monotonic() - started,
                  len(total.decisions), tables, len(self.scalers), total.updates, total.skipped, total.failures)

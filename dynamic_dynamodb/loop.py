@@ -97,6 +97,10 @@ class Scaler:
         self.dry_run = settings.dry_run if dry_run is None else dry_run
         self._matches: dict[str, Optional[TableSection]] = {}
         self.stop = threading.Event()  # set by SIGTERM: finish the table in progress, leave the rest
+        # with several daemons sharing the tables (coordination.py): which tables are ours this pass,
+        # and the lease check just before an UpdateTable
+        self.owns: Callable[[str], bool] = lambda table: True
+        self.fence: Callable[[str], bool] = lambda table: True
 
     # ---- matching -------------------------------------------------------------------
 
@@ -130,6 +134,7 @@ class Scaler:
         pairs = [(name, s) for name in sorted(names) if (s := self.section_for(name)) is not None]
         report.matched = len(pairs)
         self._warn_unmatched(pairs)
+        pairs = [(name, s) for name, s in pairs if self.owns(name)]
         jobs = self._gather(pairs, now, report)
         if not jobs:
             return report
@@ -299,6 +304,10 @@ class Scaler:
         if self.dry_run:
             for d in changed:
                 log.info("%s: dry run, would set %d reads and %d writes", d.target, d.reads.new, d.writes.new)
+            return
+        if not self.fence(table):
+            log.warning("%s: the lease on this table was lost to another daemon; no update", table)
+            report.skipped += 1
             return
         self._send(table, changed, now, report)
 
@@ -476,10 +485,12 @@ def utcnow() -> datetime:
 
 
 def run_forever(run_pass: Callable[[datetime], PassReport], interval: Callable[[], float],
-                stop: threading.Event, before_pass: Callable[[], None] = lambda: None) -> None:
+                stop: threading.Event, before_pass: Callable[[], None] = lambda: None,
+                wake: Optional[threading.Event] = None) -> None:
     """Passes on a fixed period (no drift); an overrunning pass is logged and the next starts at once.
 
-    `stop` ends the loop mid-sleep; the pass in progress always finishes first.
+    `stop` ends the loop mid-sleep; the pass in progress always finishes first. `wake` (set
+    when shards of a stopped daemon were taken over) runs an extra pass at once, off the period.
     """
     next_start = time.monotonic()
     while not stop.is_set():
@@ -496,4 +507,21 @@ def run_forever(run_pass: Callable[[datetime], PassReport], interval: Callable[[
             log.warning("Pass took %.1f s, longer than the check interval of %g s; starting the next at once",
                         now - started, period)
             next_start = now
-        stop.wait(max(0.0, next_start - time.monotonic()))
+        while _sleep_until(next_start, stop, wake):
+            try:  # off the period: the schedule of the regular passes stays as it is
+                run_pass(utcnow())
+            except Exception:
+                log.exception("Unexpected error in the pass; trying again next pass")
+
+
+def _sleep_until(deadline: float, stop: threading.Event, wake: Optional[threading.Event]) -> bool:
+    """Sleep until the monotonic `deadline` or `stop`; True when `wake` cut it short (then cleared)."""
+    if wake is None:
+        stop.wait(max(0.0, deadline - time.monotonic()))
+        return False
+    while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+        if wake.is_set():
+            wake.clear()
+            return True
+        stop.wait(min(left, 0.5))
+    return False

@@ -64,6 +64,10 @@ class Settings:
     regions: tuple[str, ...] = ()  # [global] regions: every section applies in each of these
     role_arn: Optional[str] = None  # IAM role assumed for every section without its own
     metrics_batch_size: int = 500  # GetMetricData queries per call (1 only for debugging)
+    state_table: Optional[str] = None  # DynamoDB table shared by several daemons (None: the state file)
+    state_table_region: Optional[str] = None  # None: the first region scaled
+    state_table_create: str = "auto"  # or "never"
+    lease_seconds: int = 60
     # [logging]
     log_file: Optional[str] = None
     log_level: str = "info"

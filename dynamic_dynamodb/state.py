@@ -131,6 +131,16 @@ def _decode(raw: dict[str, Any]) -> Memory:
     return Memory(**values)
 
 
+def encode_memory(memory: Memory) -> dict[str, Any]:
+    """One target's memory as JSON-ready values (the state file's and the state table's encoding)."""
+    return _encode(memory)
+
+
+def decode_memory(raw: dict[str, Any]) -> Memory:
+    """The inverse of encode_memory; raises ValueError, KeyError or TypeError on a bad entry."""
+    return _decode(raw)
+
+
 def parse(data: Any) -> dict[EntryKey, Record]:
     """The entries of a decoded state file; ValueError (and friends) when it is not one."""
     if not isinstance(data, dict) or data.get("version") not in READABLE_VERSIONS:
