@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Optional
 
-from . import policy
+from . import policy, throttle_causes
 from .breaker import redact_url
 from .model import (
     CONSUMED_METRIC,
+    THROTTLE_CAUSE_METRIC,
+    THROTTLE_CAUSES,
     THROTTLE_METRIC,
     AwsError,
     Breaker,
@@ -78,7 +80,8 @@ class Job:
 
     status: TargetStatus
     rules: TargetRules
-    queries: tuple[MetricQuery, MetricQuery, MetricQuery, MetricQuery]  # consumed r/w, throttled r/w
+    # consumed r/w, throttled r/w, then the throttles by cause (THROTTLE_CAUSE_METRIC), reads then writes
+    queries: tuple[MetricQuery, ...]
 
 
 class Scaler:
@@ -92,6 +95,7 @@ class Scaler:
         self.dry_run = settings.dry_run if dry_run is None else dry_run
         self._matches: dict[str, Optional[TableSection]] = {}
         self.stop = threading.Event()  # set by SIGTERM: finish the table in progress, leave the rest
+        self.causes_reported: dict[tuple[Target, str], datetime] = {}  # (target, kind) -> last report
 
     # ---- matching -------------------------------------------------------------------
 
@@ -237,7 +241,10 @@ class Scaler:
 
     def _decide(self, job: Job, data: dict, breaker: dict[tuple, bool], now: datetime) -> Decision:
         window = int((job.queries[0].end - job.queries[0].start).total_seconds())
-        cr, cw, tr, tw = (data.get(q, ()) for q in job.queries)
+        cr, cw, tr, tw = (data.get(q, ()) for q in job.queries[:4])
+        causes = _by_cause(job.queries[4:], data)
+        tr = throttle_causes.capacity_throttles(tr, causes[Dim.READS])
+        tw = throttle_causes.capacity_throttles(tw, causes[Dim.WRITES])
         reads = Observed(_total(cr), _total(tr), window, _series(cr, tr))
         writes = Observed(_total(cw), _total(tw), window, _series(cw, tw))
         key = self._breaker_key(job)
@@ -248,7 +255,22 @@ class Scaler:
         self.memory[target] = memory
         if log.isEnabledFor(logging.INFO):
             log.info("%s: %s", target, decision.summary)
+        self._report_causes(job, causes, now)
         return decision
+
+    def _report_causes(self, job: Job, causes: dict[Dim, dict[str, list]], now: datetime) -> None:
+        """Throttles that capacity does not cure: a warning (and SNS alarm) at most hourly per target."""
+        target = job.status.target
+        splits = {dim: throttle_causes.split(dim, by) for dim, by in causes.items()}
+        for note in throttle_causes.notes(target, splits):
+            key = (target, note.kind)
+            if not throttle_causes.due(self.causes_reported.get(key), now):
+                continue
+            self.causes_reported[key] = now
+            log.warning("%s", note.message)
+            rules = job.rules
+            if rules.sns_topic_arn and "high-throughput-alarm" in rules.sns_message_types:
+                self._publish(rules.sns_topic_arn, f"ALARM: {note.subject}", note.message + "\n", target)
 
     # ---- applying ---------------------------------------------------------------------
 
@@ -371,8 +393,17 @@ def _series(consumed: Iterable, throttled: Iterable) -> tuple[tuple[datetime, fl
     return tuple((ts, value, throttles.get(ts, 0.0)) for ts, value in consumed)
 
 
+def _by_cause(queries: Iterable[MetricQuery], data: dict) -> dict[Dim, dict[str, list]]:
+    """The datapoints of the throttles-by-cause queries, by dimension and cause."""
+    out: dict[Dim, dict[str, list]] = {Dim.READS: {}, Dim.WRITES: {}}
+    for q in queries:
+        dim, cause = throttle_causes.CAUSE_OF_METRIC[q.metric]
+        out[dim][cause] = list(data.get(q, ()))
+    return out
+
+
 def _queries(target: Target, rules: TargetRules, now: datetime, interval: int = 60) -> tuple[MetricQuery, ...]:
-    """The four series a decision needs, over the target's lookback window."""
+    """The series a decision needs, over the target's lookback window: four, then the throttles by cause."""
     end_minute = now.replace(second=0, microsecond=0)
     start = end_minute - timedelta(minutes=rules.lookback_window_start)
     end = start + timedelta(minutes=rules.lookback_period)
@@ -381,7 +412,9 @@ def _queries(target: Target, rules: TargetRules, now: datetime, interval: int = 
         # since the last pass, and the CloudWatch delay, so that no minute is missed
         start = min(start, end - timedelta(minutes=math.ceil(interval / 60) + CLOUDWATCH_DELAY_MINUTES))
     return tuple(MetricQuery(target, metric[dim], start, end, 60)
-                 for metric in (CONSUMED_METRIC, THROTTLE_METRIC) for dim in (Dim.READS, Dim.WRITES))
+                 for metric in (CONSUMED_METRIC, THROTTLE_METRIC) for dim in (Dim.READS, Dim.WRITES)) + \
+        tuple(MetricQuery(target, THROTTLE_CAUSE_METRIC[dim][cause], start, end, 60)
+              for dim in (Dim.READS, Dim.WRITES) for cause in THROTTLE_CAUSES)
 
 
 def _update(table: str, decisions: list[Decision]) -> Update:
