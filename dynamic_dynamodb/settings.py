@@ -5,6 +5,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .capacity_mode import ModeRules
 from .rules import TargetRules
 
 
@@ -45,6 +46,7 @@ class TableSection:
     # where the section applies; () means Settings.regions, else Settings.region
     regions: tuple[str, ...] = ()
     role_arn: Optional[str] = None  # None means Settings.role_arn
+    mode: ModeRules = ModeRules()  # capacity-mode and its keys (the table's GSIs follow it)
 
 
 @dataclass(frozen=True)

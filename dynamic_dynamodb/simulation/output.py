@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Mapping, Optional, TextIO
+from typing import Any, Mapping, Optional, Sequence, TextIO
 
 from .score import Figures
 from .world import World
@@ -37,7 +37,7 @@ def _csv_field(text: str) -> str:
     return text
 
 
-def write_json(path: Path, data: dict) -> None:
+def write_json(path: Path, data: Any) -> None:
     """report.json, stable key order, trailing newline."""
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
@@ -56,6 +56,31 @@ def format_table(config: Figures, baselines: Mapping[str, Figures]) -> str:
         cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
         lines.append("  ".join(cells))
     return "\n".join(lines)
+
+
+def format_fleet(rows: Sequence[Any]) -> str:
+    """The fleet report as a table (rows as given: sorted by the saving), and the total."""
+    mode = {"PROVISIONED": "provisioned", "PAY_PER_REQUEST": "on-demand"}
+    aws = rows[0].aws_label if rows else "aws-target-70"
+    head = ("table", "index", "region", "mode", "recommended", "this config $", "on-demand $", f"{aws} $",
+            "throttled", "saving $")
+    lines = [head]
+    for r in rows:
+        lines.append((r.table, r.index or "-", r.region, mode.get(r.billing_mode, r.billing_mode),
+                      mode.get(r.recommended_mode, r.recommended_mode), f"{r.cost_this_config:.2f}",
+                      f"{r.cost_on_demand:.2f}", f"{r.cost_aws_target:.2f}",
+                      f"{r.throttled_share_this_config * 100:.3f} %", f"{r.saving:.2f}"))
+    now = sum(r.cost_of(r.billing_mode) for r in rows)
+    then = sum(r.cost_of(r.recommended_mode) for r in rows)
+    lines.append(("total", "", "", "", "", "", "", "", "", f"{now - then:.2f}"))
+    widths = [max(len(x[i]) for x in lines) for i in range(len(head))]
+    text = []
+    for x in lines:
+        left = [c.ljust(w) for c, w in zip(x[:5], widths[:5])]
+        text.append("  ".join(left + [c.rjust(w) for c, w in zip(x[5:], widths[5:])]).rstrip())
+    text.append(f"Total: ${now:.2f} in the current modes, ${then:.2f} in the recommended ones "
+                f"(this config where provisioned).")
+    return "\n".join(text)
 
 
 class Progress:

@@ -1,10 +1,16 @@
 """End to end against moto_server: throttles by cause (CloudWatch history fed by PutMetricData)."""
 from __future__ import annotations
 
+import datetime as dt
+import json
+import sys
+
+import boto3
 import pytest
 
 from support import metrics as M
-from support.cli import assert_no_traceback, describe
+from support.cli import REPO, assert_no_traceback, describe, run_cli
+from support.moto import CLIENT_CONFIG
 
 pytestmark = pytest.mark.e2e
 
@@ -47,3 +53,59 @@ def test_key_range_throttles_raise_nothing_and_are_reported_provisioned_ones_rai
     [line] = [x for x in output.splitlines() if "hot key range" in x]
     assert "hot:" in line and "100% key range" in line and "Contributor Insights" in line
     assert "busy" not in line
+
+
+# ---- the fleet report of --backtest ----------------------------------------------------------
+
+@pytest.fixture
+def stub():
+    """The benchmarks' indexed CloudWatch endpoint: a day of 1-minute datapoints per table stays fast."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from cloudwatch_stub import CloudWatchStub
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    with CloudWatchStub(latency_ms=0) as server:
+        yield server
+
+
+def seed_fleet(ddb, cw, end: dt.datetime) -> None:
+    """A day of history: steady provisioned, bursty provisioned (idle, six 10-minute bursts), steady on-demand."""
+    day = 1440
+    M.create_table(ddb, "steady", 60, 15)
+    M.create_table(ddb, "bursty", 5, 5)
+    M.create_table(ddb, "archive", on_demand=True)
+    for name in ("steady", "archive"):
+        M.put_consumption(cw, name, read_per_second=50, write_per_second=10, minutes=day, end=end)
+    burst = [200.0 * 60 if k % 240 < 10 else 0.0 for k in range(day)]
+    M.put_metric_minutes(cw, M.CONSUMED_READ, "bursty", burst, minutes=day, end=end)
+    M.put_metric_minutes(cw, M.CONSUMED_WRITE, "bursty", [v / 4 for v in burst], minutes=day, end=end)
+
+
+FLEET_CONF = """[global]
+region: us-east-1
+
+[table: (steady|bursty|archive)]
+"""
+
+
+def test_the_fleet_backtest_recommends_a_mode_per_table(moto, aws, stub, tmp_path):
+    cw = boto3.client("cloudwatch", region_name="us-east-1", endpoint_url=stub.url, aws_access_key_id="testing",
+                      aws_secret_access_key="testing", config=CLIENT_CONFIG)
+    now = M.minute_floor()
+    seed_fleet(aws.dynamodb, cw, now - dt.timedelta(minutes=6))
+    conf = tmp_path / "fleet.conf"
+    conf.write_text(FLEET_CONF, encoding="utf-8")
+    result = run_cli(["--config", conf, "--backtest", "--days", "1", "--simulate-output", tmp_path / "out"],
+                     endpoint_url=moto.url, env_extra={"AWS_ENDPOINT_URL_CLOUDWATCH": stub.url}, timeout=120)
+    assert_no_traceback(result)
+    assert result.returncode == 0, describe(result)
+    rows = json.loads((tmp_path / "out" / "fleet-report.json").read_text())
+    modes = {r["table"]: (r["billing_mode"], r["recommended_mode"]) for r in rows}
+    assert modes == {"steady": ("PROVISIONED", "PROVISIONED"), "bursty": ("PROVISIONED", "PAY_PER_REQUEST"),
+                     "archive": ("PAY_PER_REQUEST", "PROVISIONED")}
+    assert all(r["index"] is None and r["region"] == "us-east-1" for r in rows)
+    fleet = result.stdout[result.stdout.index("Fleet report"):]
+    lines = fleet.splitlines()
+    assert [line.split()[0] for line in lines[2:5]] == ["bursty", "archive", "steady"]  # by the saving
+    assert lines[5].startswith("total") and lines[6].startswith("Total: $")
