@@ -1,0 +1,87 @@
+"""The capacity-mode rule (pure): cheaper mode, margin, throttling, minimum stay, four switches a day."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dynamic_dynamodb import capacity_mode as cm
+from dynamic_dynamodb.capacity_mode import ON_DEMAND, PROVISIONED, Costs, ModeMemory, ModeRules
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+H = timedelta(hours=1)
+
+
+@pytest.mark.parametrize(("current", "costs", "expected"), [
+    (PROVISIONED, Costs(10.0, 7.9, 0.0), ON_DEMAND),      # on-demand cheaper by more than 20 %
+    (PROVISIONED, Costs(10.0, 8.5, 0.0), PROVISIONED),    # cheaper, but within the margin: stay
+    (ON_DEMAND, Costs(10.0, 8.5, 0.0), ON_DEMAND),        # ... either way round
+    (ON_DEMAND, Costs(7.9, 10.0, 0.0), PROVISIONED),      # provisioned cheaper by more than 20 %
+    (ON_DEMAND, Costs(7.9, 10.0, 0.02), ON_DEMAND),       # ... but it would throttle 2 % of demand
+    (PROVISIONED, Costs(1.0, 10.0, 0.011), ON_DEMAND),    # throttling > 1 % wins over the cost
+    (PROVISIONED, Costs(1.0, 10.0, 0.01), PROVISIONED),   # exactly 1 % is allowed
+])
+def test_the_cheaper_mode_with_its_margin_and_the_throttling_limit(current, costs, expected):
+    assert cm.cheaper_mode(current, costs)[0] == expected
+
+
+AUTO = ModeRules(mode="auto")
+BURSTY = Costs(10.0, 2.0, 0.2)
+STEADY = Costs(2.0, 10.0, 0.0)
+
+
+@pytest.mark.parametrize(("current", "rules", "memory", "switch", "wanted"), [
+    (PROVISIONED, ModeRules(), ModeMemory(costs=BURSTY), False, PROVISIONED),     # default: as before
+    (ON_DEMAND, ModeRules(), ModeMemory(costs=STEADY), False, ON_DEMAND),
+    (PROVISIONED, ModeRules(mode="on-demand"), ModeMemory(), True, ON_DEMAND),
+    (ON_DEMAND, ModeRules(mode="on-demand"), ModeMemory(costs=STEADY), False, ON_DEMAND),
+    (PROVISIONED, AUTO, ModeMemory(), False, PROVISIONED),                        # no history yet
+    (PROVISIONED, AUTO, ModeMemory(costs=BURSTY), True, ON_DEMAND),
+    (ON_DEMAND, AUTO, ModeMemory(costs=STEADY), True, PROVISIONED),
+    (ON_DEMAND, AUTO, ModeMemory(costs=STEADY, last_switch=NOW - 23 * H), False, PROVISIONED),  # min stay
+    (ON_DEMAND, AUTO, ModeMemory(costs=STEADY, last_switch=NOW - 24 * H), True, PROVISIONED),
+    (PROVISIONED, ModeRules(mode="auto", min_hours=0),
+     ModeMemory(costs=BURSTY, switches_to_on_demand=(NOW - 20 * H, NOW - 10 * H, NOW - 5 * H, NOW - H)),
+     False, ON_DEMAND),                                                          # a fifth in 24 h: no
+    (PROVISIONED, ModeRules(mode="auto", min_hours=0),
+     ModeMemory(costs=BURSTY, switches_to_on_demand=(NOW - 24 * H, NOW - 10 * H, NOW - 5 * H, NOW - H)),
+     True, ON_DEMAND),                                                           # the oldest left the window
+])
+def test_decide_mode(current, rules, memory, switch, wanted):
+    d = cm.decide_mode(current, rules, memory, NOW)
+    assert (d.switch, d.wanted) == (switch, wanted), d.reason
+
+
+@given(st.lists(st.tuples(st.integers(0, 60 * 24 * 3), st.booleans()), max_size=200))
+def test_never_a_fifth_switch_to_on_demand_within_24_hours(steps):
+    """Whatever the costs say minute after minute, the switches to on-demand keep DynamoDB's limit."""
+    rules = ModeRules(mode="auto", min_hours=0)
+    memory, mode, switched = ModeMemory(), PROVISIONED, []
+    for minute, bursty in sorted(steps):
+        now = NOW + timedelta(minutes=minute)
+        memory = ModeMemory(memory.switches_to_on_demand, memory.last_switch, costs=BURSTY if bursty else STEADY)
+        d = cm.decide_mode(mode, rules, memory, now)
+        if d.switch:
+            memory, mode = cm.record_switch(memory, d.wanted, now), d.wanted
+            if mode == ON_DEMAND:
+                switched.append(now)
+    for i, t in enumerate(switched):
+        assert sum(1 for u in switched[i:] if u - t < timedelta(hours=24)) <= cm.MAX_SWITCHES_TO_ON_DEMAND
+
+
+def test_the_history_is_read_again_at_most_hourly():
+    assert cm.history_due(ModeMemory(), NOW)
+    assert not cm.history_due(ModeMemory(history_read=NOW - 59 * timedelta(minutes=1)), NOW)
+    assert cm.history_due(ModeMemory(history_read=NOW - H), NOW)
+
+
+@pytest.mark.parametrize(("recent", "target", "floor", "ceiling", "expected"), [
+    ([7.0, 14.0, 10.0], 70, 1, None, 20),
+    ([], 70, 1, None, 1),
+    ([0.1], 70, 5, None, 5),
+    ([700.0], 70, 1, 500, 500),
+])
+def test_capacity_for_a_switch_back_is_the_recent_peak_at_the_target(recent, target, floor, ceiling, expected):
+    assert cm.provisioned_for(recent, target, floor, ceiling) == expected
