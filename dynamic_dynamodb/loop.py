@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Optional
 
-from . import policy, throttle_causes
+from . import mode_switch, policy, throttle_causes
 from .breaker import redact_url
 from .model import (
     CONSUMED_METRIC,
@@ -175,6 +175,8 @@ class Scaler:
         for (name, section), desc in zip(pairs, described):
             if desc is None:
                 continue
+            if section.mode.mode != "provisioned" and mode_switch.manage(self, section, desc, now, report):
+                continue  # switched this pass: scaled, if provisioned, from the next
             targets = [(desc.table, section.rules)]
             # while the table is not ACTIVE DynamoDB refuses any UpdateTable, its GSIs' too
             table_busy = not desc.table.active and not desc.table.on_demand

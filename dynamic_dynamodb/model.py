@@ -100,6 +100,9 @@ class Update:
     table: str
     table_capacity: Optional[Capacity] = None
     index_capacities: Mapping[str, Capacity] = field(default_factory=dict)
+    # a capacity-mode switch: PROVISIONED (with the capacity of the table and every GSI) or PAY_PER_REQUEST
+    billing_mode: Optional[str] = None
+    on_demand_max: Optional[tuple[Optional[int], Optional[int]]] = None  # OnDemandThroughput reads, writes
 
 
 # ---- errors the adapters raise, already translated from botocore ----------------

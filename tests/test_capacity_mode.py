@@ -85,3 +85,60 @@ def test_the_history_is_read_again_at_most_hourly():
 ])
 def test_capacity_for_a_switch_back_is_the_recent_peak_at_the_target(recent, target, floor, ceiling, expected):
     assert cm.provisioned_for(recent, target, floor, ceiling) == expected
+
+
+# ---- the UpdateTable of a switch ----------------------------------------------------------------
+
+import re  # noqa: E402
+
+import boto3  # noqa: E402
+from botocore.stub import Stubber  # noqa: E402
+
+from dynamic_dynamodb import aws, mode_switch  # noqa: E402
+from dynamic_dynamodb.loop import Ports, Scaler  # noqa: E402
+from dynamic_dynamodb.model import Capacity, TableDescription, Target, TargetStatus, Update  # noqa: E402
+from dynamic_dynamodb.rules import DimensionRules, TargetRules  # noqa: E402
+from dynamic_dynamodb.settings import GsiSection, Settings, TableSection  # noqa: E402
+
+
+def stubbed():
+    client = boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    return client, Stubber(client)
+
+
+@pytest.mark.parametrize(("update", "params"), [
+    (Update("tab", billing_mode=ON_DEMAND), {"TableName": "tab", "BillingMode": ON_DEMAND}),
+    (Update("tab", billing_mode=ON_DEMAND, on_demand_max=(100, None)),
+     {"TableName": "tab", "BillingMode": ON_DEMAND, "OnDemandThroughput": {"MaxReadRequestUnits": 100}}),
+    (Update("tab", Capacity(72, 15), {"gsi": Capacity(3, 2)}, billing_mode=PROVISIONED),
+     {"TableName": "tab", "BillingMode": PROVISIONED,
+      "ProvisionedThroughput": {"ReadCapacityUnits": 72, "WriteCapacityUnits": 15},
+      "GlobalSecondaryIndexUpdates": [{"Update": {"IndexName": "gsi", "ProvisionedThroughput": {
+          "ReadCapacityUnits": 3, "WriteCapacityUnits": 2}}}]}),
+])
+def test_a_switch_is_one_update_table_with_billing_mode(update, params):
+    client, stub = stubbed()
+    stub.add_response("update_table", {}, params)
+    with stub:
+        aws.DynamoTables(client).update(update)
+    stub.assert_no_pending_responses()
+
+
+class Recent:
+    """Per-minute Sums of every consumed series: reads 70 units/s, writes 14 (throttles: none)."""
+
+    def fetch(self, queries):
+        return {q: [(q.start, 70 * 60.0 if "Read" in q.metric else 14 * 60.0)] if "Consumed" in q.metric else []
+                for q in queries}
+
+
+def test_back_to_provisioned_carries_capacity_for_the_table_and_every_gsi_within_their_limits():
+    gsi_rules = TargetRules(reads=DimensionRules(max_provisioned=50))
+    section = TableSection("t", re.compile("t"), TargetRules(), (GsiSection("g", re.compile("g"), "t", gsi_rules),),
+                           mode=ModeRules(mode="auto"))
+    scaler = Scaler(Settings(tables=(section,)), Ports(tables=None, metrics=Recent()))
+    status = [TargetStatus(Target("t", i), "ACTIVE", ON_DEMAND, Capacity(0, 0)) for i in (None, "g", "h")]
+    update = mode_switch.switch_update(scaler, section, TableDescription(status[0], tuple(status[1:])),
+                                       PROVISIONED, NOW)
+    assert update == Update("t", Capacity(100, 20), {"g": Capacity(50, 20), "h": Capacity(100, 20)},
+                            billing_mode=PROVISIONED)

@@ -92,7 +92,7 @@ def passes_every(settings: Settings) -> int:
     return max(1, int(settings.check_interval / 60 + 0.5))
 
 
-def simulate(settings: Settings, trace_path: Union[str, Path], output_dir: Optional[Union[str, Path]],
+def simulate(settings: Settings, trace_path: Union[str, Path, Trace], output_dir: Optional[Union[str, Path]],
              make_scaler: MakeScaler = production_scaler, *, table: Optional[str] = None,
              initial: Optional[tuple[int, int]] = None, aws_target: float = 70.0,
              progress: Optional[TextIO] = sys.stderr) -> Report:
@@ -100,7 +100,7 @@ def simulate(settings: Settings, trace_path: Union[str, Path], output_dir: Optio
 
     Raises TraceError for a bad trace.
     """
-    trace = load_trace(trace_path)
+    trace = trace_path if isinstance(trace_path, Trace) else load_trace(trace_path)
     name = table or table_name(settings, trace)
     world = World(trace, initial)
     tables, metrics = SimTables(world, name), SimMetrics(world, name)

@@ -109,3 +109,68 @@ def test_the_fleet_backtest_recommends_a_mode_per_table(moto, aws, stub, tmp_pat
     lines = fleet.splitlines()
     assert [line.split()[0] for line in lines[2:5]] == ["bursty", "archive", "steady"]  # by the saving
     assert lines[5].startswith("total") and lines[6].startswith("Total: $")
+
+
+# ---- capacity-mode: auto ---------------------------------------------------------------------
+
+AUTO_CONF = """[global]
+region: us-east-1
+
+[logging]
+log-level: info
+
+[table: (steady|bursty|archive)]
+capacity-mode: auto
+capacity-mode-days: 1
+capacity-mode-min-hours: 0
+"""
+
+
+def billing(ddb, table: str) -> str:
+    return ddb.describe_table(TableName=table)["Table"].get("BillingModeSummary", {}).get("BillingMode",
+                                                                                          "PROVISIONED")
+
+
+@pytest.fixture
+def auto_fleet(moto, aws, stub, tmp_path):
+    cw = boto3.client("cloudwatch", region_name="us-east-1", endpoint_url=stub.url, aws_access_key_id="testing",
+                      aws_secret_access_key="testing", config=CLIENT_CONFIG)
+    seed_fleet(aws.dynamodb, cw, M.minute_floor() - dt.timedelta(minutes=6))
+    conf = tmp_path / "auto.conf"
+    conf.write_text(AUTO_CONF, encoding="utf-8")
+
+    def run(*args: str):
+        result = run_cli(["--config", conf, "--run-once", "--state-file", tmp_path / "state.json",
+                          "--pid-file-dir", tmp_path, *args], endpoint_url=moto.url,
+                         env_extra={"AWS_ENDPOINT_URL_CLOUDWATCH": stub.url}, timeout=120)
+        assert_no_traceback(result)
+        assert result.returncode == 0, describe(result)
+        return result.stdout + result.stderr
+    return run
+
+
+def test_auto_switches_the_bursty_table_to_on_demand_and_the_steady_on_demand_one_back(auto_fleet, aws):
+    dry = auto_fleet("--dry-run")
+    assert "bursty: dry run, would switch to on-demand" in dry
+    assert "archive: dry run, would switch to provisioned" in dry and "72 reads and 15 writes" in dry
+    assert [billing(aws.dynamodb, t) for t in ("steady", "bursty", "archive")] == ["PROVISIONED"] * 2 + [
+        "PAY_PER_REQUEST"]
+    out = auto_fleet()
+    assert "bursty: switched to on-demand" in out and "archive: switched to provisioned" in out
+    assert [billing(aws.dynamodb, t) for t in ("steady", "bursty", "archive")] == [
+        "PROVISIONED", "PAY_PER_REQUEST", "PROVISIONED"]
+    # sized for the last half hour's demand (50 reads/s, 10 writes/s) at 70 %
+    assert M.provisioned(aws.dynamodb, "archive") == (72, 15)
+    assert "steady: switched" not in out
+
+
+def test_auto_never_switches_a_table_to_on_demand_a_fifth_time_in_24_hours(auto_fleet, aws):
+    for _ in range(4):
+        out = auto_fleet()
+        assert "bursty: switched to on-demand" in out
+        # someone switches it back by hand (back to provisioned is allowed any time)
+        aws.dynamodb.update_table(TableName="bursty", BillingMode="PROVISIONED",
+                                  ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 5})
+    out = auto_fleet()
+    assert "bursty: switched" not in out and "4 switches to on-demand in 24 h" in out
+    assert billing(aws.dynamodb, "bursty") == "PROVISIONED"
