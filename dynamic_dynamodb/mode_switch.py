@@ -127,14 +127,18 @@ def simulated_costs(scaler: "Scaler", section: TableSection, desc: TableDescript
     except AwsError as e:
         log.error("%s: cannot read the CloudWatch history for capacity-mode auto: %s", target, e)
         return None
+    stamps = [points[0][0] for points in sums.values() if points]
+    if not stamps:
+        log.info("%s: no CloudWatch history in the last %d day(s) for capacity-mode auto", target, section.mode.days)
+        return None
+    # the history starts at its first datapoint: the minutes before a table's first request are not its idle time
+    start = max(start, min(stamps).replace(second=0, microsecond=0))
     minutes = int((end - start) // timedelta(minutes=1))
     provisioned = on_demand = throttled = 0.0
-    seen = False
     for status in statuses:
         series = {metric: sums.get(q, []) for metric, q in queries[status.target].items()}
         if not any(series.values()):
             continue
-        seen = True
         reads = backtest.per_minute(start, minutes, series[CONSUMED_METRIC[Dim.READS]],
                                     series[THROTTLE_METRIC[Dim.READS]])
         writes = backtest.per_minute(start, minutes, series[CONSUMED_METRIC[Dim.WRITES]],
@@ -149,13 +153,10 @@ def simulated_costs(scaler: "Scaler", section: TableSection, desc: TableDescript
         with _quiet():
             figures = simulate(local, Trace(str(status.target), start, 1, reads, writes), None,
                                table=str(status.target), initial=initial,
-                               aws_target=scaler.settings.aws_target_utilization, progress=None).config
+                               progress=None, baselines=False).config
         provisioned += figures.cost_usd
         on_demand += figures.on_demand_cost_usd
         throttled = max(throttled, figures.throttled_share)
-    if not seen:
-        log.info("%s: no CloudWatch history in the last %d day(s) for capacity-mode auto", target, section.mode.days)
-        return None
     costs = cm.Costs(round(provisioned, 4), round(on_demand, 4), throttled)
     log.info("%s: the last %d day(s) with this config: $%.2f provisioned (%.3f%% throttled), $%.2f on-demand",
              target, section.mode.days, costs.provisioned, costs.throttled_share * 100, costs.on_demand)

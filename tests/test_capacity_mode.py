@@ -142,3 +142,39 @@ def test_back_to_provisioned_carries_capacity_for_the_table_and_every_gsi_within
                                        PROVISIONED, NOW)
     assert update == Update("t", Capacity(100, 20), {"g": Capacity(50, 20), "h": Capacity(100, 20)},
                             billing_mode=PROVISIONED)
+
+
+# ---- the simulator switches modes too -----------------------------------------------------------
+
+from dynamic_dynamodb.config import load_settings  # noqa: E402
+from dynamic_dynamodb.simulation.run import simulate  # noqa: E402
+from dynamic_dynamodb.simulation.trace import Trace  # noqa: E402
+
+
+def bursty_trace(days: int = 2) -> Trace:
+    """Mostly idle (0.5 reads/s, 0.2 writes/s), with a 15-minute burst every 6 hours from the second hour."""
+    reads, writes = [], []
+    for k in range(days * 1440):
+        burst = k >= 60 and (k - 60) % 360 < 15
+        reads.append(300.0 if burst else 0.5)
+        writes.append(50.0 if burst else 0.2)
+    return Trace("bursty", NOW, 1, reads, writes)
+
+
+def simulated(tmp_path, mode: str):
+    conf = tmp_path / f"{mode}.conf"
+    conf.write_text(f"[global]\ncheck-interval: 300\n[table: bursty]\ncapacity-mode: {mode}\n"
+                    "capacity-mode-days: 1\n", encoding="utf-8")
+    return simulate(load_settings(["--config", str(conf)]), bursty_trace(), tmp_path / mode, progress=None)
+
+
+def test_a_simulated_bursty_table_with_auto_costs_no_more_than_on_demand_and_throttles_less(tmp_path):
+    fixed, hybrid = simulated(tmp_path, "provisioned"), simulated(tmp_path, "auto")
+    assert hybrid.config.cost_usd <= hybrid.config.on_demand_cost_usd
+    assert hybrid.config.throttled_share < fixed.config.throttled_share
+    assert hybrid.config.switches_to_on_demand >= 1 and fixed.config.on_demand_minutes == 0
+    assert "capacity-mode" in hybrid.recommendation
+    with (tmp_path / "auto" / "timeline.csv").open() as fh:
+        modes = [line.rstrip("\n").split(",")[9] for line in fh][1:]
+    assert modes[0] == "PROVISIONED" and modes[-1] == "PAY_PER_REQUEST"
+    assert set(modes) == {"PROVISIONED", "PAY_PER_REQUEST"}
