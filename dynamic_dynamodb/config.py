@@ -525,6 +525,9 @@ GLOBAL_KEYS: tuple[GlobalKey, ...] = (
              "its own role-arn, e.g. to reach tables in another account."),
     GlobalKey(GLOBAL, "metrics-batch-size", "metrics_batch_size", to_batch_size,
         help="CloudWatch GetMetricData queries per call, at most 500 (the default); lower only for debugging."),
+    GlobalKey(GLOBAL, "throttle-causes", "throttle_causes", to_bool,
+        help="Also fetch the throttle events by cause (8 more CloudWatch series per table or GSI), so that only "
+             "provisioned-throughput throttles raise capacity; false: every throttle counts, as before."),
     GlobalKey(GLOBAL, "check-interval", "check_interval", to_int, low=1, high=MAX_CHECK_INTERVAL,
         flag="--check-interval", help="Seconds from the start of one pass to the start of the next."),
     GlobalKey(GLOBAL, "circuit-breaker-url", "circuit_breaker_url", to_url,
@@ -1235,6 +1238,7 @@ def load_settings(argv: Sequence[str]) -> Settings:
         regions=() if args.region is not None else glob["regions"].value,  # --region replaces the list
         role_arn=glob["role_arn"].value,
         metrics_batch_size=glob["metrics_batch_size"].value,
+        throttle_causes=glob["throttle_causes"].value,
         log_file=glob["log_file"].value,
         log_level=glob["log_level"].value,
         log_config_file=glob["log_config_file"].value,

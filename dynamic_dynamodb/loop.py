@@ -187,7 +187,8 @@ class Scaler:
             for status, rules in targets:
                 if self._skip(status, report):
                     continue
-                jobs.append(Job(status, rules, _queries(status.target, rules, now, self.settings.check_interval)))
+                jobs.append(Job(status, rules, _queries(status.target, rules, now, self.settings.check_interval,
+                                                        causes=self.settings.throttle_causes)))
         return jobs
 
     def _skip(self, status: TargetStatus, report: PassReport) -> bool:
@@ -404,7 +405,8 @@ def _by_cause(queries: Iterable[MetricQuery], data: dict) -> dict[Dim, dict[str,
     return out
 
 
-def _queries(target: Target, rules: TargetRules, now: datetime, interval: int = 60) -> tuple[MetricQuery, ...]:
+def _queries(target: Target, rules: TargetRules, now: datetime, interval: int = 60,
+             causes: bool = True) -> tuple[MetricQuery, ...]:
     """The series a decision needs, over the target's lookback window: four, then the throttles by cause."""
     end_minute = now.replace(second=0, microsecond=0)
     start = end_minute - timedelta(minutes=rules.lookback_window_start)
@@ -416,7 +418,7 @@ def _queries(target: Target, rules: TargetRules, now: datetime, interval: int = 
     return tuple(MetricQuery(target, metric[dim], start, end, 60)
                  for metric in (CONSUMED_METRIC, THROTTLE_METRIC) for dim in (Dim.READS, Dim.WRITES)) + \
         tuple(MetricQuery(target, THROTTLE_CAUSE_METRIC[dim][cause], start, end, 60)
-              for dim in (Dim.READS, Dim.WRITES) for cause in THROTTLE_CAUSES)
+              for dim in (Dim.READS, Dim.WRITES) for cause in THROTTLE_CAUSES if causes)
 
 
 def _update(table: str, decisions: list[Decision]) -> Update:

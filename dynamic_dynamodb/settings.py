@@ -65,6 +65,7 @@ class Settings:
     regions: tuple[str, ...] = ()  # [global] regions: every section applies in each of these
     role_arn: Optional[str] = None  # IAM role assumed for every section without its own
     metrics_batch_size: int = 500  # GetMetricData queries per call (1 only for debugging)
+    throttle_causes: bool = True  # also fetch the throttle events by cause (8 more series per target)
     # [logging]
     log_file: Optional[str] = None
     log_level: str = "info"

@@ -147,3 +147,22 @@ def test_key_range_throttling_is_a_warning_and_an_alarm_once_an_hour(caplog):
     warnings = [r.getMessage() for r in caplog.records if "hot key range" in r.getMessage()]
     assert len(warnings) == 2 and "Contributor Insights" in warnings[0]
     assert sent == ["ALARM: Key-range throttling on table orders"] and again == [] and len(later) == 1
+
+
+def test_without_throttle_causes_a_pass_asks_for_the_four_series_and_every_throttle_counts():
+    section = TableSection("orders", re.compile("orders"), RULES)
+    asked = []
+
+    class Recording(SeriesMetrics):
+        def fetch(self, queries):
+            asked.extend(q.metric for q in queries)
+            return super().fetch(queries)
+
+    scaler = Scaler(Settings(tables=(section,), throttle_causes=False), None)
+    tables = Tables()
+    scaler.ports = Ports(tables=tables, metrics=Recording({**HALF, "ReadThrottleEvents": 100,
+                                                           THROTTLE_CAUSE_METRIC[Dim.READS][KEY]: 100}))
+    scaler.run_pass(NOW)
+    assert sorted(asked) == sorted(["ConsumedReadCapacityUnits", "ConsumedWriteCapacityUnits", "ReadThrottleEvents",
+                                    "WriteThrottleEvents"])
+    assert tables.updates  # the key-range throttles are not known apart: they count, as before
