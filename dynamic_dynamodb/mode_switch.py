@@ -174,13 +174,13 @@ def _recent_demand(scaler: "Scaler", targets: Sequence[Target], now: datetime) -
     except AwsError as e:
         log.error("%s: cannot read the recent demand for a switch to provisioned: %s", targets[0], e)
         data = {}
-    out: dict[Target, dict[Dim, list]] = {}
+    by_minute: dict[Target, dict[Dim, dict[datetime, float]]] = {}
     for q in queries:
         dim = Dim.READS if q.metric in (CONSUMED_METRIC[Dim.READS], THROTTLE_METRIC[Dim.READS]) else Dim.WRITES
-        minutes = out.setdefault(q.target, {}).setdefault(dim, {})
+        minutes = by_minute.setdefault(q.target, {}).setdefault(dim, {})
         for stamp, value in data.get(q, ()):
-            minutes[stamp] = minutes.get(stamp, 0.0) + value / 60.0
-    return {t: {dim: list(m.values()) for dim, m in dims.items()} for t, dims in out.items()}
+            minutes[stamp] = minutes.get(stamp, 0.0) + value / 60.0  # consumed + throttled, units/s
+    return {t: {dim: list(m.values()) for dim, m in dims.items()} for t, dims in by_minute.items()}
 
 
 def _capacity(recent: dict, rules: TargetRules) -> Capacity:
