@@ -118,7 +118,7 @@ def stubbed():
 ])
 def test_a_switch_is_one_update_table_with_billing_mode(update, params):
     client, stub = stubbed()
-    stub.add_response("update_table", {}, params)
+    stub.add_response("update_table", {"TableDescription": {"TableName": "tab"}}, params)
     with stub:
         aws.DynamoTables(client).update(update)
     stub.assert_no_pending_responses()
