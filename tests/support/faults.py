@@ -55,7 +55,7 @@ MAIN_KEYS = {"ListTables": "TableNames", "DescribeTable": "Table", "UpdateTable"
              "GetMetricData": "MetricDataResults", "DescribeLimits": "TableMaxReadCapacityUnits"}
 OTHER_LIMIT_MESSAGE = ("Subscriber limit exceeded: Only 10 tables can be created, updated, or deleted "
                        "simultaneously")
-# a fault answer planned for a request: (kind, persistent) is decided by the planner
+# planner(request, invocation id, attempt) -> the fault kind for this request, or None
 Planner = Callable[[RequestInfo, str, int], str | None]
 
 
@@ -249,6 +249,7 @@ class RandomFaults:
 
     seed: int = 1
     rate: float = 0.2
+    update_rate: float = 0.4  # UpdateTable is rare (only when a change is due), so hit it more
     persistent: float = 0.5
     hang_budget: int = 10
     enabled: bool = True
@@ -281,11 +282,14 @@ class RandomFaults:
 
     def _draw(self, info: RequestInfo) -> tuple[str, bool] | None:
         rng = self._rng
-        if rng.random() >= self.rate:
+        update = info.operation == "UpdateTable"
+        if rng.random() >= (self.update_rate if update else self.rate):
             return None
         kinds = [k for k in self.kinds
-                 if (k not in UPDATE_ONLY or info.operation == "UpdateTable")
-                 and (k != "hang" or self.hang_budget > 0)]
+                 if (k not in UPDATE_ONLY or update) and (k != "hang" or self.hang_budget > 0)]
+        refusals = [k for k in kinds if k in UPDATE_ONLY]
+        if refusals and rng.random() < 0.5:
+            kinds = refusals  # half of an update's faults are DynamoDB refusing it
         if not kinds:
             return None
         kind = rng.choice(kinds)
