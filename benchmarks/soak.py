@@ -64,7 +64,8 @@ from support.moto import AwsClients, MotoServer, apply_fake_aws_env
 
 CHECK_INTERVAL = 1
 UPDATING_SECONDS = 1.0
-HANG_SECONDS = 11.0  # past the daemon's 10 s DynamoDB read timeout (aws.READ_TIMEOUT)
+# past the daemon's read timeouts (aws.READ_TIMEOUT: 10 s, CloudWatch 15 s)
+HANG_SECONDS = {"dynamodb": 11.0, "cloudwatch": 16.0}
 CALM_PASSES = 8  # fault-free passes at the end, in which convergence is measured
 QUIET_BEFORE_END = 5  # no table moved or recreated in the last passes of the fault phase
 CONVERGENCE_TARGET = 3
@@ -75,7 +76,13 @@ DECISION = re.compile(r"^(?:\[[^\]]*\] )?(?P<target>[^\s:\[]+): reads (?P<rp>.+?
                       r"\((?P<rr>.*)\); writes (?P<wp>.+?) of (?P<wc>\d+)(?: -> (?P<wn>\d+))? \((?P<wr>.*)\)$")
 PASS_DONE = "Pass done"
 # the first passes make sure even a short soak has each disturbance and each kind of kill
-OPENING_DISTURBANCES = {2: "recreate", 5: "move", 8: "delete", 10: "back", 13: "move"}
+# archive's reads are pushed back up a few times (each costs a decrease), then someone else
+# spends the rest of the day's four decreases and pushes the reads up again: the decrease
+# must wait an hour. Then the table is recreated: its new incarnation has a fresh quota,
+# which the daemon must use (its memory must not carry over to the new table).
+OPENING_DISTURBANCES = {2: ("move", "archive"), 3: ("recreate", "sessions"), 5: ("move", "archive"),
+                        6: ("delete", "sessions"), 9: ("back", "sessions"), 10: ("spend", "archive"),
+                        11: ("move", "archive"), 13: ("move", None), 14: ("recreate", "archive")}
 OPENING_KILLS = {4: "update in flight", 7: "state write", 11: "random", 16: "state write"}
 
 
@@ -98,6 +105,17 @@ SPECS = (
     Spec("sessions", None, (20, 10), (30.0, 3.0)),  # deleted and recreated: up each time
 )
 RECREATED = "sessions"
+# entries of another configuration sharing the state file (another region): the daemon
+# must keep them; they also make the state write long enough to be killed in the middle
+FOREIGN_ENTRIES = 2000
+FOREIGN_REGION = "eu-west-3"
+
+
+def foreign_state() -> dict[str, Any]:
+    """A version 2 state file holding only another configuration's entries."""
+    return {"version": 2, "targets": [
+        {"table": f"other-config-{i:05d}", "index": None, "region": FOREIGN_REGION,
+         "memory": {"read_checks": 1, "write_checks": 0}} for i in range(FOREIGN_ENTRIES)]}
 
 
 def at_rest(units: int, consumed: float) -> bool:
@@ -207,8 +225,9 @@ class Daemon:
             names = os.listdir(self.state_dir)
         except OSError:
             return []
-        return [n for n in names if n != self.state_file.name and not n.endswith(".lock")
-                and "corrupt" not in n]
+        # a lock file is there by design; anything else (a temporary file, a corrupt state
+        # file moved aside) should never be left for the next run
+        return [n for n in names if n != self.state_file.name and "lock" not in n.lower()]
 
     def kill(self, gen: Generation, why: str) -> bool:
         with self.lock:
@@ -382,6 +401,7 @@ class Figures:
     limit_exceeded_resent: int = 0
     state_corrupt: int = 0
     temp_left_behind: int = 0
+    foreign_lost: int = 0
     recreations: int = 0
     moves: int = 0
     convergence: int | None = None
@@ -402,7 +422,8 @@ class Figures:
             ("no-op updates refused", self.refused_noops),
             ("LimitExceeded resent by the client", self.limit_exceeded_resent),
             ("state files corrupt", self.state_corrupt),
-            ("temporary files left behind", self.temp_left_behind)) if value]
+            ("temporary files left behind", self.temp_left_behind),
+            ("other configurations' state entries lost", self.foreign_lost)) if value]
         if self.passes < self.passes_target:
             out.append(f"only {self.passes} of {self.passes_target} passes completed")
         if self.convergence is None or self.convergence > CONVERGENCE_TARGET:
@@ -425,7 +446,8 @@ class Figures:
             f"values outside [min, max]: {self.outside_limits}",
             (f"decreases refused by the rule: {self.refused_decreases}; no-op updates refused: {self.refused_noops}; "
              f"LimitExceeded (not the decrease rule) resent by the client: {self.limit_exceeded_resent}"),
-            f"state files corrupt: {self.state_corrupt}; temporary files left behind: {self.temp_left_behind}",
+            f"state files corrupt: {self.state_corrupt}; temporary files left behind: {self.temp_left_behind}; "
+            f"other configurations' entries lost: {self.foreign_lost} of {FOREIGN_ENTRIES}",
             (f"passes until converged after the faults stopped: "
              f"{self.convergence if self.convergence is not None else 'never'} (target <= {CONVERGENCE_TARGET})"),
         ]
@@ -481,10 +503,17 @@ def run_soak(passes: int = 200, seed: int = 1, fault_rate: float = 0.2, workdir:
         config.write_text(daemon_config(prefix))
         daemon = Daemon(root, proxy.url, config)
         state["daemon"] = daemon
+        daemon.state_file.write_text(json.dumps(foreign_state()), encoding="utf-8")
         daemon.start()
         figures = _drive(daemon, world, proxy, planner, rng, passes, figures, progress, state)
         daemon.stop()
         figures.temp_left_behind += len(daemon.temp_files())
+        try:
+            text = daemon.state_file.read_text(encoding="utf-8")
+        except OSError:
+            text = ""
+        # by name, whatever the file's layout: an entry is kept when its table is still there
+        figures.foreign_lost = sum(1 for i in range(FOREIGN_ENTRIES) if f'"other-config-{i:05d}"' not in text)
         _analyse(daemon, world, proxy, planner, passes, figures)
     finally:
         if daemon is not None:
@@ -506,7 +535,8 @@ def _drive(daemon: Daemon, world: World, proxy: FaultProxy, planner: RandomFault
     total = passes + CALM_PASSES
     pending_temp: dict[int, set[str]] = {}  # generation -> temp files found when its predecessor died
     kill_modes = ("random", "update in flight", "state write")
-    deadline = time.monotonic() + total * (CHECK_INTERVAL + 4) + planner.hang_budget * 3 * HANG_SECONDS + 120
+    hangs = planner.hang_budget * 3 * max(HANG_SECONDS.values())
+    deadline = time.monotonic() + total * (CHECK_INTERVAL + 4) + hangs + 120
     seen = 0
     while daemon.passes < total and time.monotonic() < deadline:
         gen = daemon.current
@@ -535,7 +565,7 @@ def _drive(daemon: Daemon, world: World, proxy: FaultProxy, planner: RandomFault
             planner.enabled = False
             continue
         if seen < passes - QUIET_BEFORE_END:
-            _disturb(world, proxy, rng, figures, OPENING_DISTURBANCES.get(seen))
+            _disturb(world, proxy, rng, figures, *OPENING_DISTURBANCES.get(seen, (None, None)))
         elif world.absent:  # the faults are about to stop: every table is back
             _disturb(world, proxy, rng, figures, "back")
         mode = OPENING_KILLS.get(seen)
@@ -571,13 +601,13 @@ def _after_death(daemon: Daemon, figures: Figures, pending_temp: dict[int, set[s
 
 
 def _disturb(world: World, proxy: FaultProxy, rng: random.Random, figures: Figures,
-             forced: Optional[str] = None) -> None:
+             forced: str | None = None, table: str | None = None) -> None:
     """Between passes, now and then: a table deleted (and recreated), a capacity moved.
 
-    `forced` ("recreate", "delete", "back", "move") makes that happen now. Each change is
-    made by a hook at the next ListTables, so it falls exactly between two passes."""
-    suffix = RECREATED
-    absent = suffix in world.absent
+    `forced` ("recreate", "delete", "back", "move", "spend") makes that happen now, to `table` if
+    given. Each change is made by a hook at the next ListTables, so it falls exactly between
+    two passes. Only RECREATED is ever left away."""
+    absent = RECREATED in world.absent
     what = forced
     if what is None:
         r = rng.random()
@@ -586,7 +616,8 @@ def _disturb(world: World, proxy: FaultProxy, rng: random.Random, figures: Figur
         else:
             what = "recreate" if r < 0.05 else "delete" if r < 0.08 else "move" if r < 0.12 else None
     if what == "move":
-        spec = rng.choice([s for s in SPECS if s.table != RECREATED])
+        specs = [s for s in SPECS if s.table != RECREATED and (table is None or s.table == table)]
+        spec = specs[0] if table else rng.choice(specs)
 
         def move(_info: Any, spec: Spec = spec) -> None:
             try:
@@ -595,21 +626,32 @@ def _disturb(world: World, proxy: FaultProxy, rng: random.Random, figures: Figur
                 world.events.append((time.time(), f"move refused: {e}"))
         proxy.add_hook("ListTables", move)
         figures.moves += 1
+    elif what == "spend" and table:
+        def spend(_info: Any, name: str = world.name(table)) -> None:
+            proxy.set_decreases(name, None, count=4, last=proxy.now())
+            world.events.append((time.time(), f"spent the day's decreases of {name}"))
+        proxy.add_hook("ListTables", spend)
     elif what == "back" and absent:
         def back(_info: Any) -> None:
-            world.create(suffix)
-            proxy.forget_table(world.name(suffix))
+            world.create(RECREATED)
+            proxy.forget_table(world.name(RECREATED))
         proxy.add_hook("ListTables", back)
-        world.absent.discard(suffix)
-    elif what in ("recreate", "delete") and not absent:
-        def gone(_info: Any, again: bool = what == "recreate") -> None:
+        world.absent.discard(RECREATED)
+    elif what == "recreate" and (table != RECREATED or not absent):
+        suffix = table or rng.choice([t for t in world.tables() if t != RECREATED or not absent])
+
+        def again(_info: Any, suffix: str = suffix) -> None:
             world.delete(suffix)
             proxy.forget_table(world.name(suffix))
-            if again:
-                world.create(suffix)
+            world.create(suffix)
+        proxy.add_hook("ListTables", again)
+        figures.recreations += 1
+    elif what == "delete" and not absent:
+        def gone(_info: Any) -> None:
+            world.delete(RECREATED)
+            proxy.forget_table(world.name(RECREATED))
         proxy.add_hook("ListTables", gone)
-        if what == "delete":
-            world.absent.add(suffix)
+        world.absent.add(RECREATED)
         figures.recreations += 1
 
 

@@ -154,6 +154,8 @@ def test_thirty_passes_under_faults(moto, tmp_path):
                      "batch is not split, so whole passes are lost")
     if figures.temp_left_behind:
         known.append("issue 10.2: a SIGKILL during the state write leaves its temporary file behind")
+    if figures.foreign_lost:
+        known.append("issue 10.2: saving the state drops the entries of other configurations and regions")
     if figures.limit_exceeded_resent:
         known.append("issue 10.4: botocore resends a LimitExceededException that is not the decrease rule")
     if known and not os.environ.get("SOAK_STRICT"):

@@ -15,7 +15,8 @@ whose answer is mangled *was* applied, as on a real network:
 ``throttle``        400 ``ThrottlingException`` (CloudWatch: ``Throttling``)
 ``reset``           TCP RST before forwarding
 ``reset_after``     forwarded, then TCP RST instead of the answer
-``hang``            no answer for ``hang_seconds`` (past the client's read timeout), then closed
+``hang``            no answer for ``hang_seconds`` (past the client's read timeout; a number,
+                    or one per service), then closed
 ``truncated``       a 200 whose body is cut in half
 ``garbage``         a 200 whose body is an HTML page
 ``not_utf8``        a 200 whose body has bytes that are not UTF-8
@@ -141,7 +142,8 @@ class FaultProxy(RulesProxy):
 
     name = "fault-proxy"
 
-    def __init__(self, upstream: str, planner: Planner | None = None, hang_seconds: float = 11.0,
+    def __init__(self, upstream: str, planner: Planner | None = None,
+                 hang_seconds: float | dict[str, float] = 11.0,
                  before_answer: Callable[[dict], None] | None = None, **kwargs: Any) -> None:
         self.planner = planner
         self.hang_seconds = hang_seconds
@@ -195,7 +197,8 @@ class FaultProxy(RulesProxy):
         if kind == "reset":
             return {"reset": True}
         if kind == "hang":
-            time.sleep(self.hang_seconds)
+            hang = self.hang_seconds
+            time.sleep(hang.get(info.service or "", max(hang.values())) if isinstance(hang, dict) else hang)
             return {"drop": True}
         self._local.kind = kind  # reset_after and the body kinds act on the answer
         return None
@@ -252,6 +255,7 @@ class RandomFaults:
     update_rate: float = 0.4  # UpdateTable is rare (only when a change is due), so hit it more
     persistent: float = 0.5
     hang_budget: int = 10
+    hang_weight: float = 0.25  # a hang is drawn a quarter as often as another kind
     enabled: bool = True
     kinds: tuple[str, ...] = KINDS
     counts: dict[str, int] = field(default_factory=dict)  # faults injected, by kind
@@ -293,6 +297,8 @@ class RandomFaults:
         if not kinds:
             return None
         kind = rng.choice(kinds)
+        if kind == "hang" and rng.random() >= self.hang_weight:
+            kind = rng.choice([k for k in kinds if k != "hang"] or kinds)
         if kind == "hang":
             self.hang_budget -= 1
             return kind, False  # every attempt hanging would cost three read timeouts
