@@ -87,7 +87,7 @@ def test_each_fault_kind_reaches_the_client_as_on_a_real_network(fault_proxy, ki
 
 
 def test_update_only_kinds_and_the_rules_behind_them(moto):
-    planner = RandomFaults(seed=3, rate=1.0, persistent=1.0, kinds=("in_use", "limit_exceeded"))
+    planner = RandomFaults(seed=3, rate=1.0, update_rate=1.0, persistent=1.0, kinds=("in_use", "limit_exceeded"))
     with FaultProxy(moto.url, planner=planner) as proxy:
         ddb = make_client("dynamodb", moto.url)
         create_table(ddb, TABLE, 5, 5)
