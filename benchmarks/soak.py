@@ -29,9 +29,10 @@ daemon logs with ``--log-config-file`` and a format carrying the epoch time); th
 logs every request with its time, botocore's invocation id and attempt, the fault it got
 and what a clean answer said. A table is *owed* a decision in a pass when that pass's
 ListTables calls and the table's DescribeTable call ended in a clean answer showing it
-(or its GSI) ACTIVE, and no failed GetMetricData call of the pass asked for that table's
-series alone (a failed batch of several tables' series must be split by the daemon and
-costs none of them). A pass is lost when a table or GSI owed a decision got no decision
+(or its GSI) ACTIVE, and no failed GetMetricData call of the pass that asked for that
+table's series failed as a whole (throttling, 5xx after botocore's retries, a connection
+lost) or asked for that table's series alone. A batch of several tables' series whose
+*answer* could not be read must be split by the daemon, and costs none of them. A pass is lost when a table or GSI owed a decision got no decision
 line with data. Passes cut short by a SIGKILL are not counted.
 """
 from __future__ import annotations
@@ -712,6 +713,12 @@ def _analyse(daemon: Daemon, world: World, proxy: FaultProxy, planner: RandomFau
         figures.convergence = None
 
 
+# faults of a call's answer, which a smaller call may well not meet: a failed batch of several
+# tables' series is to be split by the daemon. Any other failure (throttling, 5xx after the
+# retries, a connection lost) is the failure of every series in the call.
+CONTENT_KINDS = ("truncated", "garbage", "not_utf8", "missing_field", "bad_type")
+
+
 def _owed(inside: list[list[dict]], world: World) -> list[str]:
     """The targets a pass owes a decision (see the module's docstring)."""
     listing = [c for c in inside if c[0]["operation"] == "ListTables"]
@@ -729,7 +736,8 @@ def _owed(inside: list[list[dict]], world: World) -> list[str]:
         if not describes or not all(_clean(c) for c in describes):
             continue
         metric_fails = [c for c in inside if c[0]["operation"] == "GetMetricData" and not _clean(c)
-                        and set(c[0]["tables"]) == {name}]
+                        and name in c[0]["tables"]
+                        and (set(c[0]["tables"]) == {name} or c[-1].get("kind") not in CONTENT_KINDS)]
         if metric_fails:
             continue
         desc = describes[-1][-1].get("answer") or {}
