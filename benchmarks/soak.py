@@ -830,6 +830,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.passes < 1:
         parser.error("--passes must be at least 1")
+    if args.keep is not None and args.keep.exists() and any(args.keep.iterdir()):
+        parser.error(f"--keep {args.keep}: give a new or empty directory")
     print(f"soak: {args.passes} passes with faults at rate {args.fault_rate} (seed {args.seed}), "
           f"then {CALM_PASSES} without", flush=True)
     figures = run_soak(args.passes, args.seed, args.fault_rate, workdir=args.keep,
