@@ -214,12 +214,21 @@ class Daemon:
     def _kill_in_write(self, gen: Generation) -> None:
         """The state write follows the pass's last line: SIGKILL as soon as its temp file shows."""
         self.kill_during_write.clear()
-        deadline = time.monotonic() + 0.2
-        while time.monotonic() < deadline:
+        before = self._state_mtime()
+        deadline = time.monotonic() + 2.0  # the write is over long before the next pass
+        while time.monotonic() < deadline and gen.proc.poll() is None:
             if self.temp_files():
                 self.write_kills += 1
                 break
+            if self._state_mtime() != before:
+                break  # written already: the kill falls just after the write
         self.kill(gen, "state write")
+
+    def _state_mtime(self) -> float | None:
+        try:
+            return self.state_file.stat().st_mtime_ns
+        except OSError:
+            return None
 
     def temp_files(self) -> list[str]:
         try:
