@@ -156,7 +156,8 @@ class Daemon:
         self.log_config = root / "logging.conf"
         self.log_config.write_text(LOG_CONFIG)
         self.config = config
-        self.env = cli_env(endpoint, {"AWS_MAX_ATTEMPTS": None})
+        self.env = cli_env(endpoint)
+        self.env.pop("AWS_MAX_ATTEMPTS", None)  # the daemon's own retry settings, as in production
         self.generations: list[Generation] = []
         self.passes = 0  # completed passes over every generation
         self.cond = threading.Condition()
@@ -187,6 +188,7 @@ class Daemon:
             self._follow(gen, copy)
 
     def _follow(self, gen: Generation, copy: Any) -> None:
+        assert gen.proc.stdout is not None
         for line in gen.proc.stdout:
             copy.write(line)
             copy.flush()
@@ -456,8 +458,8 @@ class Figures:
             f"values outside [min, max]: {self.outside_limits}",
             (f"decreases refused by the rule: {self.refused_decreases}; no-op updates refused: {self.refused_noops}; "
              f"LimitExceeded (not the decrease rule) resent by the client: {self.limit_exceeded_resent}"),
-            f"state files corrupt: {self.state_corrupt}; temporary files left behind: {self.temp_left_behind}; "
-            f"other configurations' entries lost: {self.foreign_lost} of {FOREIGN_ENTRIES}",
+            (f"state files corrupt: {self.state_corrupt}; temporary files left behind: {self.temp_left_behind}; "
+             f"other configurations' entries lost: {self.foreign_lost} of {FOREIGN_ENTRIES}"),
             (f"passes until converged after the faults stopped: "
              f"{self.convergence if self.convergence is not None else 'never'} (target <= {CONVERGENCE_TARGET})"),
         ]
@@ -482,7 +484,7 @@ def run_soak(passes: int = 200, seed: int = 1, fault_rate: float = 0.2, workdir:
     rng = random.Random(seed)
     started = time.monotonic()
     own = tempfile.TemporaryDirectory(prefix="dd-soak-") if workdir is None else None
-    root = Path(own.name) if own else Path(workdir)
+    root = Path(own.name) if own is not None else Path(str(workdir))
     root.mkdir(parents=True, exist_ok=True)
     moto = None
     if moto_url is None:
