@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Optional
 
-from . import demand
+from . import demand, schedule
 from .demand import DemandState
 from .model import Capacity, Dim, TargetStatus
 from .rules import PERCENT, DimensionRules, Scale, TargetRules
@@ -364,6 +364,8 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
            now: datetime, breaker_closed: bool = True) -> tuple[Decision, Memory]:
     """The decision for one table or GSI, and the memory to keep for the next pass."""
     cap = status.capacity
+    rules, scheduled = schedule.effective_rules(rules, now)
+    reserved = reserved_for_schedules(rules, now)
     if rules.scaling_policy == "demand":
         dr, rs = decide_demand_dimension(Dim.READS, cap.reads, reads, rules.reads, rules.target_utilization,
                                          memory.reads_demand)
@@ -374,6 +376,8 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
         dr, read_checks = decide_dimension(Dim.READS, cap.reads, reads, rules.reads, memory.read_checks)
         dw, write_checks = decide_dimension(Dim.WRITES, cap.writes, writes, rules.writes, memory.write_checks)
         memory = replace(memory, read_checks=read_checks, write_checks=write_checks)
+    if scheduled:
+        dr, dw = (_schedule_note(d, scheduled) for d in (dr, dw))
 
     alarm = throughput_alarm((dr, dw), rules)
     if dr.consumed_pct is None and dw.consumed_pct is None:
@@ -389,9 +393,8 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
         dr, dw = _decrease_together(dr, dw, rules)
     if (dr.change == "down" or dw.change == "down") and not in_maintenance_window(rules, now):
         dr, dw = (_hold(d, "outside maintenance windows") if d.change == "down" else d for d in (dr, dw))
-    if (dr.change == "down" or dw.change == "down") and not decrease_allowed(status, memory, now,
-                                                                              rules.reserved_decreases):
-        at = next_decrease_at(status, memory, now, rules.reserved_decreases)
+    if (dr.change == "down" or dw.change == "down") and not decrease_allowed(status, memory, now, reserved):
+        at = next_decrease_at(status, memory, now, reserved)
         why = f"decrease budget spent, next at {at:%H:%M} UTC"
         dr, dw = (_hold(d, why) if d.change == "down" else d for d in (dr, dw))
         if memory.budget_notified != now.date():
@@ -402,6 +405,21 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
         if d.change == "down":
             memory = memory.with_checks(d.dim, 0)
     return Decision(status, dr, dw, notify), memory
+
+
+def reserved_for_schedules(rules: TargetRules, now: datetime) -> int:
+    """Free decreases kept back: the configured ones, and one more for a scheduled floor ending today."""
+    end = schedule.next_floor_end(rules.schedules, now) if rules.schedules else None
+    if end is not None and end.date() == now.date():
+        return min(rules.reserved_decreases + 1, FREE_DECREASES_PER_DAY - 1)
+    return rules.reserved_decreases
+
+
+def _schedule_note(d: DimDecision, scheduled: tuple) -> DimDecision:
+    """A decision held at a limit says which schedule set it."""
+    if "limit" not in d.reason:
+        return d
+    return replace(d, reason=f"{d.reason}, {schedule.describe(scheduled)}")
 
 
 def _decrease_together(dr: DimDecision, dw: DimDecision, rules: TargetRules) -> tuple[DimDecision, DimDecision]:
