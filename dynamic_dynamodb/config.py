@@ -129,7 +129,7 @@ def to_unit(text: str) -> str:
 
 
 def to_policy(text: str) -> str:
-    """threshold or demand."""
+    """threshold, demand or forecast."""
     return _choice(text, SCALING_POLICIES)
 
 
@@ -362,7 +362,7 @@ TYPE_NAMES: dict[Callable[[str], Any], str] = {
     to_amount: "number",
     to_bool: "boolean",
     to_unit: "percent/units",
-    to_policy: "threshold/demand",
+    to_policy: "threshold/demand/forecast",
     to_log_level: "log level",
     to_daemon: "command",
     to_path: "path",
@@ -538,7 +538,8 @@ TARGET_KEYS: tuple[Key, ...] = (
              "decreases are spaced an hour apart."),
     Key("scaling-policy", "scaling_policy", to_policy,
         help="threshold: the thresholds and scales above (1.6.0/2.x); demand: capacity follows served plus "
-             "throttled demand, burst-aware (see the demand policy page)."),
+             "throttled demand, burst-aware (see the demand policy page); forecast: demand, ahead of the "
+             "rises the table has shown on the days before."),
     Key("target-utilization", "target_utilization", to_float, low=20, high=90,
         help="Percent of provisioned capacity that scaling-policy demand aims at."),
     Key("schedules", "schedules", to_schedule_names, default_text="none",

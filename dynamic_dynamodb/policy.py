@@ -14,8 +14,9 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Optional
 
-from . import demand, schedule
+from . import demand, forecast, schedule
 from .demand import DemandState
+from .forecast import ForecastState
 from .model import Capacity, Dim, TargetStatus
 from .rules import PERCENT, DimensionRules, Scale, TargetRules
 
@@ -58,6 +59,8 @@ class Memory:
     budget_notified: Optional[date] = None  # UTC day we last said the decrease budget was spent
     reads_demand: Optional[DemandState] = None  # history kept by scaling-policy: demand
     writes_demand: Optional[DemandState] = None
+    reads_forecast: Optional[ForecastState] = None  # half-hour demand kept by scaling-policy: forecast
+    writes_forecast: Optional[ForecastState] = None
 
     def checks(self, dim: Dim) -> int:
         """Consecutive qualifying checks before a decrease, for one dimension."""
@@ -282,6 +285,24 @@ def decide_demand_dimension(dim: Dim, cur: int, obs: Observed, r: DimensionRules
     return _limited(dim, cur, obs, r, new, reason), state
 
 
+def decide_forecast_dimension(dim: Dim, cur: int, obs: Observed, r: DimensionRules, target_pct: float,
+                              state: Optional[DemandState], learned: Optional[ForecastState], now: datetime
+                              ) -> tuple[DimDecision, DemandState, ForecastState]:
+    """Forecast policy: the demand policy's proposal, ahead of recurring rises, plus limits."""
+    new, reason, state = demand.propose(cur, obs.series, target_pct, state or DemandState())
+    learned = forecast.fold(learned or ForecastState(), obs.series)
+    if state.demand:
+        recent = sum(state.demand[-demand.UP_LOOKBACK:]) / len(state.demand[-demand.UP_LOOKBACK:])
+        new, reason = forecast.adjust(cur, new, reason, learned, now, target_pct / 100.0, recent)
+    if not r.enabled:
+        new, reason = cur, "autoscaling disabled"
+    elif new > cur and not r.up_scaling:
+        new, reason = cur, "up-scaling disabled"
+    elif new < cur and not r.down_scaling:
+        new, reason = cur, "down-scaling disabled"
+    return _limited(dim, cur, obs, r, new, reason), state, learned
+
+
 def _limited(dim: Dim, cur: int, obs: Observed, r: DimensionRules, new: int, reason: str) -> DimDecision:
     """The proposal brought inside [min, max], with the reason saying so."""
     if r.enabled:
@@ -366,7 +387,14 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
     cap = status.capacity
     rules, scheduled = schedule.effective_rules(rules, now)
     reserved = reserved_for_schedules(rules, now)
-    if rules.scaling_policy == "demand":
+    if rules.scaling_policy == "forecast":
+        dr, rs, rf = decide_forecast_dimension(Dim.READS, cap.reads, reads, rules.reads, rules.target_utilization,
+                                               memory.reads_demand, memory.reads_forecast, now)
+        dw, ws, wf = decide_forecast_dimension(Dim.WRITES, cap.writes, writes, rules.writes,
+                                               rules.target_utilization, memory.writes_demand,
+                                               memory.writes_forecast, now)
+        memory = replace(memory, reads_demand=rs, writes_demand=ws, reads_forecast=rf, writes_forecast=wf)
+    elif rules.scaling_policy == "demand":
         dr, rs = decide_demand_dimension(Dim.READS, cap.reads, reads, rules.reads, rules.target_utilization,
                                          memory.reads_demand)
         dw, ws = decide_demand_dimension(Dim.WRITES, cap.writes, writes, rules.writes, rules.target_utilization,
