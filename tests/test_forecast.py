@@ -17,8 +17,6 @@ from dynamic_dynamodb.forecast import SLOT_MINUTES, SLOTS_PER_DAY, ForecastState
 from dynamic_dynamodb.loop import Ports, Scaler
 from dynamic_dynamodb.model import Capacity, Dim, Target, TableDescription, TargetStatus
 from dynamic_dynamodb.policy import Memory
-from dynamic_dynamodb.rules import TargetRules
-from dynamic_dynamodb.settings import Settings, TableSection
 from dynamic_dynamodb.simulation import simulate
 from dynamic_dynamodb.simulation.trace import write_trace
 
