@@ -19,7 +19,8 @@ setup(
     # the man page (`make man` rebuilds it from docs/command_line.rst)
     data_files=[("share/man/man1", ["docs/dynamic-dynamodb.1"])],
     python_requires=">=3.10",
-    install_requires=["boto3>=1.28", "python-daemon>=3.0", "lockfile>=0.12", "setproctitle>=1.3"],
+    # tzdata: IANA time zones for [schedule:] sections where the system has none (slim images, Windows)
+    install_requires=["boto3>=1.28", "python-daemon>=3.0", "lockfile>=0.12", "setproctitle>=1.3", "tzdata"],
     extras_require={
         "test": [
             "pytest>=7",

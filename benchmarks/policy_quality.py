@@ -37,10 +37,13 @@ SHARED = ROOT.parent / "shared" / "traces"
 
 def run_one(args: tuple[str, str]) -> tuple[str, dict]:
     """Simulate one trace with every config; the AWS baseline comes with the first."""
-    trace, _ = args
+    trace, recommended, only = args
     logging.getLogger("dynamic-dynamodb").setLevel(logging.CRITICAL)  # decisions are in the figures
     out: dict = {}
-    for name, conf in CONFIGS.items():
+    configs = {**CONFIGS, **({"recommended": Path(recommended)} if recommended else {})}
+    for name, conf in configs.items():
+        if only and name != "recommended":
+            continue
         settings = load_settings(["--config", str(conf)])
         report = simulate(settings, trace, None, progress=None)
         out[name] = report.config
@@ -79,6 +82,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("traces", nargs="*", type=Path)
     parser.add_argument("--perturb", action="store_true", help="also run perturbed variants of each trace")
+    parser.add_argument("--config", default="", help="score this config in the recommended column instead")
+    parser.add_argument("--no-defaults", action="store_true", help="leave out the 1.6.0 defaults (twice as fast)")
     args = parser.parse_args()
     traces = args.traces or sorted(SHARED.glob("*.csv"))
     if not traces:
@@ -88,8 +93,9 @@ def main() -> int:
         if args.perturb:
             traces = traces + [p for t in traces for p in perturbations(t, Path(tmp))]
         with ProcessPoolExecutor(max_workers=2) as pool:
-            results = dict(pool.map(run_one, [(str(t), "") for t in traces]))
-    names = ["recommended", "dd-1.6.0-defaults", "aws-target-70"]
+            results = dict(pool.map(run_one, [(str(t), args.config, args.no_defaults) for t in traces]))
+    names = ["recommended", "aws-target-70"] if args.no_defaults else ["recommended", "dd-1.6.0-defaults",
+                                                                      "aws-target-70"]
     print(f"{'trace':42} " + " ".join(f"{n:>38}" for n in names))
     print(f"{'':42} " + " ".join(f"{'cost $':>12}{'x oracle':>10}{'throttled':>11}{'x aws':>5}" for _ in names))
     ratios: dict[str, list[float]] = {n: [] for n in names}

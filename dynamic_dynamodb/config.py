@@ -20,8 +20,9 @@ import sys
 from dataclasses import dataclass
 from datetime import time
 from enum import Enum
-from typing import Any, Callable, Iterable, Mapping, NoReturn, Optional, Sequence
+from typing import Any, Callable, Iterable, Mapping, NoReturn, Optional, Sequence, cast
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import __version__
 from .breaker import redact_url
@@ -34,6 +35,7 @@ from .rules import (
     UNIT_CHOICES,
     UNITS,
     DimensionRules,
+    Schedule,
     TargetRules,
     Window,
 )
@@ -130,7 +132,7 @@ def to_unit(text: str) -> str:
 
 
 def to_policy(text: str) -> str:
-    """threshold or demand."""
+    """threshold, demand or forecast."""
     return _choice(text, SCALING_POLICIES)
 
 
@@ -315,6 +317,69 @@ def to_target_utilization(text: str) -> float:
     return value
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MAX_LEAD_MINUTES = 24 * 60
+
+
+def to_schedule_names(text: str) -> tuple[str, ...]:
+    """Comma-separated names of [schedule: NAME] sections; empty means none."""
+    names: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if part and part not in names:
+            names.append(part)
+    return tuple(names)
+
+
+def to_hours(text: str) -> tuple[Window, ...]:
+    """Comma-separated local intervals HH:MM-HH:MM (may wrap midnight); at least one."""
+    if not text.strip():
+        raise ValueError("expected at least one interval such as 16:00-22:00, got nothing")
+    windows = to_windows(text)
+    for w in windows:
+        if w.start == w.end:
+            raise ValueError(f"expected an interval that ends after it starts, got {str(w)!r} in {text!r}")
+    return windows
+
+
+WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def _weekday(name: str, text: str) -> int:
+    """Monday 0 ... Sunday 6, from mon or monday in any case."""
+    key = name.strip().lower()
+    for names in (WEEKDAYS, WEEKDAY_NAMES):
+        if key in names:
+            return names.index(key)
+    raise ValueError(f"expected days such as mon-fri or sat,sun, got {name.strip()!r} in {text!r}")
+
+
+def to_weekdays(text: str) -> tuple[int, ...]:
+    """Comma-separated days or ranges of days (mon-fri, sat,sun; fri-mon wraps the week), Monday 0."""
+    days: set[int] = set()
+    for part in (p for p in text.split(",")):
+        if not part.strip():
+            raise ValueError(f"expected days such as mon-fri or sat,sun, got {text!r}")
+        first, sep, last = part.partition("-")
+        start = _weekday(first, text)
+        end = _weekday(last, text) if sep else start
+        day = start
+        days.add(day)
+        while day != end:
+            day = (day + 1) % 7
+            days.add(day)
+    return tuple(sorted(days))
+
+
+def to_timezone(text: str) -> str:
+    """An IANA time zone name such as Europe/Paris or America/New_York."""
+    value = text.strip()
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(f"expected an IANA time zone such as Europe/Paris, got {text!r}") from None
+    return value
+
+
 TYPE_NAMES: dict[Callable[[str], Any], str] = {
     to_str: "string",
     to_int: "integer",
@@ -323,7 +388,7 @@ TYPE_NAMES: dict[Callable[[str], Any], str] = {
     to_amount: "number",
     to_bool: "boolean",
     to_unit: "percent/units",
-    to_policy: "threshold/demand",
+    to_policy: "threshold/demand/forecast",
     to_capacity_mode: "provisioned/on-demand/auto",
     to_log_level: "log level",
     to_daemon: "command",
@@ -342,6 +407,10 @@ TYPE_NAMES: dict[Callable[[str], Any], str] = {
     to_target_utilization: "number",
     to_table_name: "table name",
     to_state_table_create: "auto/never",
+    to_schedule_names: "list of schedules",
+    to_hours: "intervals",
+    to_weekdays: "days",
+    to_timezone: "time zone",
 }
 
 
@@ -498,9 +567,12 @@ TARGET_KEYS: tuple[Key, ...] = (
              "decreases are spaced an hour apart."),
     Key("scaling-policy", "scaling_policy", to_policy,
         help="threshold: the thresholds and scales above (1.6.0/2.x); demand: capacity follows served plus "
-             "throttled demand, burst-aware (see the demand policy page)."),
+             "throttled demand, burst-aware (see the demand policy page); forecast: demand, ahead of the "
+             "rises the table has shown on the days before."),
     Key("target-utilization", "target_utilization", to_float, low=20, high=90,
         help="Percent of provisioned capacity that scaling-policy demand aims at."),
+    Key("schedules", "schedules", to_schedule_names, default_text="none",
+        help="Comma-separated [schedule: NAME] sections whose min/max override this section's while in force."),
 )
 
 TABLE_KEYS: tuple[Key, ...] = _dim_keys(Dim.READS) + _dim_keys(Dim.WRITES) + TARGET_KEYS
@@ -677,6 +749,52 @@ def _moded(tables: Sequence[TableSection], sections: Sequence[_Section], path: s
             values.update(_mode_values([own[table.key]], path))
         out.append(dataclasses.replace(table, mode=ModeRules(**values)) if values else table)
     return out
+
+
+@dataclass(frozen=True)
+class ScheduleKey:
+    """One key of a `[schedule: NAME]` section."""
+
+    name: str
+    attr: str  # field of rules.Schedule
+    convert: Callable[[str], Any]
+    help: str
+    low: Optional[float] = None
+    high: Optional[float] = None
+    default_text: Optional[str] = None
+
+    @property
+    def default(self) -> Any:
+        """The built-in default, taken from rules.Schedule."""
+        return Schedule.__dataclass_fields__[self.attr].default
+
+    @property
+    def shown_default(self) -> str:
+        """The default as the docs show it."""
+        return self.default_text or _show(self.default)
+
+    @property
+    def type_name(self) -> str:
+        """The value's type as the docs name it."""
+        return TYPE_NAMES[self.convert]
+
+
+SCHEDULE_KEYS: tuple[ScheduleKey, ...] = (
+    ScheduleKey("hours", "hours", to_hours, default_text="required",
+        help="Comma-separated intervals HH:MM-HH:MM in the schedule's time zone (may wrap midnight); "
+             "an interval belongs to the day it starts on."),
+    ScheduleKey("days", "days", to_weekdays, default_text="every day",
+        help="Days an interval may start on: mon-fri, sat,sun, fri-mon ..."),
+    ScheduleKey("timezone", "timezone", to_timezone,
+        help="IANA time zone of hours and days (DST-correct), such as Europe/Paris."),
+    ScheduleKey("lead-minutes", "lead_minutes", to_int, low=0, high=MAX_LEAD_MINUTES,
+        help="The schedule is in force this many minutes before each start: capacity takes minutes to arrive."),
+    *(ScheduleKey(f"{kind}-provisioned-{dim.value}", f"{kind}_{dim.value}", to_limit, default_text="not set",
+                  help=f"While in force, replaces {kind}-provisioned-{dim.value} (0: not set).")
+      for kind in ("min", "max") for dim in Dim),
+)
+SCHEDULE_KEYS_BY_NAME: dict[str, ScheduleKey] = {key.name: key for key in SCHEDULE_KEYS}
+SCHEDULE = "schedule"
 
 
 @dataclass(frozen=True)
@@ -885,6 +1003,7 @@ class _Section:
 
 
 _TABLE_HEADER = re.compile(r"table\s*:(.*)", re.S)
+_SCHEDULE_HEADER = re.compile(r"schedule\s*:(.*)", re.S)
 _GSI_HEADER = re.compile(r"gsi\s*:\s*(.+?)\s+table\s*:(.*)", re.S)
 
 
@@ -899,6 +1018,11 @@ def _classify(header: str, values: Mapping[str, str], path: str) -> _Section:
         if not key:
             raise ConfigError(f"{path} [{name}]: expected [table: REGEX], got an empty table regex")
         return _Section(header, "table", values, key=key)
+    match = _SCHEDULE_HEADER.fullmatch(name)
+    if match:
+        if not match[1].strip():
+            raise ConfigError(f"{path} [{name}]: expected [schedule: NAME], got an empty name")
+        return _Section(header, SCHEDULE, values, key=match[1].strip())
     if re.match(r"gsi\s*:", name):
         match = _GSI_HEADER.fullmatch(name)
         if not match or not match[2].strip():
@@ -1111,6 +1235,8 @@ def _unknown_keys(section: _Section, path: str) -> Iterable[str]:
     known: Iterable[str] = SECTION_KEYS[section.kind] if section.kind in SECTION_KEYS else KEYS_BY_NAME
     if section.kind in ("table", DEFAULT_OPTIONS):
         known = {**KEYS_BY_NAME, **PLACEMENT_KEYS_BY_NAME, **MODE_KEYS_BY_NAME}
+    if section.kind == SCHEDULE:
+        known = SCHEDULE_KEYS_BY_NAME
     for name in section.values:
         if name not in known:
             hint = difflib.get_close_matches(name, list(known), n=1)
@@ -1129,7 +1255,7 @@ def _unknown(sections: Sequence[_Section], path: str, strict: bool) -> list[str]
         if section.kind == "unknown":
             messages.append(
                 f"{path} {section.where}: unknown section (expected [global], [logging], "
-                f"[default_options], [table: REGEX] or [gsi: REGEX table: KEY])"
+                f"[default_options], [table: REGEX], [gsi: REGEX table: KEY] or [schedule: NAME])"
             )
         else:
             messages.extend(_unknown_keys(section, path))
@@ -1242,6 +1368,77 @@ def _placed(tables: Sequence[TableSection], sections: Sequence[_Section], path: 
     return placed
 
 
+def _schedule(section: _Section, path: str) -> Schedule:
+    """One [schedule: NAME] section, converted and checked."""
+    where = f"{path} {section.where}"
+    values: dict[str, Any] = {}
+    for name, raw in section.values.items():
+        key = SCHEDULE_KEYS_BY_NAME.get(name)
+        if key is None or (not raw.strip() and name != "hours"):  # an empty value leaves the default
+            continue
+        try:
+            value = key.convert(raw)
+            _check_range(value, key.low, key.high)
+        except ValueError as error:
+            raise ConfigError(f"{where} {name}: {error}") from None
+        values[key.attr] = value
+    if "hours" not in values:
+        raise ConfigError(f"{where}: hours is required (such as hours: 16:00-22:00)")
+    for dim in Dim:
+        low, high = values.get(f"min_{dim.value}"), values.get(f"max_{dim.value}")
+        if low is not None and high is not None and low > high:
+            raise ConfigError(f"{where} min-provisioned-{dim.value}: {low} is above "
+                              f"max-provisioned-{dim.value} {high}")
+    return Schedule(name=section.key, **values)
+
+
+def _schedules(sections: Sequence[_Section], path: str) -> dict[str, Schedule]:
+    """The [schedule: NAME] sections by name."""
+    found: dict[str, Schedule] = {}
+    for section in (s for s in sections if s.kind == SCHEDULE):
+        if section.key in found:
+            raise ConfigError(f"{path} {section.where}: schedule {section.key!r} is defined twice")
+        found[section.key] = _schedule(section, path)
+    return found
+
+
+def _check_schedule_names(sections: Sequence[_Section], path: str, schedules: Mapping[str, Schedule]) -> None:
+    """Every name given to `schedules` names a [schedule: NAME] section."""
+    for section in (s for s in sections if s.kind in ("table", "gsi", DEFAULT_OPTIONS)):
+        raw = section.values.get("schedules")
+        for name in to_schedule_names(raw or ""):
+            if name not in schedules:
+                known = ", ".join(repr(k) for k in schedules) or "none"
+                raise ConfigError(f"{path} {section.where} schedules: no [schedule: {name}] section "
+                                  f"(known: {known})")
+
+
+def _with_schedules(rules: TargetRules, schedules: Mapping[str, Schedule], path: str, where: str) -> TargetRules:
+    """Rules whose schedule names are replaced by the schedules; a scheduled min above the max is an error."""
+    names = cast(tuple[str, ...], rules.schedules)  # the config's names until now
+    resolved = tuple(schedules[name] for name in names)
+    for s in resolved:
+        for dim in Dim:
+            low, high = s.limit(dim, "min"), rules.dim(dim).max_provisioned
+            if low is not None and s.limit(dim, "max") is None and high is not None and low > high:
+                raise ConfigError(f"{path} [schedule: {s.name}] min-provisioned-{dim.value}: {low} is above "
+                                  f"max-provisioned-{dim.value} {high} of {where}")
+    return dataclasses.replace(rules, schedules=resolved)
+
+
+def _tables_with_schedules(tables: Sequence[TableSection], schedules: Mapping[str, Schedule],
+                           path: str) -> list[TableSection]:
+    """Each table and GSI section with its Schedule values."""
+    out = []
+    for table in tables:
+        gsis = tuple(dataclasses.replace(g, rules=_with_schedules(g.rules, schedules, path,
+                                                                   f"[gsi: {g.key} table: {g.table_key}]"))
+                     for g in table.gsis)
+        rules = _with_schedules(table.rules, schedules, path, f"[table: {table.key}]")
+        out.append(dataclasses.replace(table, rules=rules, gsis=gsis))
+    return out
+
+
 def _check_readable(value: _Value, what: str) -> None:
     """The log configuration file must be readable at start-up, not at the first log line."""
     path = value.value
@@ -1294,6 +1491,9 @@ def load_settings(argv: Sequence[str]) -> Settings:
             warnings.append(f"command-line table options ignored without --table-name: {flags}")
     tables = _placed(tables, sections, path, from_command_line=args.table_name is not None)
     tables = _moded(tables, sections, path, from_command_line=args.table_name is not None)
+    schedules = _schedules(sections, path)
+    _check_schedule_names(sections, path, schedules)
+    tables = _tables_with_schedules(tables, schedules, path)
     if args.simulate_output and not (args.simulate or args.backtest):
         warnings.append("--simulate-output has no effect without --simulate or --backtest")
     if args.aws_target_utilization is not None and not (args.simulate or args.backtest):

@@ -99,10 +99,22 @@ def propose(cur: int, series: tuple[tuple[datetime, float, float], ...], target_
             return wanted, f"{why}, sized for {peak / wanted * 100:.0f}% utilisation", state
     # burst may carry the past half hour's spikes, but not the level of the last minutes
     recent = math.ceil(max(state.demand[-RECENT_MINUTES:]) / effective)
-    wanted = max(1, recent, math.ceil(cheapest_served(state.demand) / target))
+    if recent <= cur * (1.0 - MIN_DROP) and _may_drop(state.demand, cur, target):
+        wanted = max(1, recent, math.ceil(cheapest_served(state.demand) / target))
+    else:
+        wanted = cur
     if wanted <= cur * (1.0 - MIN_DROP):
         return wanted, f"the last {len(state.demand)} minutes fit in {wanted}", state
     return cur, f"demand {last / cur * 100:.0f}% of provisioned", state
+
+
+def _may_drop(demand: tuple[float, ...], cur: int, target: float) -> bool:
+    """False when even the deepest decrease worth making would not have served the history.
+
+    One replay instead of a search: most passes want no decrease, and this tells them so.
+    """
+    most = math.floor(cur * (1.0 - MIN_DROP))  # the largest capacity that is still a decrease
+    return most >= 1 and _serves(max(1, math.floor(most * target)), demand)
 
 
 def _serves(p: int, demand: tuple[float, ...]) -> bool:

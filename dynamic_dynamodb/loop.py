@@ -12,11 +12,11 @@ import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Optional
 
-from . import maxima, mode_switch, policy, throttle_causes
+from . import forecast, maxima, mode_switch, policy, throttle_causes
 from .breaker import redact_url
 from .model import (
     CONSUMED_METRIC,
@@ -142,6 +142,7 @@ class Scaler:
         jobs = self._gather(pairs, now, report)
         if not jobs:
             return report
+        self._warm_forecasts(jobs, now)
         data = self._fetch_metrics(jobs, report)
         breaker = self._breaker_states(jobs)
         by_table: dict[str, list[Decision]] = {}
@@ -280,6 +281,33 @@ class Scaler:
         if url == self.settings.circuit_breaker_url:
             return (url, timeout, None, None)
         return (url, timeout, job.status.target.table, job.status.target.index)
+
+    def _warm_forecasts(self, jobs: list[Job], now: datetime) -> None:
+        """Targets of scaling-policy forecast without a learned rhythm start from CloudWatch's last days."""
+        cold = [j for j in jobs if j.rules.scaling_policy == "forecast"
+                and self.memory.get(j.status.target, Memory()).reads_forecast is None]
+        fetch_history = getattr(self.ports.metrics, "fetch_history", None)  # the simulator learns as it plays
+        if not cold or fetch_history is None:
+            return
+        end = now.replace(second=0, microsecond=0) - timedelta(minutes=CLOUDWATCH_DELAY_MINUTES)
+        start = end - timedelta(days=forecast.HISTORY_DAYS)
+        queries = {j.status.target: tuple(MetricQuery(j.status.target, metric[dim], start, end, 60)
+                                          for dim in (Dim.READS, Dim.WRITES)
+                                          for metric in (CONSUMED_METRIC, THROTTLE_METRIC)) for j in cold}
+        try:
+            found = fetch_history([q for qs in queries.values() for q in qs])
+        except AwsError as e:
+            log.warning("Cannot load %d day(s) of history for the forecast policy (%s); learning from now",
+                        forecast.HISTORY_DAYS, e)
+            found = {}
+        for target, (cr, tr, cw, tw) in queries.items():
+            memory = self.memory.get(target, Memory())
+            self.memory[target] = replace(memory, reads_forecast=forecast.learn(_series(found.get(cr, ()),
+                                                                                        found.get(tr, ()))),
+                                          writes_forecast=forecast.learn(_series(found.get(cw, ()),
+                                                                                 found.get(tw, ()))))
+        log.info("Forecast policy: learned from up to %d day(s) of CloudWatch history for %d target(s)",
+                 forecast.HISTORY_DAYS, len(queries))
 
     def _decide(self, job: Job, data: dict, breaker: dict[tuple, bool], now: datetime) -> Decision:
         window = int((job.queries[0].end - job.queries[0].start).total_seconds())
@@ -491,7 +519,7 @@ def _queries(target: Target, rules: TargetRules, now: datetime, interval: int = 
     end_minute = now.replace(second=0, microsecond=0)
     start = end_minute - timedelta(minutes=rules.lookback_window_start)
     end = start + timedelta(minutes=rules.lookback_period)
-    if rules.scaling_policy == "demand":
+    if rules.scaling_policy in ("demand", "forecast"):
         # the demand policy keeps a per-minute history: reach back over the whole interval
         # since the last pass, and the CloudWatch delay, so that no minute is missed
         start = min(start, end - timedelta(minutes=math.ceil(interval / 60) + CLOUDWATCH_DELAY_MINUTES))

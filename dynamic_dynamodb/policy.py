@@ -14,9 +14,10 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Optional
 
-from . import demand
+from . import demand, forecast, schedule
 from .capacity_mode import ModeMemory
 from .demand import DemandState
+from .forecast import ForecastState
 from .model import Capacity, Dim, TargetStatus
 from .rules import PERCENT, DimensionRules, Scale, TargetRules
 
@@ -60,6 +61,8 @@ class Memory:
     reads_demand: Optional[DemandState] = None  # history kept by scaling-policy: demand
     writes_demand: Optional[DemandState] = None
     mode: Optional[ModeMemory] = None  # capacity-mode switches of a table (kept on the table's memory)
+    reads_forecast: Optional[ForecastState] = None  # half-hour demand kept by scaling-policy: forecast
+    writes_forecast: Optional[ForecastState] = None
 
     def checks(self, dim: Dim) -> int:
         """Consecutive qualifying checks before a decrease, for one dimension."""
@@ -284,6 +287,24 @@ def decide_demand_dimension(dim: Dim, cur: int, obs: Observed, r: DimensionRules
     return _limited(dim, cur, obs, r, new, reason), state
 
 
+def decide_forecast_dimension(dim: Dim, cur: int, obs: Observed, r: DimensionRules, target_pct: float,
+                              state: Optional[DemandState], learned: Optional[ForecastState], now: datetime
+                              ) -> tuple[DimDecision, DemandState, ForecastState]:
+    """Forecast policy: the demand policy's proposal, ahead of recurring rises, plus limits."""
+    new, reason, state = demand.propose(cur, obs.series, target_pct, state or DemandState())
+    learned = forecast.fold(learned or ForecastState(), obs.series)
+    if state.demand:
+        recent = sum(state.demand[-demand.UP_LOOKBACK:]) / len(state.demand[-demand.UP_LOOKBACK:])
+        new, reason = forecast.adjust(cur, new, reason, learned, now, target_pct / 100.0, recent)
+    if not r.enabled:
+        new, reason = cur, "autoscaling disabled"
+    elif new > cur and not r.up_scaling:
+        new, reason = cur, "up-scaling disabled"
+    elif new < cur and not r.down_scaling:
+        new, reason = cur, "down-scaling disabled"
+    return _limited(dim, cur, obs, r, new, reason), state, learned
+
+
 def _limited(dim: Dim, cur: int, obs: Observed, r: DimensionRules, new: int, reason: str) -> DimDecision:
     """The proposal brought inside [min, max], with the reason saying so."""
     if r.enabled:
@@ -366,7 +387,16 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
            now: datetime, breaker_closed: bool = True) -> tuple[Decision, Memory]:
     """The decision for one table or GSI, and the memory to keep for the next pass."""
     cap = status.capacity
-    if rules.scaling_policy == "demand":
+    rules, scheduled = schedule.effective_rules(rules, now)
+    reserved = reserved_for_schedules(rules, now)
+    if rules.scaling_policy == "forecast":
+        dr, rs, rf = decide_forecast_dimension(Dim.READS, cap.reads, reads, rules.reads, rules.target_utilization,
+                                               memory.reads_demand, memory.reads_forecast, now)
+        dw, ws, wf = decide_forecast_dimension(Dim.WRITES, cap.writes, writes, rules.writes,
+                                               rules.target_utilization, memory.writes_demand,
+                                               memory.writes_forecast, now)
+        memory = replace(memory, reads_demand=rs, writes_demand=ws, reads_forecast=rf, writes_forecast=wf)
+    elif rules.scaling_policy == "demand":
         dr, rs = decide_demand_dimension(Dim.READS, cap.reads, reads, rules.reads, rules.target_utilization,
                                          memory.reads_demand)
         dw, ws = decide_demand_dimension(Dim.WRITES, cap.writes, writes, rules.writes, rules.target_utilization,
@@ -376,6 +406,8 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
         dr, read_checks = decide_dimension(Dim.READS, cap.reads, reads, rules.reads, memory.read_checks)
         dw, write_checks = decide_dimension(Dim.WRITES, cap.writes, writes, rules.writes, memory.write_checks)
         memory = replace(memory, read_checks=read_checks, write_checks=write_checks)
+    if scheduled:
+        dr, dw = (_schedule_note(d, scheduled) for d in (dr, dw))
 
     alarm = throughput_alarm((dr, dw), rules)
     if dr.consumed_pct is None and dw.consumed_pct is None:
@@ -391,9 +423,8 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
         dr, dw = _decrease_together(dr, dw, rules)
     if (dr.change == "down" or dw.change == "down") and not in_maintenance_window(rules, now):
         dr, dw = (_hold(d, "outside maintenance windows") if d.change == "down" else d for d in (dr, dw))
-    if (dr.change == "down" or dw.change == "down") and not decrease_allowed(status, memory, now,
-                                                                              rules.reserved_decreases):
-        at = next_decrease_at(status, memory, now, rules.reserved_decreases)
+    if (dr.change == "down" or dw.change == "down") and not decrease_allowed(status, memory, now, reserved):
+        at = next_decrease_at(status, memory, now, reserved)
         why = f"decrease budget spent, next at {at:%H:%M} UTC"
         dr, dw = (_hold(d, why) if d.change == "down" else d for d in (dr, dw))
         if memory.budget_notified != now.date():
@@ -404,6 +435,21 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
         if d.change == "down":
             memory = memory.with_checks(d.dim, 0)
     return Decision(status, dr, dw, notify), memory
+
+
+def reserved_for_schedules(rules: TargetRules, now: datetime) -> int:
+    """Free decreases kept back: the configured ones, and one more for a scheduled floor ending today."""
+    end = schedule.next_floor_end(rules.schedules, now) if rules.schedules else None
+    if end is not None and end.date() == now.date():
+        return min(rules.reserved_decreases + 1, FREE_DECREASES_PER_DAY - 1)
+    return rules.reserved_decreases
+
+
+def _schedule_note(d: DimDecision, scheduled: tuple) -> DimDecision:
+    """A decision held at a limit says which schedule set it."""
+    if "limit" not in d.reason:
+        return d
+    return replace(d, reason=f"{d.reason}, {schedule.describe(scheduled)}")
 
 
 def _decrease_together(dr: DimDecision, dw: DimDecision, rules: TargetRules) -> tuple[DimDecision, DimDecision]:

@@ -15,7 +15,7 @@ UNIT_CHOICES = (PERCENT, UNITS)
 Scale = Mapping[float, float]
 
 SNS_MESSAGE_TYPES = ("scale-up", "scale-down", "high-throughput-alarm", "low-throughput-alarm")
-SCALING_POLICIES = ("threshold", "demand")
+SCALING_POLICIES = ("threshold", "demand", "forecast")
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,25 @@ class Window:
 
     def __str__(self) -> str:
         return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A `[schedule: NAME]` section: limits that override min/max while it is in force."""
+
+    name: str
+    hours: tuple[Window, ...]  # local wall-clock intervals, start inclusive, end exclusive
+    days: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6)  # weekdays (Monday 0) on which an interval starts
+    timezone: str = "UTC"  # IANA name
+    lead_minutes: int = 10  # in force this long before each start: capacity takes minutes to arrive
+    min_reads: Optional[int] = None
+    min_writes: Optional[int] = None
+    max_reads: Optional[int] = None
+    max_writes: Optional[int] = None
+
+    def limit(self, dim: Dim, kind: str) -> Optional[int]:
+        """The schedule's 'min' or 'max' for one dimension (None: not set)."""
+        return getattr(self, f"{kind}_{dim.value}")
 
 
 @dataclass(frozen=True)
@@ -92,6 +111,7 @@ class TargetRules:
     reserved_decreases: int = 0  # free decreases of the UTC day kept back for later
     scaling_policy: str = "threshold"
     target_utilization: float = 70.0  # used by scaling-policy: demand
+    schedules: tuple[Schedule, ...] = ()  # [schedule: NAME] sections named by `schedules`
 
     def dim(self, dim: Dim) -> DimensionRules:
         """Rules of one dimension."""

@@ -28,6 +28,7 @@ from typing import Any, Mapping, Optional
 
 from .capacity_mode import Costs, ModeMemory
 from .demand import DemandState
+from .forecast import RING, ForecastState
 from .model import Target
 from .policy import Memory
 
@@ -112,6 +113,8 @@ def _encode(memory: Memory) -> dict[str, Any]:
         elif isinstance(value, DemandState):
             value = {"last_minute": value.last_minute.isoformat() if value.last_minute else None,
                      "demand": list(value.demand), "bucket": value.bucket}
+        elif isinstance(value, ForecastState):
+            value = _encode_forecast(value)
         elif isinstance(value, (date, datetime)):
             value = value.isoformat()
         out[f.name] = value
@@ -133,7 +136,25 @@ def _decode(raw: dict[str, Any]) -> Memory:
                                       tuple(float(x) for x in d.get("demand", ())), float(d.get("bucket", 0.0)))
     if values.get("mode"):
         values["mode"] = _decode_mode(values["mode"])
+    for key in ("reads_forecast", "writes_forecast"):
+        if values.get(key):
+            values[key] = _decode_forecast(values[key])
     return Memory(**values)
+
+
+def _encode_forecast(f: ForecastState) -> dict[str, Any]:
+    """Half-hour means rounded to 0.01 unit/s: about 1,400 short numbers a dimension."""
+    return {"newest_slot": f.newest_slot, "slots": [round(v, 2) for v in f.slots], "open_slot": f.open_slot,
+            "open_sum": f.open_sum, "open_minutes": f.open_minutes,
+            "last_minute": f.last_minute.isoformat() if f.last_minute else None}
+
+
+def _decode_forecast(d: dict[str, Any]) -> ForecastState:
+    if len(d.get("slots", ())) != RING:  # kept with another slot layout: learn afresh
+        return ForecastState()
+    return ForecastState(d.get("newest_slot"), tuple(float(x) for x in d.get("slots", ())), d.get("open_slot"),
+                         float(d.get("open_sum", 0.0)), int(d.get("open_minutes", 0)),
+                         datetime.fromisoformat(d["last_minute"]) if d.get("last_minute") else None)
 
 
 def _encode_mode(mode: ModeMemory) -> dict[str, Any]:
