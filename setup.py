@@ -17,7 +17,8 @@ setup(
     packages=find_packages(include=["dynamic_dynamodb", "dynamic_dynamodb.*"]),
     package_data={"dynamic_dynamodb": ["data/*"]},
     python_requires=">=3.10",
-    install_requires=["boto3>=1.28", "python-daemon>=3.0", "lockfile>=0.12"],
+    install_requires=["boto3>=1.28", "python-daemon>=3.0", "lockfile>=0.12", "prometheus-client>=0.17",
+                      "python-json-logger>=3.1"],
     extras_require={
         "test": [
             "pytest>=7",

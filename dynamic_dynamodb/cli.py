@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Optional, Sequence
 
 from . import config, state
@@ -72,13 +73,16 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         stopping = _stop_settings(argv)
         if stopping is None:
             return _fail(str(e), EXIT_USAGE)
-        print(f"dynamic-dynamodb: warning: {e} (--daemon stop goes ahead)", file=sys.stderr)
+        print(f"dynamic-dynamodb: warning: {e} (--daemon {_stop_settings(argv).daemon} goes ahead)",
+              file=sys.stderr)
         settings = stopping
     if settings.show_config:
         print(json.dumps(config.settings_as_dict(settings), indent=2, sort_keys=True))
+        for warning in settings.warnings:  # also in the JSON, but a person reads stderr
+            print(f"dynamic-dynamodb: warning: {warning}", file=sys.stderr)
         return EXIT_OK
     try:
-        if settings.daemon in ("start", "stop", "restart"):
+        if settings.daemon in ("start", "stop", "restart", "status"):
             from . import daemon
 
             return daemon.control(settings)
@@ -92,6 +96,8 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         if not settings.tables:
             return _fail("nothing to scale: give --table-name, or --config with [table: REGEX] sections",
                          EXIT_USAGE)
+        if settings.status:
+            return show_status(settings)
         return run(settings)
     except ConfigError as e:
         return _fail(str(e), EXIT_USAGE)
@@ -103,9 +109,9 @@ def _stop_settings(argv: Sequence[str]) -> Optional[Settings]:
     """For `--daemon stop` only: the pid file options, so a broken config file cannot
     keep a running daemon from being stopped."""
     args = config.build_parser().parse_args(list(argv))
-    if args.daemon != "stop":
+    if args.daemon not in ("stop", "status"):  # status too: it reads only the pid and heartbeat files
         return None
-    return Settings(argv=tuple(argv), daemon="stop", instance=args.instance, pid_file_dir=args.pid_file_dir)
+    return Settings(argv=tuple(argv), daemon=args.daemon, instance=args.instance, pid_file_dir=args.pid_file_dir)
 
 
 def run(settings: Settings) -> int:
@@ -128,6 +134,73 @@ def run_pass(scaler: Fleet, now) -> PassReport:
     if not scaler.dry_run:
         state.save_placed(state_path(scaler.settings), scaler.memory)
     return report
+
+
+def show_status(settings: Settings) -> int:
+    """--status / --status-json: DescribeTable and the state file, no UpdateTable."""
+    from . import status
+
+    fleet = Fleet(settings, build_ports, memory=state.load_placed(state_path(settings)))
+    found = status.collect(fleet, utcnow())
+    (status.print_json if settings.status == "json" else status.print_table)(found.rows, sys.stdout)
+    return EXIT_OK if found.failures == 0 else EXIT_FAILURE
+
+
+class Watch:
+    """What watches the loop from outside: Prometheus metrics and /healthz, systemd's notify
+    socket, and a detached daemon's heartbeat file (for --daemon status)."""
+
+    def __init__(self, settings: Settings, interval) -> None:
+        from .metrics import Liveness, Metrics
+        from .sdnotify import SystemdNotifier
+
+        self.liveness = Liveness(interval)
+        self.metrics: Optional[Metrics] = None
+        self.server = None
+        self.systemd = SystemdNotifier()
+        self.started = utcnow()
+        self.heartbeat: Optional[str] = None
+        if settings.daemon in ("start", "restart"):
+            from .status import heartbeat_path
+
+            self.heartbeat = heartbeat_path(settings.pid_file_dir, settings.instance)
+        if settings.metrics_port:
+            from . import metrics
+
+            self.metrics = Metrics()
+            self.server = metrics.serve(self.metrics, self.liveness, settings.metrics_port, settings.metrics_address)
+            log.info("Serving /metrics and /healthz on %s:%d", settings.metrics_address, settings.metrics_port)
+        self.systemd.start_watchdog(self.liveness.healthy)
+
+    def run_pass(self, scaler: Fleet, now) -> PassReport:
+        """One pass, observed."""
+        self.systemd.ready()
+        started = time.monotonic()
+        report = run_pass(scaler, now)
+        seconds = time.monotonic() - started
+        self.liveness.pass_ended()
+        if self.metrics is not None:
+            from .metrics import samples_of
+
+            self.metrics.observe(samples_of(scaler), report.updates, report.failures, report.aws_errors, now,
+                                 seconds)
+        if self.heartbeat is not None:
+            from .status import write_heartbeat
+
+            write_heartbeat(self.heartbeat, os.getpid(), scaler.settings.instance, self.started, utcnow(), report.ok)
+        return report
+
+    def close(self) -> None:
+        """On the way out: STOPPING=1, the metrics server and the heartbeat file gone."""
+        self.systemd.stopping()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+        if self.heartbeat is not None:
+            try:
+                os.unlink(self.heartbeat)
+            except OSError:
+                pass
 
 
 def serve(scaler: Fleet) -> int:
@@ -157,7 +230,16 @@ def serve(scaler: Fleet) -> int:
 
     log.info("Starting: check interval %s s, %d table section(s)%s", scaler.settings.check_interval,
              len(scaler.settings.tables), ", dry run" if scaler.dry_run else "")
-    run_forever(lambda now: run_pass(current[0], now), lambda: current[0].settings.check_interval, stop, before_pass)
+    try:
+        watch = Watch(scaler.settings, lambda: current[0].settings.check_interval)
+    except ConfigError as e:  # the metrics port is taken: one line, in the log a daemon has
+        log.error("%s", e)
+        return EXIT_USAGE
+    try:
+        run_forever(lambda now: watch.run_pass(current[0], now), lambda: current[0].settings.check_interval, stop,
+                    before_pass)
+    finally:
+        watch.close()
     log.info("Stopped")
     return EXIT_OK
 

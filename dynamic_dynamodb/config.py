@@ -37,7 +37,8 @@ from .rules import (
 from .settings import ConfigError, GsiSection, Settings, TableSection
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
-DAEMON_COMMANDS = ("start", "stop", "restart", "foreground", "fg")
+DAEMON_COMMANDS = ("start", "stop", "restart", "status", "foreground", "fg")
+LOG_FORMATS = ("text", "json")
 MAX_BACKTEST_DAYS = 15
 MAX_CHECK_INTERVAL = 86400  # a day: DynamoDB's decrease allowance is per day
 MAX_LOOKBACK_MINUTES = 15 * 24 * 60  # CloudWatch keeps 1-minute datapoints 15 days
@@ -134,6 +135,11 @@ def to_policy(text: str) -> str:
 def to_log_level(text: str) -> str:
     """debug, info, warning or error."""
     return _choice(text, LOG_LEVELS)
+
+
+def to_log_format(text: str) -> str:
+    """text or json."""
+    return _choice(text, LOG_FORMATS)
 
 
 def to_daemon(text: str) -> str:
@@ -299,6 +305,7 @@ TYPE_NAMES: dict[Callable[[str], Any], str] = {
     to_unit: "percent/units",
     to_policy: "threshold/demand",
     to_log_level: "log level",
+    to_log_format: "text/json",
     to_daemon: "command",
     to_path: "path",
     to_instance: "string",
@@ -528,6 +535,12 @@ GLOBAL_KEYS: tuple[GlobalKey, ...] = (
     GlobalKey(LOGGING, "log-file", "log_file", to_path, "Also log to this file.", flag="--log-file"),
     GlobalKey(LOGGING, "log-config-file", "log_config_file", to_path, flag="--log-config-file",
         help="A Python logging configuration file (logging.config.fileConfig); replaces log-level and log-file."),
+    GlobalKey(LOGGING, "log-format", "log_format", to_log_format, flag="--log-format",
+        help="text (a UTC time first) or json (one JSON object a line)."),
+    GlobalKey(GLOBAL, "metrics-port", "metrics_port", to_int, low=1, high=65535, flag="--metrics-port",
+        help="Serve Prometheus /metrics and /healthz on this TCP port while the loop runs."),
+    GlobalKey(GLOBAL, "metrics-address", "metrics_address", to_str,
+        help="The address metrics-port listens on; 0.0.0.0 for every interface."),
 )
 
 SECTION_KEYS: dict[str, dict[str, GlobalKey]] = {
@@ -618,6 +631,16 @@ CLI_OPTIONS: tuple[CliOption, ...] = (
         help="Log level, case-insensitive; overrides [logging] log-level."),
     CliOption(("--log-config-file",), GENERAL, dest="log_config_file", convert=to_path, metavar="FILE",
         help="Python logging configuration file (logging.config.fileConfig); overrides --log-level and --log-file."),
+    CliOption(("--log-format",), GENERAL, dest="log_format", convert=str.lower, choices=LOG_FORMATS,
+        metavar="{text,json}", default_text="text",
+        help="text, or json: one JSON object a line; overrides [logging] log-format."),
+    CliOption(("--metrics-port",), GENERAL, dest="metrics_port", convert=to_int, metavar="PORT",
+        help="Serve Prometheus /metrics and /healthz on this port while the loop runs; overrides [global] "
+             "metrics-port."),
+    CliOption(("--status",), GENERAL, dest="status", action="store_true", default=False,
+        help="Print a table of every matched table and GSI: capacity, last decision, decreases left; no change."),
+    CliOption(("--status-json",), GENERAL, dest="status_json", action="store_true", default=False,
+        help="The same as --status, as a JSON array on stdout."),
     CliOption(("--version",), GENERAL, "Print the version and exit.", action="version"),
     CliOption(("--aws-access-key-id",), GENERAL, dest="aws_access_key_id", convert=to_str, metavar="KEY_ID",
         help="AWS access key id; used only together with the secret key. Default: the AWS credential chain."),
@@ -634,7 +657,7 @@ CLI_OPTIONS: tuple[CliOption, ...] = (
         default_text="PID-FILE-DIR/dynamic-dynamodb.INSTANCE.state.json",
         help="Where the consecutive-check counters and decrease history are kept between runs."),
     CliOption(("--daemon",), DAEMON, dest="daemon", convert=str.lower, choices=DAEMON_COMMANDS,
-        help="Run as a daemon: start, stop, restart, or foreground (alias fg: the loop without forking)."),
+        help="Run as a daemon: start, stop, restart, status, or foreground (alias fg: the loop without forking)."),
     CliOption(("--instance",), DAEMON, dest="instance", convert=to_instance, default="default", metavar="NAME",
         default_text="default",
         help="Instance name, part of the pid file name, so several daemons can run."),
@@ -1148,6 +1171,10 @@ def load_settings(argv: Sequence[str]) -> Settings:
         log_file=glob["log_file"].value,
         log_level=glob["log_level"].value,
         log_config_file=glob["log_config_file"].value,
+        log_format=glob["log_format"].value,
+        metrics_port=glob["metrics_port"].value,
+        metrics_address=glob["metrics_address"].value,
+        status="json" if args.status_json else "table" if args.status else None,
         dry_run=args.dry_run,
         run_once=args.run_once,
         daemon="foreground" if args.daemon == "fg" else args.daemon,

@@ -355,6 +355,42 @@ def stop(path: str, name: str = "default", timeout: float = STOP_TIMEOUT) -> int
     return EXIT_OK
 
 
+# ---- status ---------------------------------------------------------------------------
+
+LSB_RUNNING, LSB_DEAD_PID_FILE, LSB_NOT_RUNNING = 0, 1, 3  # `status` exit codes of LSB init scripts
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    days, rest = divmod(seconds, 86400)
+    text = f"{rest // 3600}h{rest % 3600 // 60:02d}m{rest % 60:02d}s"
+    return f"{days}d{text}" if days else text
+
+
+def report_status(path: str, heartbeat: str, name: str = "default") -> int:
+    """One line about the instance; LSB exit code: 0 running, 1 dead but pid file left, 3 not running.
+
+    Unlike start and stop, it never removes a stale pid file: it reports it."""
+    from .status import read_heartbeat
+
+    if not os.path.lexists(path):
+        say(f"instance '{name}' is not running (no pid file {path})")
+        return LSB_NOT_RUNNING
+    pid = read_pid(path)
+    if pid is None or not process_alive(pid) or not looks_like_ours(pid):
+        say(f"instance '{name}' is dead but its pid file {path} is left (pid {pid or '?'})")
+        return LSB_DEAD_PID_FILE
+    try:
+        up = _duration(time.time() - os.stat(path).st_mtime)  # the daemon writes its pid file at start
+    except OSError:
+        up = "?"
+    beat = read_heartbeat(heartbeat)
+    last = beat.get("last_pass_at") if beat.get("pid") == pid else None
+    outcome = "" if last is None or beat.get("last_pass_ok", True) else " (with failures)"
+    say(f"instance '{name}' is running (pid {pid}, up {up}, last completed pass {last or 'none yet'}{outcome})")
+    return LSB_RUNNING
+
+
 # ---- the --daemon command -------------------------------------------------------------
 
 
@@ -378,7 +414,7 @@ def absolute_paths(settings: Settings, cwd: Optional[str] = None) -> Settings:
 
 
 def control(settings: Settings, run: Optional[Callable[[Settings], int]] = None) -> int:
-    """`--daemon start|stop|restart`: the exit status (0 ok, 1 failure, 2 usage)."""
+    """`--daemon start|stop|restart|status`: the exit status (0 ok, 1 failure, 2 usage; LSB codes for status)."""
     if run is None:
         from .cli import run  # the loop of the CLI; imported late, cli imports this module
     name = settings.instance
@@ -389,8 +425,12 @@ def control(settings: Settings, run: Optional[Callable[[Settings], int]] = None)
         path = pid_file_path(settings.pid_file_dir, name)
         if settings.daemon == "stop":
             return stop(path, name)
+        if settings.daemon == "status":
+            from .status import heartbeat_path
+
+            return report_status(path, heartbeat_path(settings.pid_file_dir, name), name)
         if settings.daemon != "start" and settings.daemon != "restart":
-            raise DaemonError(f"--daemon {settings.daemon}: not a start/stop/restart command", EXIT_USAGE)
+            raise DaemonError(f"--daemon {settings.daemon}: not a start/stop/restart/status command", EXIT_USAGE)
         if not settings.tables:
             raise DaemonError("nothing to scale: give --table-name, or --config with [table: REGEX] sections",
                               EXIT_USAGE)

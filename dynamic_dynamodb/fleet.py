@@ -138,7 +138,9 @@ class Fleet:
                 except Exception:  # a bug must not cost the other regions their pass
                     log.exception("Unexpected error in the pass; the other regions and accounts go on")
                     report = PassReport(failures=1)
+            scaler.last_report = report  # for the metrics, with the placement's region
             tables += len({d.target.table for d in report.decisions})
+            total.aws_errors.extend(report.aws_errors)
             total.decisions.extend(report.decisions)
             total.updates += report.updates
             total.skipped += report.skipped

@@ -12,7 +12,7 @@ import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Optional
 
@@ -65,6 +65,7 @@ class PassReport:
     updates: int = 0
     skipped: int = 0
     failures: int = 0  # unexpected errors: the pass did not do all its work
+    aws_errors: list[tuple[str, str]] = field(default_factory=list)  # (operation, AWS error code), for metrics
 
     @property
     def ok(self) -> bool:
@@ -92,6 +93,7 @@ class Scaler:
         self.dry_run = settings.dry_run if dry_run is None else dry_run
         self._matches: dict[str, Optional[TableSection]] = {}
         self.stop = threading.Event()  # set by SIGTERM: finish the table in progress, leave the rest
+        self._aws_errors: list[tuple[str, str]] = []  # the pass's PassReport.aws_errors, for SNS failures
 
     # ---- matching -------------------------------------------------------------------
 
@@ -116,10 +118,12 @@ class Scaler:
     def run_pass(self, now: datetime) -> PassReport:
         """One pass over every matched table at time `now` (tz-aware UTC)."""
         report = PassReport()
+        self._aws_errors = report.aws_errors
         try:
             names = self.ports.tables.list_tables()
         except AwsError as e:
             log.error("Cannot list tables: %s", e)
+            report.aws_errors.append(("ListTables", e.code))
             report.failures += 1
             return report
         pairs = [(name, s) for name in sorted(names) if (s := self.section_for(name)) is not None]
@@ -153,11 +157,13 @@ class Scaler:
         def describe(name: str) -> Optional[TableDescription]:
             try:
                 return self.ports.tables.describe(name)
-            except TableNotFound:
+            except TableNotFound as e:
                 log.info("%s: table no longer exists, skipped", name)
+                report.aws_errors.append(("DescribeTable", e.code))
                 report.skipped += 1
             except AwsError as e:
                 log.error("%s: DescribeTable failed: %s", name, e)
+                report.aws_errors.append(("DescribeTable", e.code))
                 report.failures += 1
             return None
 
@@ -203,6 +209,7 @@ class Scaler:
             return dict(self.ports.metrics.fetch([q for job in jobs for q in job.queries]))
         except AwsError as e:
             log.error("Cannot read CloudWatch metrics: %s", e)
+            report.aws_errors.append(("GetMetricData", e.code))
             report.failures += 1
             return {}
 
@@ -245,9 +252,9 @@ class Scaler:
         target = job.status.target
         decision, memory = policy.decide(job.status, reads, writes, job.rules,
                                          self.memory.get(target, Memory()), now, closed)
-        self.memory[target] = memory
+        self.memory[target] = _remember(memory, decision, now)
         if log.isEnabledFor(logging.INFO):
-            log.info("%s: %s", target, decision.summary)
+            _log_decision(decision, json_lines=self.settings.log_format == "json")
         return decision
 
     # ---- applying ---------------------------------------------------------------------
@@ -274,6 +281,7 @@ class Scaler:
             self.ports.tables.update(_update(table, changed))
         except LimitExceeded as e:
             log.warning("%s: UpdateTable refused: %s", table, e)
+            report.aws_errors.append(("UpdateTable", e.code))
             increases = [held for held in map(Decision.without_decreases, changed) if held.changed]
             if retry and increases and any(d.decreasing for d in changed):
                 self._send(table, increases, now, report, retry=False)
@@ -282,11 +290,13 @@ class Scaler:
             return
         except (TableBusy, TableNotFound) as e:
             gone = isinstance(e, TableNotFound)
+            report.aws_errors.append(("UpdateTable", e.code))
             log.info("%s: %s", table, "table no longer exists, skipped" if gone else f"busy ({e}), trying again next pass")
             report.skipped += 1
             return
         except AwsError as e:
             log.error("%s: UpdateTable failed: %s", table, e)
+            report.aws_errors.append(("UpdateTable", e.code))
             report.failures += 1
             return
         report.updates += 1
@@ -346,17 +356,41 @@ class Scaler:
 
     def _publish(self, topic: str, subject: str, message: str, target: Target) -> None:
         if self.ports.notifier is None or self.dry_run:
-            return
+            return  # a dry run sends no notification
+        log.info("%s: SNS publish to %s: %s", target, topic, subject, extra={"topic": topic, "subject": subject})
         try:
             self.ports.notifier.publish(topic, subject, message)
         except AwsError as e:
             log.error("%s: SNS publish to %s failed: %s", target, topic, e)
+            self._aws_errors.append(("Publish", e.code))
 
     def _rules_of(self, d: Decision) -> Optional[TargetRules]:
         section = self.section_for(d.target.table)
         if section is None:
             return None
         return section.rules if d.target.index is None else self._gsi_rules(section, d.target.index)
+
+
+def _remember(memory: Memory, decision: Decision, now: datetime) -> Memory:
+    """The memory with the decision's reason codes and time, for --status (kept as text: plain JSON)."""
+    from .metrics import reason_code
+
+    codes = ",".join(dict.fromkeys(reason_code(d) for d in decision.dims()))
+    return replace(memory, last_reason=codes, last_decided=now.isoformat())
+
+
+def _log_decision(decision: Decision, json_lines: bool) -> None:
+    """The decision line: one per target in text, one per dimension with its fields in JSON."""
+    from .metrics import reason_code
+
+    target = decision.target
+    if not json_lines:
+        log.info("%s: %s", target, decision.summary)
+        return
+    for d in decision.dims():
+        log.info("%s: %s", target, policy._dim_summary(d), extra={
+            "table": target.table, "index": target.index, "dimension": d.dim.value, "current": d.current,
+            "new": d.new, "reason": reason_code(d), "reason_text": d.reason, "consumed_pct": d.consumed_pct})
 
 
 def _total(points: Iterable) -> Optional[float]:

@@ -58,6 +58,9 @@ class Memory:
     budget_notified: Optional[date] = None  # UTC day we last said the decrease budget was spent
     reads_demand: Optional[DemandState] = None  # history kept by scaling-policy: demand
     writes_demand: Optional[DemandState] = None
+    # the last decision's reason code(s) and its UTC time (ISO-8601), shown by --status
+    last_reason: Optional[str] = None
+    last_decided: Optional[str] = None
 
     def checks(self, dim: Dim) -> int:
         """Consecutive qualifying checks before a decrease, for one dimension."""

@@ -423,7 +423,9 @@ def test_the_state_file_round_trip_gives_each_placement_its_memory_back(tmp_path
     state.save_placed(path, fleet.memory)
     again = Fleet(fleet_settings(), FakeWorld({}).ports, memory=state.load_placed(path))
     assert again.memory[("eu-west-1", None)][Target("orders")].decreases_today == 1
-    assert Target("orders") not in again.memory[("us-east-1", None)]
+    # the east table made no decrease: its memory holds only its last decision
+    assert again.memory[("us-east-1", None)][Target("orders")].decreases_today == 0
+    assert again.memory[("us-east-1", None)][Target("orders")].last_reason == "within thresholds"
 
 
 @pytest.fixture
