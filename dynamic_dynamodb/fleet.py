@@ -138,12 +138,12 @@ class Fleet:
                 except Exception:  # a bug must not cost the other regions their pass
                     log.exception("Unexpected error in the pass; the other regions and accounts go on")
                     report = PassReport(failures=1)
-            tables += len({d.target.table for d in report.decisions})
+            tables += len({d.target.table for d in report.decided})
             total.decisions.extend(report.decisions)
             total.updates += report.updates
             total.skipped += report.skipped
             total.failures += report.failures
         log.info("Pass done in %.1f s: %d table(s) and GSI(s) decided in %d table(s), %d region/account "
                  "group(s); %d update(s), %d skipped, %d failure(s)", time.monotonic() - started,
-                 len(total.decisions), tables, len(self.scalers), total.updates, total.skipped, total.failures)
+                 len(total.decided), tables, len(self.scalers), total.updates, total.skipped, total.failures)
         return total
