@@ -139,7 +139,7 @@ class Fleet:
                     log.exception("Unexpected error in the pass; the other regions and accounts go on")
                     report = PassReport(failures=1)
             scaler.last_report = report  # for the metrics, with the placement's region
-            tables += len({d.target.table for d in report.decisions})
+            tables += len({d.target.table for d in report.decided})
             total.aws_errors.extend(report.aws_errors)
             total.decisions.extend(report.decisions)
             total.updates += report.updates
@@ -147,5 +147,5 @@ class Fleet:
             total.failures += report.failures
         log.info("Pass done in %.1f s: %d table(s) and GSI(s) decided in %d table(s), %d region/account "
                  "group(s); %d update(s), %d skipped, %d failure(s)", time.monotonic() - started,
-                 len(total.decisions), tables, len(self.scalers), total.updates, total.skipped, total.failures)
+                 len(total.decided), tables, len(self.scalers), total.updates, total.skipped, total.failures)
         return total

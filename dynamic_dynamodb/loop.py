@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, Union
 
 from . import policy
 from .breaker import redact_url
@@ -38,6 +38,7 @@ from .model import (
     Update,
 )
 from .policy import Decision, Memory, Observed
+from .reasons import Reason
 from .rules import TargetRules
 from .settings import Settings, TableSection
 
@@ -61,7 +62,7 @@ class Ports:
 class PassReport:
     """What one pass did."""
 
-    decisions: list[Decision] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)  # skipped targets too, with their code
     updates: int = 0
     skipped: int = 0
     failures: int = 0  # unexpected errors: the pass did not do all its work
@@ -71,6 +72,11 @@ class PassReport:
     def ok(self) -> bool:
         """True when nothing unexpected went wrong."""
         return self.failures == 0
+
+    @property
+    def decided(self) -> list[Decision]:
+        """The decisions the policy made (the skipped targets left out)."""
+        return [d for d in self.decisions if d.skipped is None]
 
 
 @dataclass(frozen=True)
@@ -131,11 +137,17 @@ class Scaler:
         jobs = self._gather(pairs, now, report)
         if not jobs:
             return report
+        failures = report.failures
         data = self._fetch_metrics(jobs, report)
+        metrics_failed = report.failures > failures
         breaker = self._breaker_states(jobs)
         by_table: dict[str, list[Decision]] = {}
         for job in jobs:
             decision = self._decide(job, data, breaker, now)
+            if metrics_failed:  # decided without data, as on any pass without datapoints
+                decision = replace(decision, skipped=Reason.METRICS_UNAVAILABLE)
+            target = decision.target
+            self.memory[target] = _remember(self.memory.get(target, Memory()), decision, now)
             report.decisions.append(decision)
             by_table.setdefault(job.status.target.table, []).append(decision)
         for done, (table, decisions) in enumerate(by_table.items()):
@@ -154,18 +166,19 @@ class Scaler:
 
     def _gather(self, pairs: list[tuple[str, TableSection]], now: datetime, report: PassReport) -> list[Job]:
         """DescribeTable for every matched table (a few at a time) and the jobs that follow."""
-        def describe(name: str) -> Optional[TableDescription]:
+        def describe(name: str) -> Union[TableDescription, Decision]:
             try:
                 return self.ports.tables.describe(name)
             except TableNotFound as e:
                 log.info("%s: table no longer exists, skipped", name)
                 report.aws_errors.append(("DescribeTable", e.code))
                 report.skipped += 1
+                return _unknown(name, Reason.NOT_FOUND, "table no longer exists")
             except AwsError as e:
                 log.error("%s: DescribeTable failed: %s", name, e)
                 report.aws_errors.append(("DescribeTable", e.code))
                 report.failures += 1
-            return None
+                return _unknown(name, Reason.AWS_ERROR, f"DescribeTable failed: {e}")
 
         names = [name for name, _ in pairs]
         if len(names) > 1:
@@ -175,14 +188,18 @@ class Scaler:
             described = [describe(n) for n in names]
         jobs: list[Job] = []
         for (name, section), desc in zip(pairs, described):
-            if desc is None:
+            if isinstance(desc, Decision):
+                report.decisions.append(desc)
                 continue
             targets = [(desc.table, section.rules)]
             # while the table is not ACTIVE DynamoDB refuses any UpdateTable, its GSIs' too
             table_busy = not desc.table.active and not desc.table.on_demand
             for status in desc.indexes:
                 rules = self._gsi_rules(section, status.target.index or "")
-                if rules is not None and not table_busy:
+                if rules is not None and table_busy:
+                    report.decisions.append(policy.skipped(status, Reason.GSI_BUSY,
+                                                           f"table is {desc.table.status}"))
+                elif rules is not None:
                     targets.append((status, rules))
             for status, rules in targets:
                 if self._skip(status, report):
@@ -191,17 +208,22 @@ class Scaler:
         return jobs
 
     def _skip(self, status: TargetStatus, report: PassReport) -> bool:
+        """True (and a skipped decision in the report) when the policy cannot decide on this target."""
         if status.on_demand:
             log.info("%s: on-demand (PAY_PER_REQUEST), nothing to scale", status.target)
+            code, why = Reason.ON_DEMAND, "on-demand (PAY_PER_REQUEST)"
         elif not status.active:
             log.info("%s: status %s, skipped until ACTIVE", status.target, status.status)
+            code, why = Reason.NOT_ACTIVE, f"status {status.status}"
         elif status.capacity.reads < 1 or status.capacity.writes < 1:
             # DynamoDB's floor is 1: no percentage of it can be computed, no decision made
             log.warning("%s: DescribeTable reports %d read and %d write units provisioned, skipped",
                         status.target, status.capacity.reads, status.capacity.writes)
+            code, why = Reason.NO_CAPACITY, "no capacity provisioned"
         else:
             return False
         report.skipped += 1
+        report.decisions.append(policy.skipped(status, code, why))
         return True
 
     def _fetch_metrics(self, jobs: list[Job], report: PassReport) -> dict[MetricQuery, list]:
@@ -252,7 +274,7 @@ class Scaler:
         target = job.status.target
         decision, memory = policy.decide(job.status, reads, writes, job.rules,
                                          self.memory.get(target, Memory()), now, closed)
-        self.memory[target] = _remember(memory, decision, now)
+        self.memory[target] = memory
         if log.isEnabledFor(logging.INFO):
             _log_decision(decision, json_lines=self.settings.log_format == "json")
         return decision
@@ -372,17 +394,12 @@ class Scaler:
 
 
 def _remember(memory: Memory, decision: Decision, now: datetime) -> Memory:
-    """The memory with the decision's reason codes and time, for --status (kept as text: plain JSON)."""
-    from .metrics import reason_code
-
-    codes = ",".join(dict.fromkeys(reason_code(d) for d in decision.dims()))
-    return replace(memory, last_reason=codes, last_decided=now.isoformat())
+    """The memory with the decision's reason code and time, for --status (kept as text: plain JSON)."""
+    return replace(memory, last_reason=decision.code.value, last_decided=now.isoformat())
 
 
 def _log_decision(decision: Decision, json_lines: bool) -> None:
     """The decision line: one per target in text, one per dimension with its fields in JSON."""
-    from .metrics import reason_code
-
     target = decision.target
     if not json_lines:
         log.info("%s: %s", target, decision.summary)
@@ -390,7 +407,11 @@ def _log_decision(decision: Decision, json_lines: bool) -> None:
     for d in decision.dims():
         log.info("%s: %s", target, policy._dim_summary(d), extra={
             "table": target.table, "index": target.index, "dimension": d.dim.value, "current": d.current,
-            "new": d.new, "reason": reason_code(d), "reason_text": d.reason, "consumed_pct": d.consumed_pct})
+            "new": d.new, "reason": d.code.value, "reason_text": d.reason, "consumed_pct": d.consumed_pct})
+
+def _unknown(table: str, code: Reason, why: str) -> Decision:
+    """The skipped decision for a table DescribeTable could not describe."""
+    return policy.skipped(TargetStatus(Target(table), "UNKNOWN", "", Capacity(0, 0)), code, why)
 
 
 def _total(points: Iterable) -> Optional[float]:

@@ -68,12 +68,6 @@ def decreases_left(decision: Decision, memory: Memory, now: datetime) -> int:
     return max(0, policy.FREE_DECREASES_PER_DAY - spent)
 
 
-def reason_code(d) -> str:
-    """The closed reason code of a dimension's decision (its text before the codes existed)."""
-    code = getattr(d, "code", None)
-    return str(getattr(code, "value", code)) if code is not None else d.reason
-
-
 class Metrics:
     """The daemon's Prometheus metrics, in a registry of their own."""
 
@@ -105,12 +99,15 @@ class Metrics:
         for s in samples:
             index = s.target.index or ""
             for d in s.decision.dims():
+                self.decisions.labels(d.code.value, d.dim.value).inc()
+            if s.decision.skipped is not None:  # no capacity was looked at, or no data came
+                continue
+            for d in s.decision.dims():
                 labels = (s.target.table, index, s.region, d.dim.value)
                 self.provisioned.labels(*labels).set(d.current)
                 if d.consumed_pct is not None:
                     self.consumed.labels(*labels).set(d.consumed_pct * d.current / 100.0)
                     self.utilisation.labels(*labels).set(d.consumed_pct / 100.0)
-                self.decisions.labels(reason_code(d), d.dim.value).inc()
             self.decreases_left.labels(s.target.table, index, s.region).set(decreases_left(s.decision, s.memory, now))
         self.updates.inc(updates)
         if failures:

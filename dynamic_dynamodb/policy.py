@@ -17,6 +17,7 @@ from typing import Optional
 from . import demand
 from .demand import DemandState
 from .model import Capacity, Dim, TargetStatus
+from .reasons import HOLDS, SKIPS, Reason, most_important
 from .rules import PERCENT, DimensionRules, Scale, TargetRules
 
 FREE_DECREASES_PER_DAY = 4
@@ -73,13 +74,14 @@ class Memory:
 
 @dataclass(frozen=True)
 class DimDecision:
-    """The outcome for one dimension, with the reason a person can read."""
+    """The outcome for one dimension: a code from the closed set, and the reason a person can read."""
 
     dim: Dim
     current: int
     new: int
     consumed_pct: Optional[float]
     reason: str
+    code: Reason
 
     @property
     def change(self) -> str:
@@ -96,6 +98,15 @@ class Decision:
     writes: DimDecision
     alarm: Optional[str] = None  # a throughput alarm to notify now: "high" or "low"
     budget_exhausted: Optional[datetime] = None  # set once a day when the budget first holds a decrease
+    skipped: Optional[Reason] = None  # why no decision could be made for this target (one of SKIPS)
+
+    @property
+    def code(self) -> Reason:
+        """The one code for the target: the skip, else the most important code of a changed dimension, else of both."""
+        if self.skipped is not None:
+            return self.skipped
+        changed = [d.code for d in self.dims() if d.change]
+        return most_important(changed or [d.code for d in self.dims()])
 
     @property
     def target(self):
@@ -130,6 +141,14 @@ class Decision:
     def summary(self) -> str:
         """One line: consumed %, current, new and reason for both dimensions."""
         return "; ".join(_dim_summary(d) for d in self.dims())
+
+
+def skipped(status: TargetStatus, code: Reason, reason: str) -> Decision:
+    """The decision for a target skipped before the policy ran: nothing changes, and the code says why."""
+    assert code in SKIPS, code
+    dims = (DimDecision(dim, value, value, None, reason, code)
+            for dim, value in ((Dim.READS, status.capacity.reads), (Dim.WRITES, status.capacity.writes)))
+    return Decision(status, *dims, skipped=code)
 
 
 def _dim_summary(d: DimDecision) -> str:
@@ -184,40 +203,40 @@ def scale_down_amount(scale: Optional[Scale], value: float) -> float:
 # ---- one dimension ---------------------------------------------------------------------
 
 
-def propose(cur: int, obs: Observed, r: DimensionRules, checks: int) -> tuple[int, str, int]:
-    """Proposal from the load for one dimension: (new value, reason, consecutive-check counter)."""
+def propose(cur: int, obs: Observed, r: DimensionRules, checks: int) -> tuple[int, Reason, str, int]:
+    """Proposal from the load for one dimension: (new value, code, reason, consecutive-check counter)."""
     if not r.enabled:
-        return cur, "autoscaling disabled", 0
+        return cur, Reason.DISABLED, "autoscaling disabled", 0
     consumed = obs.consumed
     if consumed is None:
-        return cur, "no data", checks
+        return cur, Reason.NO_DATA, "no data", checks
     pct = consumed / cur * 100.0
     if r.checks_reset_percent and pct >= r.checks_reset_percent:
         checks = 0
     if r.up_scaling:
-        up, why = _increase_candidate(cur, obs, pct, r)
+        up, code, why = _increase_candidate(cur, obs, pct, r)
         if up > cur:
-            return up, why, 0
+            return up, code, why, 0
     down_wanted, down_why = _wants_decrease(pct, r)
     if not down_wanted:
-        return cur, down_why, 0
+        return cur, Reason.WITHIN_BAND, down_why, 0
     if not r.down_scaling:
-        return cur, "down-scaling disabled", 0
+        return cur, Reason.DOWN_DISABLED, "down-scaling disabled", 0
     if pct == 0 and not r.allow_scaling_down_on_0_percent:
-        return cur, "consumed 0%, not scaling down", checks
+        return cur, Reason.ZERO_PERCENT, "consumed 0%, not scaling down", checks
     if obs.throttled > 0:
-        return cur, "throttled, not scaling down", 0
+        return cur, Reason.THROTTLED_NO_DECREASE, "throttled, not scaling down", 0
     amount = scale_down_amount(r.decrease_consumed_scale, pct) if r.decrease_consumed_scale else (
         r.decrease_consumed_with if r.decrease_consumed_with is not None else r.decrease_with)
     unit = r.decrease_consumed_unit or r.decrease_unit
     # never below what is consumed now: that would throttle at once
     proposal = max(decrease(cur, amount, unit), math.ceil(consumed))
     if proposal >= cur:
-        return cur, down_why, checks
+        return cur, Reason.DECREASE_TOO_SMALL, down_why, checks
     checks += 1
     if checks < r.checks_before_scale_down:
-        return cur, f"{down_why}, check {checks}/{r.checks_before_scale_down}", checks
-    return proposal, down_why, checks
+        return cur, Reason.CHECKS_PENDING, f"{down_why}, check {checks}/{r.checks_before_scale_down}", checks
+    return proposal, Reason.LOW_LOAD, down_why, checks
 
 
 def _wants_decrease(pct: float, r: DimensionRules) -> tuple[bool, str]:
@@ -231,70 +250,92 @@ def _wants_decrease(pct: float, r: DimensionRules) -> tuple[bool, str]:
     return False, "within thresholds"
 
 
-def _increase_candidate(cur: int, obs: Observed, pct: float, r: DimensionRules) -> tuple[int, str]:
-    """The largest increase any up-scaling rule asks for, and its reason."""
+def _increase_candidate(cur: int, obs: Observed, pct: float, r: DimensionRules) -> tuple[int, Reason, str]:
+    """The largest increase any up-scaling rule asks for, its code and its reason."""
     consumed = obs.consumed or 0.0
     # when the table serves more than provisioned (burst), grow from what it serves
     base = max(cur, math.ceil(consumed))
-    candidates: list[tuple[int, str]] = []
+    candidates: list[tuple[int, Reason, str]] = []
     throttled_per_s = obs.throttled / obs.window_seconds
     if r.increase_throttled_by_provisioned_scale:
         tp = throttled_per_s / cur * 100.0
         amount = scale_up_amount(r.increase_throttled_by_provisioned_scale, tp)
         if amount:
             unit = r.increase_throttled_by_provisioned_unit or r.increase_unit
-            candidates.append((increase(base, amount, unit), f"throttled {tp:.1f}% of provisioned"))
+            candidates.append((increase(base, amount, unit), Reason.THROTTLED, f"throttled {tp:.1f}% of provisioned"))
     if r.increase_throttled_by_consumed_scale and consumed > 0:
         tc = obs.throttled / (consumed * obs.window_seconds) * 100.0
         amount = scale_up_amount(r.increase_throttled_by_consumed_scale, tc)
         if amount:
             unit = r.increase_throttled_by_consumed_unit or r.increase_unit
-            candidates.append((increase(base, amount, unit), f"throttled {tc:.1f}% of consumed"))
+            candidates.append((increase(base, amount, unit), Reason.THROTTLED, f"throttled {tc:.1f}% of consumed"))
     consumed_unit = r.increase_consumed_unit or r.increase_unit
     if r.increase_consumed_scale:
         amount = scale_up_amount(r.increase_consumed_scale, pct)
         if amount:
-            candidates.append((increase(base, amount, consumed_unit), "granular up-scale"))
+            candidates.append((increase(base, amount, consumed_unit), Reason.HIGH_LOAD, "granular up-scale"))
     elif r.upper_threshold and pct >= r.upper_threshold:
         amount = r.increase_consumed_with if r.increase_consumed_with is not None else r.increase_with
-        candidates.append((increase(base, amount, consumed_unit), f">= upper threshold {r.upper_threshold:g}%"))
+        candidates.append((increase(base, amount, consumed_unit), Reason.HIGH_LOAD,
+                           f">= upper threshold {r.upper_threshold:g}%"))
     if r.throttled_upper_threshold and obs.throttled > r.throttled_upper_threshold:
-        candidates.append((increase(base, r.increase_with, r.increase_unit),
+        candidates.append((increase(base, r.increase_with, r.increase_unit), Reason.THROTTLED,
                            f"{obs.throttled:g} throttle events > {r.throttled_upper_threshold:g}"))
     if not candidates:
-        return cur, ""
+        return cur, Reason.WITHIN_BAND, ""
     return max(candidates, key=lambda c: c[0])
 
 
 def decide_dimension(dim: Dim, cur: int, obs: Observed, r: DimensionRules, checks: int) -> tuple[DimDecision, int]:
     """Threshold policy: proposal plus limits for one dimension."""
-    new, reason, checks = propose(cur, obs, r, checks)
-    return _limited(dim, cur, obs, r, new, reason), checks
+    new, code, reason, checks = propose(cur, obs, r, checks)
+    return _limited(dim, cur, obs, r, new, code, reason), checks
 
 
 def decide_demand_dimension(dim: Dim, cur: int, obs: Observed, r: DimensionRules, target_pct: float,
                             state: Optional[DemandState]) -> tuple[DimDecision, DemandState]:
     """Demand policy: proposal plus limits for one dimension."""
-    new, reason, state = demand.propose(cur, obs.series, target_pct, state or DemandState())
+    before = state or DemandState()
+    new, reason, state = demand.propose(cur, obs.series, target_pct, before)
+    code = _demand_code(cur, new, obs, before, state)
     if not r.enabled:
-        new, reason = cur, "autoscaling disabled"
+        new, code, reason = cur, Reason.DISABLED, "autoscaling disabled"
     elif new > cur and not r.up_scaling:
-        new, reason = cur, "up-scaling disabled"
+        new, code, reason = cur, Reason.UP_DISABLED, "up-scaling disabled"
     elif new < cur and not r.down_scaling:
-        new, reason = cur, "down-scaling disabled"
-    return _limited(dim, cur, obs, r, new, reason), state
+        new, code, reason = cur, Reason.DOWN_DISABLED, "down-scaling disabled"
+    return _limited(dim, cur, obs, r, new, code, reason), state
 
 
-def _limited(dim: Dim, cur: int, obs: Observed, r: DimensionRules, new: int, reason: str) -> DimDecision:
-    """The proposal brought inside [min, max], with the reason saying so."""
+def _demand_code(cur: int, new: int, obs: Observed, before: DemandState, after: DemandState) -> Reason:
+    """The code of a demand proposal, from the values it was made of."""
+    if new > cur:
+        # the demand policy raises for throttling in the newest minute it folded in
+        return Reason.THROTTLED if obs.series and obs.series[-1][2] > 0 else Reason.DEMAND_UP
+    if new < cur:
+        return Reason.DEMAND_DOWN
+    if not after.demand:
+        return Reason.NO_DATA
+    fresh = bool(obs.series) and (before.last_minute is None or obs.series[-1][0] > before.last_minute)
+    return Reason.WITHIN_BAND if fresh else Reason.NO_NEW_DATA
+
+
+def _limited(dim: Dim, cur: int, obs: Observed, r: DimensionRules, new: int, code: Reason,
+             reason: str) -> DimDecision:
+    """The proposal brought inside [min, max], with the code and the reason saying so."""
     if r.enabled:
         limited = clamp(new, r)
         if limited != new:
             side = "min" if limited > new else "max"
-            reason = f"{reason}, limited to {side} {limited}" if new != cur else f"outside limits, {side} is {limited}"
+            if new != cur:
+                reason = f"{reason}, limited to {side} {limited}"
+                code = Reason.AT_MIN if side == "min" else Reason.AT_MAX
+            else:  # the load asked for nothing, but the capacity is outside the limits
+                reason = f"outside limits, {side} is {limited}"
+                code = Reason.BELOW_MIN if side == "min" else Reason.ABOVE_MAX
             new = limited
     pct = None if obs.consumed is None else obs.consumed / cur * 100.0
-    return DimDecision(dim, cur, new, pct, reason)
+    return DimDecision(dim, cur, new, pct, reason, code)
 
 
 # ---- the decrease budget ----------------------------------------------------------------
@@ -359,8 +400,10 @@ def throughput_alarm(decisions: tuple[DimDecision, DimDecision], rules: TargetRu
     return None
 
 
-def _hold(d: DimDecision, why: str) -> DimDecision:
-    return replace(d, new=d.current, reason=f"{d.reason}; {why}")
+def _hold(d: DimDecision, code: Reason, why: str) -> DimDecision:
+    """The dimension kept at its current value by a guard; the guard's code replaces the load's."""
+    assert code in HOLDS, code
+    return replace(d, new=d.current, reason=f"{d.reason}; {why}", code=code)
 
 
 def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: TargetRules, memory: Memory,
@@ -385,18 +428,19 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
     memory = replace(memory, alarm=alarm)
 
     if not breaker_closed:
-        dr, dw = (_hold(d, "circuit breaker open") if d.change else d for d in (dr, dw))
+        dr, dw = (_hold(d, Reason.BREAKER_OPEN, "circuit breaker open") if d.change else d for d in (dr, dw))
         return Decision(status, dr, dw, notify), memory
 
     if rules.always_decrease_rw_together:
         dr, dw = _decrease_together(dr, dw, rules)
     if (dr.change == "down" or dw.change == "down") and not in_maintenance_window(rules, now):
-        dr, dw = (_hold(d, "outside maintenance windows") if d.change == "down" else d for d in (dr, dw))
+        dr, dw = (_hold(d, Reason.OUTSIDE_WINDOW, "outside maintenance windows") if d.change == "down" else d
+                  for d in (dr, dw))
     if (dr.change == "down" or dw.change == "down") and not decrease_allowed(status, memory, now,
                                                                               rules.reserved_decreases):
         at = next_decrease_at(status, memory, now, rules.reserved_decreases)
         why = f"decrease budget spent, next at {at:%H:%M} UTC"
-        dr, dw = (_hold(d, why) if d.change == "down" else d for d in (dr, dw))
+        dr, dw = (_hold(d, Reason.BUDGET_SPENT, why) if d.change == "down" else d for d in (dr, dw))
         if memory.budget_notified != now.date():
             memory = replace(memory, budget_notified=now.date())
             return Decision(status, dr, dw, notify, budget_exhausted=at), memory
@@ -413,7 +457,7 @@ def _decrease_together(dr: DimDecision, dw: DimDecision, rules: TargetRules) -> 
         return d.change == "down" or d.current <= rules.dim(d.dim).floor
 
     if dr.change == "down" and not ready(dw):
-        dr = _hold(dr, "waiting for writes to decrease too")
+        dr = _hold(dr, Reason.WAITING_FOR_PARTNER, "waiting for writes to decrease too")
     if dw.change == "down" and not ready(dr):
-        dw = _hold(dw, "waiting for reads to decrease too")
+        dw = _hold(dw, Reason.WAITING_FOR_PARTNER, "waiting for reads to decrease too")
     return dr, dw

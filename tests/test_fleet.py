@@ -425,7 +425,7 @@ def test_the_state_file_round_trip_gives_each_placement_its_memory_back(tmp_path
     assert again.memory[("eu-west-1", None)][Target("orders")].decreases_today == 1
     # the east table made no decrease: its memory holds only its last decision
     assert again.memory[("us-east-1", None)][Target("orders")].decreases_today == 0
-    assert again.memory[("us-east-1", None)][Target("orders")].last_reason == "within thresholds"
+    assert again.memory[("us-east-1", None)][Target("orders")].last_reason == "within_band"
 
 
 @pytest.fixture

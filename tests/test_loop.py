@@ -11,10 +11,12 @@ from dynamic_dynamodb.model import (
     LimitExceeded,
     TableBusy,
     TableDescription,
+    TableNotFound,
     Target,
     TargetStatus,
     Update,
 )
+from dynamic_dynamodb.reasons import Reason
 from dynamic_dynamodb.rules import TargetRules
 from dynamic_dynamodb.settings import Settings, TableSection
 
@@ -128,6 +130,48 @@ def test_a_table_reported_with_0_provisioned_units_is_skipped_and_the_others_sti
     assert [u.table for u in tables.updates] == ["c-table"] and tables.tables["c-table"] == Capacity(150, 100)
     assert report.skipped == 2 and report.ok
     assert "a-zero: DescribeTable reports 0 read and 0 write units provisioned, skipped" in caplog.text
+    assert [(str(d.target), d.code) for d in report.decisions] == [
+        ("a-zero", Reason.NO_CAPACITY), ("b-half", Reason.NO_CAPACITY), ("c-table", Reason.HIGH_LOAD)]
+
+
+class StatusTables(FakeTables):
+    """Tables whose DescribeTable answers with a given status, billing mode or error."""
+
+    def __init__(self, answers: dict[str, object]) -> None:
+        super().__init__({name: Capacity(100, 100) for name in answers})
+        self.answers = answers
+
+    def describe(self, table: str) -> TableDescription:
+        answer = self.answers[table]
+        if isinstance(answer, Exception):
+            raise answer
+        state, billing = answer
+        return TableDescription(TargetStatus(Target(table), state, billing, self.tables[table]))
+
+
+class BrokenMetrics:
+    def fetch(self, queries):
+        raise AwsError("ThrottlingException: rate exceeded", "ThrottlingException")
+
+
+def test_every_skipped_table_is_a_decision_with_its_code():
+    tables = StatusTables({"a-gone": TableNotFound("ResourceNotFoundException: gone"),
+                           "b-denied": AwsError("AccessDeniedException: no", "AccessDeniedException"),
+                           "c-ondemand": ("ACTIVE", "PAY_PER_REQUEST"), "d-creating": ("CREATING", "PROVISIONED"),
+                           "e-table": ("ACTIVE", "PROVISIONED")})
+    report = scaler(tables, {name: (50, 50) for name in tables.tables}).run_pass(NOW)
+    assert sorted((str(d.target), d.code) for d in report.decisions) == [
+        ("a-gone", Reason.NOT_FOUND), ("b-denied", Reason.AWS_ERROR), ("c-ondemand", Reason.ON_DEMAND),
+        ("d-creating", Reason.NOT_ACTIVE), ("e-table", Reason.WITHIN_BAND)]
+    assert [str(d.target) for d in report.decided] == ["e-table"] and not any(d.changed for d in report.decisions)
+
+
+def test_decisions_made_while_cloudwatch_cannot_be_read_say_so():
+    tables = FakeTables({"orders": Capacity(100, 100)})
+    section = TableSection(".*", re.compile(".*"), TargetRules())
+    report = Scaler(Settings(tables=(section,)), Ports(tables, BrokenMetrics())).run_pass(NOW)
+    assert [d.code for d in report.decisions] == [Reason.METRICS_UNAVAILABLE] and tables.updates == []
+    assert report.decisions[0].reads.code is Reason.NO_DATA and report.failures == 1
 
 
 def test_the_demand_policy_reads_back_over_the_whole_check_interval():

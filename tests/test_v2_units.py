@@ -19,6 +19,7 @@ from dynamic_dynamodb.model import (
     Update,
 )
 from dynamic_dynamodb.policy import Memory, Observed
+from dynamic_dynamodb.reasons import Reason
 from dynamic_dynamodb.rules import DimensionRules, TargetRules
 from dynamic_dynamodb.settings import GsiSection, Settings, TableSection
 
@@ -137,7 +138,9 @@ def test_the_gsis_of_a_table_that_is_not_active_are_not_decided():
     desc = TableDescription(status("orders", state="UPDATING"), (status("orders", "by_customer"),))
     s, tables, _ = scaler(desc, {Target("orders"): (95, 95), Target("orders", "by_customer"): (95, 95)})
     report = s.run_pass(NOW)
-    assert tables.updates == [] and report.decisions == [] and report.skipped == 1
+    assert tables.updates == [] and report.decided == [] and report.skipped == 1
+    assert {str(d.target): d.code for d in report.decisions} == {"orders/by_customer": Reason.GSI_BUSY,
+                                                               "orders": Reason.NOT_ACTIVE}
 
 
 # ---- SNS texts ---------------------------------------------------------------------------------

@@ -107,6 +107,7 @@ def simulate(settings: Settings, trace_path: Union[str, Path], output_dir: Optio
     scaler = make_scaler(settings, tables=tables, metrics=metrics, breaker=ClosedBreaker())
     every = passes_every(settings)
     decisions: dict[int, str] = {}
+    reasons: dict[int, str] = {}  # the codes of the pass's decisions, one per table or GSI
     bar = Progress(trace.minutes, progress)
     passes = 0
     while not world.done:
@@ -117,6 +118,7 @@ def simulate(settings: Settings, trace_path: Union[str, Path], output_dir: Optio
             passes += 1
             if outcome.decisions:
                 decisions[m] = "; ".join(str(d.summary) for d in outcome.decisions)
+                reasons[m] = ";".join(str(d.code) for d in outcome.decisions)
         world.serve()
         bar.update(m + 1)
     bar.close()
@@ -131,7 +133,7 @@ def simulate(settings: Settings, trace_path: Union[str, Path], output_dir: Optio
         return report
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_timeline(out / "timeline.csv", world, decisions)
+    write_timeline(out / "timeline.csv", world, decisions, reasons)
     hint = write_plot(out / "plot.png", world, mine, others[aws_label], aws_label, theirs[aws_label])
     report = replace(report, output_dir=out, plot_hint=hint)
     write_json(out / "report.json", report.as_dict())
