@@ -118,9 +118,12 @@ class Metrics:
         self.last_pass.set(now.timestamp() + seconds)
 
     def names(self) -> set[str]:
-        """Every sample name exported (counters with their _total), for the dashboard check."""
-        return {sample.name for family in self.registry.collect() for sample in family.samples} | {
-            f"{family.name}_total" for family in self.registry.collect() if family.type == "counter"}
+        """Every series name a scrape can show (a counter's _total, a histogram's _bucket...)."""
+        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
+        names: set[str] = set()
+        for family in self.registry.collect():
+            names |= {family.name, *(family.name + suffix for suffix in suffixes.get(family.type, ()))}
+        return names
 
 
 def samples_of(fleet) -> Iterator[TargetSample]:
