@@ -27,7 +27,7 @@ setup(
             "moto[server]>=5.0",
             "supervisor>=4.2",
         ],
-        "plot": ["matplotlib>=3.6"],
+        "plot": ["matplotlib>=3.7"],
         "docs": ["sphinx>=7"],
     },
     entry_points={"console_scripts": ["dynamic-dynamodb = dynamic_dynamodb.cli:main"]},

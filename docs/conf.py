@@ -14,3 +14,5 @@ extensions = ["sphinx.ext.autodoc"]
 exclude_patterns = ["_build"]
 html_theme = "alabaster"
 man_pages = [("index", "dynamic-dynamodb", "autoscale provisioned DynamoDB tables", [author], 1)]
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]  # wide key tables wrap instead of overflowing the page

@@ -395,7 +395,7 @@ class Scaler:
 
 def _remember(memory: Memory, decision: Decision, now: datetime) -> Memory:
     """The memory with the decision's reason code and time, for --status (kept as text: plain JSON)."""
-    return replace(memory, last_reason=decision.code.value, last_decided=now.isoformat())
+    return replace(memory, last_reason=decision.code.value, last_decided=now.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
 def _log_decision(decision: Decision, json_lines: bool) -> None:

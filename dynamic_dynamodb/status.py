@@ -99,7 +99,7 @@ def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, dict):  # last_decision
-        return f"{value['reason']} at {value['at'][:19]}Z" if value.get("at") else str(value["reason"])
+        return f"{value['reason']} at {value['at']}" if value.get("at") else str(value["reason"])
     return str(value)
 
 

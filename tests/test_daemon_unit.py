@@ -500,7 +500,12 @@ def test_the_systemd_unit_runs_the_loop_attached_reloads_with_hup_and_restarts_o
     parser.optionxform = str  # systemd keys are case-sensitive
     parser.read(REPO / "examples" / "dynamic-dynamodb.service")
     service = parser["Service"]
-    assert service["Type"] == "simple"
+    assert service["Type"] == "notify"  # READY=1 and WATCHDOG=1 come from sdnotify.py
+    assert int(service["WatchdogSec"]) >= 60
+    # DynamicUser=yes has no home: no ~/.aws profile; the advice is LoadCredential or an environment file
+    assert service["DynamicUser"] == "yes" and "AWS_PROFILE" not in service.get("Environment", "")
+    text = (REPO / "examples" / "dynamic-dynamodb.service").read_text()
+    assert "LoadCredential=" in text and "EnvironmentFile=" in text
     exec_start = service["ExecStart"].split()
     assert exec_start[exec_start.index("--daemon") + 1] in ("foreground", "fg")
     assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"
@@ -513,6 +518,6 @@ def test_the_service_docs_show_the_shipped_files_and_every_daemon_command():
     text = (REPO / "docs" / "service.rst").read_text()
     for needle in ("literalinclude:: ../examples/supervisord.conf",
                    "literalinclude:: ../examples/dynamic-dynamodb.service",
-                   "--daemon start", "--daemon stop", "--daemon restart", "--daemon foreground",
+                   "--daemon start", "--daemon stop", "--daemon restart", "--daemon status", "--daemon foreground",
                    "SIGTERM", "SIGHUP", "SIGINT", "logrotate", "--pid-file-dir", "--instance"):
         assert needle in text, needle

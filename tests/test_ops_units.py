@@ -146,7 +146,7 @@ def test_status_left_and_next_agree_with_decrease_allowed(aws_count, ours, minut
 
 def test_the_status_table_has_one_aligned_line_per_row(capsys):
     rows = [status.status_row(active(), "us-east-1", Memory(last_reason="within_band",
-                                                            last_decided=NOW.isoformat()), NOW)]
+                                                            last_decided="2026-12-01T20:00:00Z"), NOW)]
     status.print_table(rows, __import__("sys").stdout)
     header, line = capsys.readouterr().out.splitlines()
     assert header.startswith("TABLE") and line.startswith("orders")
@@ -215,3 +215,26 @@ def test_json_lines_are_one_object_with_the_extra_fields():
     data = json.loads(line)
     assert data == {"time": "2026-12-01T20:49:20.057Z", "level": "INFO", "logger": "dynamic-dynamodb",
                     "message": "orders: reads", "dry_run": True, "table": "orders", "index": None}
+
+
+# ---- the docs' examples -------------------------------------------------------------------------
+
+
+def ini_blocks() -> list[tuple[str, str]]:
+    """Every config-file example of the docs: (page, text)."""
+    blocks = []
+    for page in sorted((REPO / "docs").glob("*.rst")):
+        for match in re.finditer(r"^\.\. code-block:: ini\n\n((?:    .*\n|\n)+)", page.read_text(), re.M):
+            text = "\n".join(line[4:] for line in match[1].splitlines())
+            if re.search(r"^\[(global|logging|default_options|table: |gsi: )", text, re.M):
+                blocks.append((page.name, text))
+    return blocks
+
+
+@pytest.mark.parametrize("page, text", ini_blocks(), ids=lambda v: v if v.endswith(".rst") else "")
+def test_every_config_example_in_the_docs_loads_when_pasted(tmp_path, page, text):
+    from dynamic_dynamodb.config import load_settings
+
+    path = tmp_path / "pasted.conf"
+    path.write_text(text)
+    load_settings(["-c", str(path)])  # a ConfigError (exit 2) fails the test

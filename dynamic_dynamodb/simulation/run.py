@@ -100,7 +100,7 @@ def simulate(settings: Settings, trace_path: Union[str, Path], output_dir: Optio
 
     Raises TraceError for a bad trace.
     """
-    trace = load_trace(trace_path)
+    trace = load_trace(trace_path, name=table or "")  # a backtest's plot is titled with its table
     name = table or table_name(settings, trace)
     world = World(trace, initial)
     tables, metrics = SimTables(world, name), SimMetrics(world, name)
