@@ -238,3 +238,62 @@ def test_every_config_example_in_the_docs_loads_when_pasted(tmp_path, page, text
     path = tmp_path / "pasted.conf"
     path.write_text(text)
     load_settings(["-c", str(path)])  # a ConfigError (exit 2) fails the test
+
+
+# ---- SNS publishes are logged; a dry run sends none ------------------------------------------------
+
+
+def sns_scaler(dry_run: bool = False, fail: bool = False):
+    from dataclasses import replace as _replace
+
+    from test_v2_units import TOPIC, FakeNotifier, TableDescription, scaler
+    from test_v2_units import status as target_status
+
+    from dynamic_dynamodb.model import AwsError
+    from dynamic_dynamodb.rules import TargetRules
+
+    rules = TargetRules(sns_topic_arn=TOPIC, sns_message_types=("scale-up",))
+    s, _, notifier = scaler(TableDescription(target_status("orders")), {Target("orders"): (95, 50)}, rules)
+    if fail:
+        class Failing(FakeNotifier):
+            def publish(self, topic_arn, subject, message):
+                raise AwsError("denied", "AuthorizationError")
+        s.ports = _replace(s.ports, notifier=Failing())
+    s.dry_run = dry_run
+    return s, notifier, TOPIC
+
+
+def test_every_sns_publish_is_logged_at_info_with_topic_and_subject(caplog):
+    s, notifier, topic = sns_scaler()
+    with caplog.at_level(logging.INFO, logger="dynamic-dynamodb"):
+        s.run_pass(NOW)
+    [sent] = notifier.sent
+    [line] = [r for r in caplog.records if "SNS publish" in r.getMessage()]
+    assert line.levelno == logging.INFO and (line.topic, line.subject) == (topic, sent[1])
+
+
+def test_a_dry_run_sends_and_logs_no_notification(caplog):
+    s, notifier, _ = sns_scaler(dry_run=True)
+    with caplog.at_level(logging.INFO, logger="dynamic-dynamodb"):
+        s.run_pass(NOW)
+    assert notifier.sent == [] and "SNS publish" not in caplog.text
+
+
+def test_a_failed_publish_is_an_aws_error_of_the_pass():
+    s, _, _ = sns_scaler(fail=True)
+    report = s.run_pass(NOW)
+    assert ("Publish", "AuthorizationError") in report.aws_errors
+
+
+# ---- --show-config says its warnings on stderr too ---------------------------------------------------
+
+
+def test_show_config_prints_its_warnings_on_stderr_as_well(tmp_path, capsys):
+    from dynamic_dynamodb import cli
+
+    conf = tmp_path / "c.conf"
+    conf.write_text("[global]\nno-such-key: 1\n[table: t]\n")
+    assert cli.main(["-c", str(conf), "--show-config"]) == 0
+    out, err = capsys.readouterr()
+    assert "no-such-key" in json.dumps(json.loads(out)["warnings"])
+    assert re.search(r"^dynamic-dynamodb: warning: .*no-such-key", err, re.M)
