@@ -297,3 +297,39 @@ def test_show_config_prints_its_warnings_on_stderr_as_well(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert "no-such-key" in json.dumps(json.loads(out)["warnings"])
     assert re.search(r"^dynamic-dynamodb: warning: .*no-such-key", err, re.M)
+
+
+# ---- the HTTP server -----------------------------------------------------------------------------------
+
+
+def test_the_server_answers_metrics_and_healthz_by_the_liveness_and_a_taken_port_is_a_config_error():
+    import urllib.error
+    import urllib.request
+
+    from dynamic_dynamodb import metrics
+    from dynamic_dynamodb.settings import ConfigError
+
+    clock = [0.0]
+    live = Liveness(lambda: 1, clock=lambda: clock[0])
+    server = metrics.serve(Metrics(), live, 0)
+    port = server.server_port
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def get(path: str) -> int:
+        try:
+            with opener.open(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
+                return resp.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    try:
+        assert get("/healthz") == 200 and get("/metrics") == 200
+        clock[0] = 63.0  # two 1-second intervals plus a minute, and one second more
+        assert get("/healthz") == 503
+        live.pass_ended()
+        assert get("/healthz") == 200
+        with pytest.raises(ConfigError, match=rf"metrics-port {port}: cannot listen on 127.0.0.1"):
+            metrics.serve(Metrics(), live, port)
+    finally:
+        server.shutdown()
+        server.server_close()
