@@ -73,8 +73,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         stopping = _stop_settings(argv)
         if stopping is None:
             return _fail(str(e), EXIT_USAGE)
-        print(f"dynamic-dynamodb: warning: {e} (--daemon {_stop_settings(argv).daemon} goes ahead)",
-              file=sys.stderr)
+        print(f"dynamic-dynamodb: warning: {e} (--daemon {stopping.daemon} goes ahead)", file=sys.stderr)
         settings = stopping
     if settings.show_config:
         print(json.dumps(config.settings_as_dict(settings), indent=2, sort_keys=True))

@@ -47,14 +47,17 @@ def setup_logging(settings: Settings, console: bool = True) -> None:
     logging.getLogger("botocore").setLevel(logging.WARNING)
 
 
+def utc_time(record: logging.LogRecord) -> str:
+    """A record's time in UTC, ISO-8601 with milliseconds: 2026-12-01T20:49:20.057Z."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+
+
 class UtcFormatter(logging.Formatter):
     """Times in UTC, ISO-8601 with milliseconds and a Z (maintenance windows are in UTC too)."""
 
-    converter = time.gmtime
-
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
         """2026-12-01T20:49:20.057Z."""
-        return time.strftime("%Y-%m-%dT%H:%M:%S", self.converter(record.created)) + f".{int(record.msecs):03d}Z"
+        return utc_time(record)
 
 
 def make_formatter(settings: Settings) -> logging.Formatter:
@@ -65,8 +68,9 @@ def make_formatter(settings: Settings) -> logging.Formatter:
         class UtcJsonFormatter(JsonFormatter):
             """python-json-logger with the UTC time of the text format."""
 
-            formatTime = UtcFormatter.formatTime  # noqa: N815
-            converter = time.gmtime
+            def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+                """The UTC time of the text format."""
+                return utc_time(record)
 
         # extra= fields of a record (table, index, dimension, reason...) become keys of their own
         return UtcJsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s",

@@ -100,6 +100,7 @@ class Scaler:
         self._matches: dict[str, Optional[TableSection]] = {}
         self.stop = threading.Event()  # set by SIGTERM: finish the table in progress, leave the rest
         self._aws_errors: list[tuple[str, str]] = []  # the pass's PassReport.aws_errors, for SNS failures
+        self.last_report: Optional[PassReport] = None  # set by Fleet.run_pass, read by the metrics
 
     # ---- matching -------------------------------------------------------------------
 

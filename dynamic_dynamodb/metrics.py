@@ -129,7 +129,7 @@ class Metrics:
 def samples_of(fleet) -> Iterator[TargetSample]:
     """The targets of a Fleet's last pass, with their region and memory."""
     for placement, scaler in fleet.scalers.items():
-        report = getattr(scaler, "last_report", None)
+        report = scaler.last_report
         if report is None:
             continue
         for d in report.decisions:
