@@ -24,9 +24,9 @@ from urllib.parse import urlsplit
 from . import __version__
 from .breaker import redact_url
 from .model import Dim
+from .policy import SCALING_POLICIES
 from .rules import (
     PERCENT,
-    SCALING_POLICIES,
     SNS_MESSAGE_TYPES,
     UNIT_CHOICES,
     UNITS,

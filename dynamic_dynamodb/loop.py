@@ -401,8 +401,8 @@ def _queries(target: Target, rules: TargetRules, now: datetime, interval: int = 
     end_minute = now.replace(second=0, microsecond=0)
     start = end_minute - timedelta(minutes=rules.lookback_window_start)
     end = start + timedelta(minutes=rules.lookback_period)
-    if rules.scaling_policy == "demand":
-        # the demand policy keeps a per-minute history: reach back over the whole interval
+    if policy.POLICIES[rules.scaling_policy].keeps_history:
+        # a policy that keeps a per-minute history: reach back over the whole interval
         # since the last pass, and the CloudWatch delay, so that no minute is missed
         start = min(start, end - timedelta(minutes=math.ceil(interval / 60) + CLOUDWATCH_DELAY_MINUTES))
     return tuple(MetricQuery(target, metric[dim], start, end, 60)

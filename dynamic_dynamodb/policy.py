@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from typing import Optional
+from typing import Optional, Protocol
 
 from . import demand
 from .demand import DemandState
@@ -67,6 +67,26 @@ class Memory:
     def with_checks(self, dim: Dim, value: int) -> "Memory":
         """A copy with one dimension's counter set."""
         return replace(self, read_checks=value) if dim is Dim.READS else replace(self, write_checks=value)
+
+    def dim(self, dim: Dim) -> "DimMemory":
+        """What the policies remember of one dimension."""
+        if dim is Dim.READS:
+            return DimMemory(self.read_checks, self.reads_demand)
+        return DimMemory(self.write_checks, self.writes_demand)
+
+    def with_dim(self, dim: Dim, m: "DimMemory") -> "Memory":
+        """A copy with one dimension's memory set."""
+        if dim is Dim.READS:
+            return replace(self, read_checks=m.checks, reads_demand=m.demand)
+        return replace(self, write_checks=m.checks, writes_demand=m.demand)
+
+
+@dataclass(frozen=True)
+class DimMemory:
+    """What the scaling policies remember of one dimension between passes; each uses its own field."""
+
+    checks: int = 0  # threshold: consecutive qualifying checks before a decrease
+    demand: Optional[DemandState] = None  # demand: the per-minute history and the burst estimate
 
 
 @dataclass(frozen=True)
@@ -283,25 +303,85 @@ def _increase_candidate(cur: int, obs: Observed, pct: float, r: DimensionRules) 
     return max(candidates, key=lambda c: c[0])
 
 
+# ---- one protocol for every scaling policy -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What a scaling policy wants for one dimension, before the guards and the limits."""
+
+    new: int
+    code: Reason
+    reason: str
+    memory: DimMemory  # the dimension's memory after this proposal
+
+
+class ScalingPolicy(Protocol):
+    """A `scaling-policy:` value: proposes from the load; the guards and the limits come after it."""
+
+    name: str
+    keeps_history: bool  # True when it folds a per-minute history: the queries reach back over the interval
+
+    def propose(self, cur: int, obs: Observed, r: DimensionRules, rules: TargetRules,
+                memory: DimMemory) -> Proposal:
+        """The proposal for one dimension at `cur` units."""
+
+
+class ThresholdPolicy:
+    """`scaling-policy: threshold`: 1.6.0's thresholds, granular scales and consecutive checks."""
+
+    name = "threshold"
+    keeps_history = False
+
+    def propose(self, cur: int, obs: Observed, r: DimensionRules, rules: TargetRules,
+                memory: DimMemory) -> Proposal:
+        """Thresholds and throttling; a decrease only after its consecutive checks."""
+        new, code, reason, checks = propose(cur, obs, r, memory.checks)
+        return Proposal(new, code, reason, replace(memory, checks=checks))
+
+
+class DemandPolicy:
+    """`scaling-policy: demand`: provision for the demand, burst in mind (the maths are in demand.py)."""
+
+    name = "demand"
+    keeps_history = True
+
+    def propose(self, cur: int, obs: Observed, r: DimensionRules, rules: TargetRules,
+                memory: DimMemory) -> Proposal:
+        """demand.propose over the dimension's history."""
+        before = memory.demand or DemandState()
+        new, reason, state = demand.propose(cur, obs.series, rules.target_utilization, before)
+        return Proposal(new, _demand_code(cur, new, obs, before, state), reason, replace(memory, demand=state))
+
+
+# The registry of `scaling-policy:` values; the first is the default.
+POLICIES: dict[str, ScalingPolicy] = {p.name: p for p in (ThresholdPolicy(), DemandPolicy())}
+SCALING_POLICIES = tuple(POLICIES)
+
+
+def decide_with(scaling: ScalingPolicy, dim: Dim, cur: int, obs: Observed, r: DimensionRules, rules: TargetRules,
+                memory: DimMemory) -> tuple[DimDecision, DimMemory]:
+    """Any policy's proposal for one dimension, then the switches and the [min, max] limits."""
+    p = scaling.propose(cur, obs, r, rules, memory)
+    new, code, reason = _switched(cur, p, r)
+    return _limited(dim, cur, obs, r, new, code, reason), p.memory
+
+
 def decide_dimension(dim: Dim, cur: int, obs: Observed, r: DimensionRules, checks: int) -> tuple[DimDecision, int]:
     """Threshold policy: proposal plus limits for one dimension."""
-    new, code, reason, checks = propose(cur, obs, r, checks)
-    return _limited(dim, cur, obs, r, new, code, reason), checks
+    d, memory = decide_with(POLICIES["threshold"], dim, cur, obs, r, TargetRules(), DimMemory(checks=checks))
+    return d, memory.checks
 
 
-def decide_demand_dimension(dim: Dim, cur: int, obs: Observed, r: DimensionRules, target_pct: float,
-                            state: Optional[DemandState]) -> tuple[DimDecision, DemandState]:
-    """Demand policy: proposal plus limits for one dimension."""
-    before = state or DemandState()
-    new, reason, state = demand.propose(cur, obs.series, target_pct, before)
-    code = _demand_code(cur, new, obs, before, state)
+def _switched(cur: int, p: Proposal, r: DimensionRules) -> tuple[int, Reason, str]:
+    """The proposal as enable-*-autoscaling, -up-scaling and -down-scaling allow it."""
     if not r.enabled:
-        new, code, reason = cur, Reason.DISABLED, "autoscaling disabled"
-    elif new > cur and not r.up_scaling:
-        new, code, reason = cur, Reason.UP_DISABLED, "up-scaling disabled"
-    elif new < cur and not r.down_scaling:
-        new, code, reason = cur, Reason.DOWN_DISABLED, "down-scaling disabled"
-    return _limited(dim, cur, obs, r, new, code, reason), state
+        return cur, Reason.DISABLED, "autoscaling disabled"
+    if p.new > cur and not r.up_scaling:
+        return cur, Reason.UP_DISABLED, "up-scaling disabled"
+    if p.new < cur and not r.down_scaling:
+        return cur, Reason.DOWN_DISABLED, "down-scaling disabled"
+    return p.new, p.code, p.reason
 
 
 def _demand_code(cur: int, new: int, obs: Observed, before: DemandState, after: DemandState) -> Reason:
@@ -407,16 +487,10 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
            now: datetime, breaker_closed: bool = True) -> tuple[Decision, Memory]:
     """The decision for one table or GSI, and the memory to keep for the next pass."""
     cap = status.capacity
-    if rules.scaling_policy == "demand":
-        dr, rs = decide_demand_dimension(Dim.READS, cap.reads, reads, rules.reads, rules.target_utilization,
-                                         memory.reads_demand)
-        dw, ws = decide_demand_dimension(Dim.WRITES, cap.writes, writes, rules.writes, rules.target_utilization,
-                                         memory.writes_demand)
-        memory = replace(memory, reads_demand=rs, writes_demand=ws)
-    else:
-        dr, read_checks = decide_dimension(Dim.READS, cap.reads, reads, rules.reads, memory.read_checks)
-        dw, write_checks = decide_dimension(Dim.WRITES, cap.writes, writes, rules.writes, memory.write_checks)
-        memory = replace(memory, read_checks=read_checks, write_checks=write_checks)
+    scaling = POLICIES[rules.scaling_policy]
+    dr, mr = decide_with(scaling, Dim.READS, cap.reads, reads, rules.reads, rules, memory.dim(Dim.READS))
+    dw, mw = decide_with(scaling, Dim.WRITES, cap.writes, writes, rules.writes, rules, memory.dim(Dim.WRITES))
+    memory = memory.with_dim(Dim.READS, mr).with_dim(Dim.WRITES, mw)
 
     alarm = throughput_alarm((dr, dw), rules)
     if dr.consumed_pct is None and dw.consumed_pct is None:
