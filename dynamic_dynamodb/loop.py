@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Optional, Union
 
-from . import policy
+from . import notifications, policy
 from .breaker import redact_url
 from .model import (
     CONSUMED_METRIC,
@@ -190,16 +190,16 @@ class Scaler:
                 rules = self._gsi_rules(section, status.target.index or "")
                 if rules is not None and table_busy:
                     report.decisions.append(policy.skipped(status, Reason.GSI_BUSY,
-                                                           f"table is {desc.table.status}"))
+                                                           f"table is {desc.table.status}", rules))
                 elif rules is not None:
                     targets.append((status, rules))
             for status, rules in targets:
-                if self._skip(status, report):
+                if self._skip(status, rules, report):
                     continue
                 jobs.append(Job(status, rules, _queries(status.target, rules, now, self.settings.check_interval)))
         return jobs
 
-    def _skip(self, status: TargetStatus, report: PassReport) -> bool:
+    def _skip(self, status: TargetStatus, rules: TargetRules, report: PassReport) -> bool:
         """True (and a skipped decision in the report) when the policy cannot decide on this target."""
         if status.on_demand:
             log.info("%s: on-demand (PAY_PER_REQUEST), nothing to scale", status.target)
@@ -215,7 +215,7 @@ class Scaler:
         else:
             return False
         report.skipped += 1
-        report.decisions.append(policy.skipped(status, code, why))
+        report.decisions.append(policy.skipped(status, code, why, rules))
         return True
 
     def _fetch_metrics(self, jobs: list[Job], report: PassReport) -> dict[MetricQuery, list]:
@@ -275,7 +275,7 @@ class Scaler:
     def _apply(self, table: str, decisions: list[Decision], now: datetime, report: PassReport) -> None:
         for d in decisions:
             if d.alarm:
-                self._notify_alarm(d)
+                self._publish(notifications.alarm_message(d))
             if d.budget_exhausted:
                 self._notify_budget(d)
         changed = [d for d in decisions if d.changed]
@@ -294,8 +294,8 @@ class Scaler:
             self.ports.tables.update(_update(table, changed))
         except LimitExceeded as e:
             log.warning("%s: UpdateTable refused: %s", table, e)
-            increases = [held for held in map(Decision.without_decreases, changed) if held.changed]
-            if retry and increases and any(d.decreasing for d in changed):
+            increases = policy.retry_increases(changed) if retry else []
+            if increases:
                 self._send(table, increases, now, report, retry=False)
             elif not retry:
                 report.failures += 1
@@ -315,68 +315,22 @@ class Scaler:
                      "" if retry else " (increases only)")
             if d.decreasing:
                 self.memory[d.target] = policy.record_decrease(self.memory.get(d.target, Memory()), now)
-            self._notify_change(d)
-
-    def _notify_change(self, d: Decision) -> None:
-        rules = self._rules_of(d)
-        if rules is None or not rules.sns_topic_arn:
-            return
-        kinds = {"scale-up" if x.change == "up" else "scale-down" for x in d.dims() if x.change}
-        if not kinds & set(rules.sns_message_types):
-            return
-        what = f"GSI {d.target.index}" if d.target.index else f"table {d.target.table}"
-        prefix = f"{d.target.table} - GSI: {d.target.index}" if d.target.index else d.target.table
-        lines = [f"{prefix} - {x.dim.value.capitalize()}: {x.change.upper()} from {x.current} to {x.new}\n"
-                 for x in d.dims() if x.change]
-        self._publish(rules.sns_topic_arn, f"Updated provisioning for {what}", "".join(lines), d.target)
-
-    def _notify_alarm(self, d: Decision) -> None:
-        rules = self._rules_of(d)
-        kind = f"{d.alarm}-throughput-alarm"
-        if rules is None or not rules.sns_topic_arn or kind not in rules.sns_message_types:
-            return
-        label = f"Table {d.target.table}" + (f" - GSI: {d.target.index}" if d.target.index else "")
-        subject = f"ALARM: {'High' if d.alarm == 'high' else 'Low'} Throughput for {label}"
-        prefix = d.target.table + (f" - GSI: {d.target.index}" if d.target.index else "")
-        lines = []
-        for x in d.dims():
-            r, pct = rules.dim(x.dim), x.consumed_pct
-            capacity = "Read" if x.dim is Dim.READS else "Write"
-            if pct is None:
-                continue
-            if d.alarm == "high" and r.upper_alarm_threshold and pct >= r.upper_alarm_threshold:
-                lines.append(f"{prefix} - Consumed {capacity} Capacity {pct:f}% was greater than or equal to "
-                             f"the upper alarm threshold {r.upper_alarm_threshold:f}%\n")
-            elif d.alarm == "low" and r.lower_alarm_threshold and pct < r.lower_alarm_threshold:
-                lines.append(f"{prefix} - Consumed {capacity} Capacity {pct:f}% was below "
-                             f"the lower alarm threshold {r.lower_alarm_threshold:f}%\n")
-        self._publish(rules.sns_topic_arn, subject, "".join(lines), d.target)
+            self._publish(notifications.change_message(d))
 
     def _notify_budget(self, d: Decision) -> None:
         """Said once per UTC day: decreases wait because DynamoDB's daily allowance is spent."""
         at = d.budget_exhausted
         log.warning("%s: decrease budget for today is spent; decreases wait until %s", d.target,
                     f"{at:%H:%M} UTC" if at else "tomorrow")
-        rules = self._rules_of(d)
-        if rules is None or not rules.sns_topic_arn or "scale-down" not in rules.sns_message_types:
-            return
-        self._publish(rules.sns_topic_arn, f"Decrease budget spent for {d.target}",
-                      f"{d.target}: DynamoDB's decreases for today are used up; the next decrease is possible "
-                      f"at {at:%Y-%m-%d %H:%M} UTC. Decreases wait until then; increases go ahead.", d.target)
+        self._publish(notifications.budget_message(d))
 
-    def _publish(self, topic: str, subject: str, message: str, target: Target) -> None:
-        if self.ports.notifier is None or self.dry_run:
+    def _publish(self, message: Optional[notifications.Message]) -> None:
+        if message is None or self.ports.notifier is None or self.dry_run:
             return
         try:
-            self.ports.notifier.publish(topic, subject, message)
+            self.ports.notifier.publish(message.topic, message.subject, message.body)
         except AwsError as e:
-            log.error("%s: SNS publish to %s failed: %s", target, topic, e)
-
-    def _rules_of(self, d: Decision) -> Optional[TargetRules]:
-        section = self.section_for(d.target.table)
-        if section is None:
-            return None
-        return section.rules if d.target.index is None else self._gsi_rules(section, d.target.index)
+            log.error("%s: SNS publish to %s failed: %s", message.target, message.topic, e)
 
 
 def _unknown(table: str, code: Reason, why: str) -> Decision:

@@ -99,6 +99,7 @@ class DimDecision:
     consumed_pct: Optional[float]
     reason: str
     code: Reason
+    alarm: Optional[str] = None  # the throughput alarm level of this dimension: "high", "low" or None
 
     @property
     def change(self) -> str:
@@ -116,6 +117,7 @@ class Decision:
     alarm: Optional[str] = None  # a throughput alarm to notify now: "high" or "low"
     budget_exhausted: Optional[datetime] = None  # set once a day when the budget first holds a decrease
     skipped: Optional[Reason] = None  # why no decision could be made for this target (one of SKIPS)
+    rules: Optional[TargetRules] = None  # the rules decided with (None for a table DescribeTable did not describe)
 
     @property
     def code(self) -> Reason:
@@ -147,8 +149,8 @@ class Decision:
 
     def without_decreases(self) -> "Decision":
         """The same decision with its decreases held back."""
-        return replace(self, reads=replace(self.reads, new=max(self.reads.new, self.reads.current)),
-                       writes=replace(self.writes, new=max(self.writes.new, self.writes.current)))
+        held = self.capacity.increases_only(Capacity(self.reads.current, self.writes.current))
+        return replace(self, reads=replace(self.reads, new=held.reads), writes=replace(self.writes, new=held.writes))
 
     def dims(self) -> tuple[DimDecision, DimDecision]:
         """Reads and writes."""
@@ -160,12 +162,22 @@ class Decision:
         return "; ".join(_dim_summary(d) for d in self.dims())
 
 
-def skipped(status: TargetStatus, code: Reason, reason: str) -> Decision:
+def skipped(status: TargetStatus, code: Reason, reason: str, rules: Optional[TargetRules] = None) -> Decision:
     """The decision for a target skipped before the policy ran: nothing changes, and the code says why."""
     assert code in SKIPS, code
     dims = (DimDecision(dim, value, value, None, reason, code)
             for dim, value in ((Dim.READS, status.capacity.reads), (Dim.WRITES, status.capacity.writes)))
-    return Decision(status, *dims, skipped=code)
+    return Decision(status, *dims, skipped=code, rules=rules)
+
+
+def retry_increases(changed: list[Decision]) -> list[Decision]:
+    """After DynamoDB refused an update with a decrease in it: the update to send instead, its increases only.
+
+    Empty when there is nothing to retry (no decrease to blame, or no increase left).
+    """
+    if not any(d.decreasing for d in changed):
+        return []
+    return [held for held in map(Decision.without_decreases, changed) if held.changed]
 
 
 def _dim_summary(d: DimDecision) -> str:
@@ -467,14 +479,21 @@ def in_maintenance_window(rules: TargetRules, now: datetime) -> bool:
     return any(w.contains(now.time()) for w in rules.maintenance_windows)
 
 
-def throughput_alarm(decisions: tuple[DimDecision, DimDecision], rules: TargetRules) -> Optional[str]:
-    """'high' when a dimension is at/above its upper alarm threshold, 'low' below its lower one."""
-    pairs = [(d.consumed_pct, rules.dim(d.dim)) for d in decisions if d.consumed_pct is not None]
-    if any(r.upper_alarm_threshold and pct >= r.upper_alarm_threshold for pct, r in pairs):
+def alarm_level(d: DimDecision, r: DimensionRules) -> Optional[str]:
+    """'high' when the dimension is at/above its upper alarm threshold, 'low' below its lower one."""
+    if d.consumed_pct is None:
+        return None
+    if r.upper_alarm_threshold and d.consumed_pct >= r.upper_alarm_threshold:
         return "high"
-    if any(r.lower_alarm_threshold and pct < r.lower_alarm_threshold for pct, r in pairs):
+    if r.lower_alarm_threshold and d.consumed_pct < r.lower_alarm_threshold:
         return "low"
     return None
+
+
+def throughput_alarm(decisions: tuple[DimDecision, DimDecision], rules: TargetRules) -> Optional[str]:
+    """'high' when a dimension is at/above its upper alarm threshold, else 'low' when one is below its lower one."""
+    levels = {alarm_level(d, rules.dim(d.dim)) for d in decisions}
+    return "high" if "high" in levels else "low" if "low" in levels else None
 
 
 def _hold(d: DimDecision, code: Reason, why: str) -> DimDecision:
@@ -492,6 +511,7 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
     dw, mw = decide_with(scaling, Dim.WRITES, cap.writes, writes, rules.writes, rules, memory.dim(Dim.WRITES))
     memory = memory.with_dim(Dim.READS, mr).with_dim(Dim.WRITES, mw)
 
+    dr, dw = (replace(d, alarm=alarm_level(d, rules.dim(d.dim))) for d in (dr, dw))
     alarm = throughput_alarm((dr, dw), rules)
     if dr.consumed_pct is None and dw.consumed_pct is None:
         alarm = memory.alarm  # a pass without data neither raises nor clears an alarm
@@ -500,7 +520,7 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
 
     if not breaker_closed:
         dr, dw = (_hold(d, Reason.BREAKER_OPEN, "circuit breaker open") if d.change else d for d in (dr, dw))
-        return Decision(status, dr, dw, notify), memory
+        return Decision(status, dr, dw, notify, rules=rules), memory
 
     if rules.always_decrease_rw_together:
         dr, dw = _decrease_together(dr, dw, rules)
@@ -514,12 +534,12 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
         dr, dw = (_hold(d, Reason.BUDGET_SPENT, why) if d.change == "down" else d for d in (dr, dw))
         if memory.budget_notified != now.date():
             memory = replace(memory, budget_notified=now.date())
-            return Decision(status, dr, dw, notify, budget_exhausted=at), memory
+            return Decision(status, dr, dw, notify, budget_exhausted=at, rules=rules), memory
     # a decrease that will really be sent restarts its consecutive-check count
     for d in (dr, dw):
         if d.change == "down":
             memory = memory.with_checks(d.dim, 0)
-    return Decision(status, dr, dw, notify), memory
+    return Decision(status, dr, dw, notify, rules=rules), memory
 
 
 def _decrease_together(dr: DimDecision, dw: DimDecision, rules: TargetRules) -> tuple[DimDecision, DimDecision]:
