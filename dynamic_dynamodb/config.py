@@ -21,8 +21,9 @@ from enum import Enum
 from typing import Any, Callable, Iterable, Mapping, NoReturn, Optional, Sequence
 from urllib.parse import urlsplit
 
-from . import __version__
+from . import __version__, edge
 from .breaker import redact_url
+from .edge import EXIT_USAGE
 from .model import Dim
 from .policy import SCALING_POLICIES
 from .rules import (
@@ -683,7 +684,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error: no usage block of 40 lines before the message."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+        edge.error(f"{' '.join(message.split())} (see {self.prog} --help)", EXIT_USAGE)
+        self.exit(EXIT_USAGE)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Optional, Union
 
 from . import notifications, policy
 from .breaker import redact_url
+from .edge import LOGGER
 from .model import (
     CONSUMED_METRIC,
     THROTTLE_METRIC,
@@ -42,7 +43,7 @@ from .reasons import Reason
 from .rules import TargetRules
 from .settings import Settings, TableSection
 
-log = logging.getLogger("dynamic-dynamodb")
+log = logging.getLogger(LOGGER)
 
 DESCRIBE_CONCURRENCY = 8
 CLOUDWATCH_DELAY_MINUTES = 3  # a minute's datapoint is usually published within two or three
@@ -384,24 +385,28 @@ def utcnow() -> datetime:
 
 
 def run_forever(run_pass: Callable[[datetime], PassReport], interval: Callable[[], float],
-                stop: threading.Event, before_pass: Callable[[], None] = lambda: None) -> None:
+                stop: threading.Event, before_pass: Callable[[], None] = lambda: None, *,
+                monotonic: Callable[[], float] = time.monotonic, wall: Callable[[], datetime] = utcnow,
+                wait: Optional[Callable[[float], object]] = None) -> None:
     """Passes on a fixed period (no drift); an overrunning pass is logged and the next starts at once.
 
-    `stop` ends the loop mid-sleep; the pass in progress always finishes first.
+    `stop` ends the loop mid-sleep; the pass in progress always finishes first. The clocks
+    and the sleep (`wait`, by default stop.wait) are given so that tests need not sleep.
     """
-    next_start = time.monotonic()
+    wait = wait or stop.wait
+    next_start = monotonic()
     while not stop.is_set():
-        started = time.monotonic()
+        started = monotonic()
         try:
             before_pass()
-            run_pass(utcnow())
+            run_pass(wall())
         except Exception:  # the daemon must outlive any bug in one pass
             log.exception("Unexpected error in the pass; trying again next pass")
         period = interval()
         next_start += period
-        now = time.monotonic()
+        now = monotonic()
         if now > next_start:
             log.warning("Pass took %.1f s, longer than the check interval of %g s; starting the next at once",
                         now - started, period)
             next_start = now
-        stop.wait(max(0.0, next_start - time.monotonic()))
+        wait(max(0.0, next_start - monotonic()))
