@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 from . import config, edge, state
 from .fleet import Fleet
-from .loop import PassReport, Ports, run_forever, utcnow
+from .loop import PassReport, Ports, pass_period, run_forever, utcnow
 from .edge import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, LOGGER, error
 from .logsetup import setup_logging
 from .settings import ConfigError, Placement, Settings
@@ -151,7 +151,8 @@ def serve(scaler: Fleet) -> int:
 
     log.info("Starting: check interval %s s, %d table section(s)%s", scaler.settings.check_interval,
              len(scaler.settings.tables), ", dry run" if scaler.dry_run else "")
-    run_forever(lambda now: run_pass(current[0], now), lambda: current[0].settings.check_interval, stop, before_pass)
+    run_forever(lambda now: run_pass(current[0], now), lambda: pass_period(current[0].settings.check_interval), stop,
+                before_pass)
     log.info("Stopped")
     return EXIT_OK
 

@@ -46,6 +46,7 @@ from .settings import Settings, TableSection
 log = logging.getLogger(LOGGER)
 
 DESCRIBE_CONCURRENCY = 8
+MIN_PASS_PERIOD = 1.0  # check-interval: 0 means passes back to back, at most one a second
 CLOUDWATCH_DELAY_MINUTES = 3  # a minute's datapoint is usually published within two or three
 
 
@@ -377,6 +378,11 @@ def _update(table: str, decisions: list[Decision]) -> Update:
         else:
             indexes[d.target.index] = cap
     return Update(table, table_cap, indexes)
+
+
+def pass_period(check_interval: float) -> float:
+    """Seconds from the start of one pass to the start of the next."""
+    return max(MIN_PASS_PERIOD, float(check_interval))
 
 
 def utcnow() -> datetime:

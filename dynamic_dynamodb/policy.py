@@ -197,9 +197,9 @@ def increase(base: int, amount: float, unit: str) -> int:
 
 
 def decrease(current: int, amount: float, unit: str) -> int:
-    """Decrease by percent (rounded down) or by units; may go below 1 before the limits."""
+    """Decrease by percent (rounded down; above 100 means 100) or by units; may go below 1 before the limits."""
     if unit == PERCENT:
-        return current - math.floor(current * amount / 100.0)
+        return current - math.floor(current * min(amount, 100.0) / 100.0)
     return current - int(amount)
 
 
@@ -222,9 +222,12 @@ def scale_up_amount(scale: Optional[Scale], value: float) -> float:
 
 
 def scale_down_amount(scale: Optional[Scale], value: float) -> float:
-    """Granular decrease: the amount of the smallest threshold > value (0 above all)."""
+    """Granular decrease: the amount of the smallest threshold >= value (0 above all).
+
+    A value equal to a threshold takes that threshold's amount, as 2.5.1's scale_reader_decrease did.
+    """
     for threshold in sorted(scale or {}):
-        if value < threshold:
+        if value <= threshold:
             return scale[threshold]
     return 0.0
 
