@@ -10,15 +10,14 @@ import threading
 import time
 from typing import Optional, Sequence
 
-from . import config, state
+from . import config, edge, state
 from .fleet import Fleet
-from .loop import PassReport, Ports, run_forever, utcnow
-from .logsetup import LOGGER, setup_logging
+from .loop import PassReport, Ports, pass_period, run_forever, utcnow
+from .edge import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, LOGGER, error
+from .logsetup import setup_logging
 from .settings import ConfigError, Placement, Settings
 
 log = logging.getLogger(LOGGER)
-
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
 def build_ports(settings: Settings, placement: Optional[Placement] = None) -> Ports:
@@ -44,11 +43,6 @@ def build_ports(settings: Settings, placement: Optional[Placement] = None) -> Po
     )
 
 
-def _fail(message: str, status: int) -> int:
-    print(f"dynamic-dynamodb: error: {message}", file=sys.stderr)
-    return status
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the `dynamic-dynamodb` command."""
     try:
@@ -72,19 +66,19 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     except ConfigError as e:
         stopping = _stop_settings(argv)
         if stopping is None:
-            return _fail(str(e), EXIT_USAGE)
-        print(f"dynamic-dynamodb: warning: {e} (--daemon {stopping.daemon} goes ahead)", file=sys.stderr)
+            return error(str(e), EXIT_USAGE)
+        edge.warning(f"{e} (--daemon {stopping.daemon} goes ahead)")
         settings = stopping
     if settings.show_config:
         print(json.dumps(config.settings_as_dict(settings), indent=2, sort_keys=True))
         for warning in settings.warnings:  # also in the JSON, but a person reads stderr
-            print(f"dynamic-dynamodb: warning: {warning}", file=sys.stderr)
+            edge.warning(warning)
         return EXIT_OK
     try:
         if settings.daemon in ("start", "stop", "restart", "status"):
             from . import daemon
 
-            return daemon.control(settings)
+            return daemon.control(settings, run)
         setup_logging(settings)  # attached here: start, stop and restart were handled above
         for warning in settings.warnings:
             log.warning(warning)
@@ -93,13 +87,13 @@ def _main(argv: Optional[Sequence[str]]) -> int:
 
             return simulation_cli.main(settings)
         if not settings.tables:
-            return _fail("nothing to scale: give --table-name, or --config with [table: REGEX] sections",
+            return error("nothing to scale: give --table-name, or --config with [table: REGEX] sections",
                          EXIT_USAGE)
         if settings.status:
             return show_status(settings)
         return run(settings)
     except ConfigError as e:
-        return _fail(str(e), EXIT_USAGE)
+        return error(str(e), EXIT_USAGE)
     except KeyboardInterrupt:
         return EXIT_OK
 
@@ -235,8 +229,8 @@ def serve(scaler: Fleet) -> int:
         log.error("%s", e)
         return EXIT_USAGE
     try:
-        run_forever(lambda now: watch.run_pass(current[0], now), lambda: current[0].settings.check_interval, stop,
-                    before_pass)
+        run_forever(lambda now: watch.run_pass(current[0], now), lambda: pass_period(current[0].settings.check_interval),
+                    stop, before_pass)
     finally:
         watch.close()
     log.info("Stopped")

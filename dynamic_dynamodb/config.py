@@ -21,12 +21,13 @@ from enum import Enum
 from typing import Any, Callable, Iterable, Mapping, NoReturn, Optional, Sequence
 from urllib.parse import urlsplit
 
-from . import __version__
+from . import __version__, edge
 from .breaker import redact_url
+from .edge import EXIT_USAGE
 from .model import Dim
+from .policy import SCALING_POLICIES
 from .rules import (
     PERCENT,
-    SCALING_POLICIES,
     SNS_MESSAGE_TYPES,
     UNIT_CHOICES,
     UNITS,
@@ -395,7 +396,7 @@ def _dim_keys(dim: Dim) -> tuple[Key, ...]:
         Key(f"increase-{d}-with", "increase_with", to_amount, dim=dim, low=0, cli=True,
             help=f"How much to increase {d} by, in {inc_unit}; percentages above 100 are allowed."),
         Key(f"decrease-{d}-with", "decrease_with", to_amount, dim=dim, low=0, cli=True,
-            help=f"How much to decrease {d} by, in decrease-{d}-unit (at most 100 when in percent)."),
+            help=f"How much to decrease {d} by, in decrease-{d}-unit (above 100 in percent means 100)."),
         Key(inc_unit, "increase_unit", to_unit, dim=dim, cli=True,
             help=f"Unit of increase-{d}-with: percent of the current provisioning, or units."),
         Key(f"decrease-{d}-unit", "decrease_unit", to_unit, dim=dim, cli=True,
@@ -525,8 +526,9 @@ GLOBAL_KEYS: tuple[GlobalKey, ...] = (
              "its own role-arn, e.g. to reach tables in another account."),
     GlobalKey(GLOBAL, "metrics-batch-size", "metrics_batch_size", to_batch_size,
         help="CloudWatch GetMetricData queries per call, at most 500 (the default); lower only for debugging."),
-    GlobalKey(GLOBAL, "check-interval", "check_interval", to_int, low=1, high=MAX_CHECK_INTERVAL,
-        flag="--check-interval", help="Seconds from the start of one pass to the start of the next."),
+    GlobalKey(GLOBAL, "check-interval", "check_interval", to_int, low=0, high=MAX_CHECK_INTERVAL,
+        flag="--check-interval", help="Seconds from the start of one pass to the start of the next; 0: back to "
+                                      "back, at most one a second."),
     GlobalKey(GLOBAL, "circuit-breaker-url", "circuit_breaker_url", to_url,
         help="Circuit breaker for every table without its own: no change unless a GET of this URL answers 2xx."),
     GlobalKey(GLOBAL, "circuit-breaker-timeout", "circuit_breaker_timeout", to_float, low=1,
@@ -623,7 +625,8 @@ CLI_OPTIONS: tuple[CliOption, ...] = (
         help="Compute and log the decisions, but never change provisioning."),
     CliOption(("--check-interval",), GENERAL, dest="check_interval", convert=to_int, metavar="SECONDS",
         default_text="300",
-        help="Seconds from the start of one pass to the start of the next; overrides [global] check-interval."),
+        help="Seconds from the start of one pass to the start of the next (0: back to back, at most one a "
+             "second); overrides [global] check-interval."),
     CliOption(("--log-file",), GENERAL, dest="log_file", convert=to_path, metavar="FILE",
         help="Also log to this file; overrides [logging] log-file."),
     CliOption(("--log-level",), GENERAL, dest="log_level", convert=str.lower, choices=LOG_LEVELS,
@@ -706,7 +709,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error: no usage block of 40 lines before the message."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+        edge.error(f"{' '.join(message.split())} (see {self.prog} --help)", EXIT_USAGE)
+        self.exit(EXIT_USAGE)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -804,14 +808,16 @@ def _shown_line(line: str) -> str:
     return line
 
 
-def _read_file(path: str) -> list[_Section]:
-    """The sections of the config file, in file order."""
-    # " ; comment" after a value is a comment, as in Python 2's parser that 1.6.0 used
-    ini = _IniParser(interpolation=None, default_section="\0no-default-section", strict=True,
+def _read_file(path: str, warnings: Optional[list[str]] = None) -> list[_Section]:
+    """The sections of the config file, in file order; a section or key given twice is a warning."""
+    # " ; comment" after a value is a comment, as in Python 2's parser that 1.6.0 used;
+    # not strict, as that parser was: repeated sections merge and the last value of a key wins
+    ini = _IniParser(interpolation=None, default_section="\0no-default-section", strict=False,
                      inline_comment_prefixes=(";",))
     try:
         with open(path, encoding="utf-8") as handle:
-            ini.read_file(handle, source=path)
+            lines = handle.readlines()
+        ini.read_file(lines, source=path)
     except OSError as error:
         raise ConfigError(f"-c/--config: cannot read config file {path!r}: {error.strerror or error}") from None
     except UnicodeDecodeError as error:
@@ -828,7 +834,42 @@ def _read_file(path: str) -> list[_Section]:
         raise ConfigError(f"{path} line {lineno}: {problem}") from None
     except configparser.Error as error:
         raise ConfigError(f"{path}: {str(error).splitlines()[0]}") from None
-    return [_classify(name, dict(ini.items(name, raw=True)), path) for name in ini.sections()]
+    if warnings is not None:
+        warnings += _repeats(lines, path, ini)
+    sections = [_classify(name, dict(ini.items(name, raw=True)), path) for name in ini.sections()]
+    for section in sections:
+        for key, value in section.values.items():
+            # an optional key may be emptied: it unsets what [default_options] gave
+            if not (value or "").strip() and not getattr(KEYS_BY_NAME.get(key), "optional", False):
+                raise ConfigError(f"{path} {section.where} {key}: empty value (give a value, or remove the key)")
+    return sections
+
+
+def _repeats(lines: Sequence[str], path: str, ini: configparser.ConfigParser) -> list[str]:
+    """Warnings naming both places of a section or a key given twice (configparser merges them silently)."""
+    warnings: list[str] = []
+    headers: dict[str, int] = {}
+    keys: dict[tuple[str, str], int] = {}
+    section: Optional[str] = None
+    for n, line in enumerate(lines, 1):
+        if not line.strip() or line[0].isspace() or line.lstrip().startswith(("#", ";")):
+            continue  # blank, a continuation line or a comment
+        header = ini.SECTCRE.match(line)
+        if header:
+            section = header.group("header")
+            if section in headers:
+                warnings.append(f"{path} line {n}: section [{section}] given again (first on line "
+                                f"{headers[section]}); the two are merged, the last value of a key wins")
+            headers.setdefault(section, n)
+            continue
+        option = ini.OPTCRE.match(line)
+        if option and section is not None:
+            key = ini.optionxform(option.group("option").strip())
+            if (section, key) in keys:
+                warnings.append(f"{path} line {n}: [{section}] {key} given again (first on line "
+                                f"{keys[section, key]}); the last value wins")
+            keys.setdefault((section, key), n)
+    return warnings
 
 
 # ---- merging and validation ------------------------------------------------------------
@@ -915,8 +956,6 @@ def _check_amount(merged: Mapping[str, _Value], name: str, unit_names: Sequence[
     for value in (v for v in values if v is not None):
         if unit == UNITS and not float(value).is_integer():
             raise ConfigError(f"{label}: amounts in units must be whole numbers, got {_show(value)}")
-        if unit == PERCENT and decrease and value > 100:
-            raise ConfigError(f"{label}: a decrease in percent must be at most 100, got {_show(value)}")
 
 
 def _validate(merged: Mapping[str, _Value]) -> None:
@@ -1069,6 +1108,33 @@ def _table_sections(
     return [dataclasses.replace(table, gsis=tuple(gsis[key])) for key, (_, table) in tables.items()]
 
 
+def _edge_value_warnings(tables: Sequence[TableSection], check_interval: _Value) -> list[str]:
+    """Values accepted as the original did, with a warning: decreases above 100 %, check-interval 0."""
+    warnings = []
+    for table in tables:
+        targets = [(f"[table: {table.key}]", table.rules)]
+        targets += [(f"[gsi: {g.key} table: {g.table_key}]", g.rules) for g in table.gsis]
+        for label, rules in targets:
+            for dim in Dim:
+                r, d = rules.dim(dim), dim.value
+                amounts = [(f"decrease-{d}-with", r.decrease_unit, [r.decrease_with])]
+                consumed_unit = r.decrease_consumed_unit or r.decrease_unit
+                if r.decrease_consumed_with is not None:
+                    amounts.append((f"decrease-consumed-{d}-with", consumed_unit, [r.decrease_consumed_with]))
+                if r.decrease_consumed_scale:
+                    amounts.append((f"decrease-consumed-{d}-scale", consumed_unit,
+                                    list(r.decrease_consumed_scale.values())))
+                for name, unit, values in amounts:
+                    if unit == PERCENT and any(v > 100 for v in values):
+                        warnings.append(f"{label} {name}: a decrease above 100 percent means 100 percent "
+                                        f"(the capacity goes to its minimum)")
+    if check_interval.value == 0:
+        warnings.append(f"check-interval 0 ({check_interval.where}): passes run back to back, at most one a "
+                        f"second; each reads 4 CloudWatch metrics per table and GSI, up to $3.46 a day for each "
+                        f"at $0.01 per 1,000 metrics")
+    return warnings
+
+
 def _placement_values(sections: Iterable[_Section], path: str) -> dict[str, Any]:
     """region and role-arn of these sections (later ones win), as TableSection fields."""
     values: dict[str, Any] = {}
@@ -1111,7 +1177,7 @@ def load_settings(argv: Sequence[str]) -> Settings:
     args = build_parser().parse_args(list(argv))
     warnings: list[str] = []
     path = args.config
-    sections = _read_file(path) if path else []
+    sections = _read_file(path, warnings) if path else []
     warnings += _unknown(sections, path, args.strict_config)
 
     glob = _global_values(sections, path, args)
@@ -1149,6 +1215,7 @@ def load_settings(argv: Sequence[str]) -> Settings:
             flags = ", ".join(KEYS_BY_NAME[name].flag for name in cli_table)
             warnings.append(f"command-line table options ignored without --table-name: {flags}")
     tables = _placed(tables, sections, path, from_command_line=args.table_name is not None)
+    warnings += _edge_value_warnings(tables, glob["check_interval"])
     if args.simulate_output and not (args.simulate or args.backtest):
         warnings.append("--simulate-output has no effect without --simulate or --backtest")
     if args.aws_target_utilization is not None and not (args.simulate or args.backtest):

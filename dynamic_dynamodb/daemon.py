@@ -29,16 +29,16 @@ import lockfile
 from daemon import DaemonContext
 from daemon.pidfile import TimeoutPIDLockFile
 
-from .logsetup import LOGGER, setup_logging
+from . import edge
+from .edge import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, LOGGER, PROG, error
+from .logsetup import setup_logging
 from .settings import Settings
 
 log = logging.getLogger(LOGGER)
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 STOP_TIMEOUT = 30.0  # seconds `stop` waits for the daemon to end after SIGTERM
 START_TIMEOUT = 30.0  # seconds `start` waits for the detached daemon to report
 OUR_COMMAND = re.compile(rb"dynamic[-_]dynamodb")  # in the command line of every daemon of ours
-PROG = "dynamic-dynamodb"
 
 # path options a detached daemon (working directory /) must see as absolute paths
 PATH_OPTIONS = (
@@ -65,7 +65,7 @@ def say(message: str) -> None:
 
 def warn(message: str) -> None:
     """A warning of a daemon command, on stderr."""
-    print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
+    edge.warning(message)
 
 
 # ---- the pid file ---------------------------------------------------------------------
@@ -413,10 +413,9 @@ def absolute_paths(settings: Settings, cwd: Optional[str] = None) -> Settings:
     return dataclasses.replace(settings, argv=tuple(settings.argv) + tuple(extra), **changes)
 
 
-def control(settings: Settings, run: Optional[Callable[[Settings], int]] = None) -> int:
-    """`--daemon start|stop|restart|status`: the exit status (0 ok, 1 failure, 2 usage; LSB codes for status)."""
-    if run is None:
-        from .cli import run  # the loop of the CLI; imported late, cli imports this module
+def control(settings: Settings, run: Callable[[Settings], int]) -> int:
+    """`--daemon start|stop|restart|status` of `run` (the CLI's loop): the exit status (0 ok, 1 failure,
+    2 usage; the LSB codes for status)."""
     name = settings.instance
     try:
         if not name or "/" in name or "\0" in name or name in (".", ".."):
@@ -440,8 +439,7 @@ def control(settings: Settings, run: Optional[Callable[[Settings], int]] = None)
                 return status
         return _start(settings, path, run)
     except DaemonError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr, flush=True)
-        return e.status
+        return error(str(e), e.status)
 
 
 def _start(settings: Settings, path: str, run: Callable[[Settings], int]) -> int:

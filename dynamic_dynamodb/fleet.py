@@ -16,13 +16,14 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Callable, Iterator, Mapping, Optional
 
+from .edge import LOGGER
 from .loop import PassReport, Ports, Scaler
 from .model import AwsError, Breaker, Target
 from .policy import Memory
 from .settings import Placement, Settings
 from .state import UNPLACED, PlacementKey
 
-log = logging.getLogger("dynamic-dynamodb")
+log = logging.getLogger(LOGGER)
 
 # (the settings of one placement: its region, role and table sections; the placement)
 PortsFactory = Callable[[Settings, Placement], Ports]

@@ -7,9 +7,9 @@ import logging.handlers
 import sys
 import time
 
+from .edge import LOGGER  # noqa: F401  (re-exported: the name used to live here)
 from .settings import ConfigError, Settings
 
-LOGGER = "dynamic-dynamodb"
 FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
 DRY_RUN_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - dryrun - %(message)s"
 

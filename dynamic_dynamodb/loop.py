@@ -16,8 +16,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Optional, Union
 
-from . import policy
+from . import notifications, policy
 from .breaker import redact_url
+from .edge import LOGGER
 from .model import (
     CONSUMED_METRIC,
     THROTTLE_METRIC,
@@ -42,9 +43,10 @@ from .reasons import Reason
 from .rules import TargetRules
 from .settings import Settings, TableSection
 
-log = logging.getLogger("dynamic-dynamodb")
+log = logging.getLogger(LOGGER)
 
 DESCRIBE_CONCURRENCY = 8
+MIN_PASS_PERIOD = 1.0  # check-interval: 0 means passes back to back, at most one a second
 CLOUDWATCH_DELAY_MINUTES = 3  # a minute's datapoint is usually published within two or three
 
 
@@ -199,16 +201,16 @@ class Scaler:
                 rules = self._gsi_rules(section, status.target.index or "")
                 if rules is not None and table_busy:
                     report.decisions.append(policy.skipped(status, Reason.GSI_BUSY,
-                                                           f"table is {desc.table.status}"))
+                                                           f"table is {desc.table.status}", rules))
                 elif rules is not None:
                     targets.append((status, rules))
             for status, rules in targets:
-                if self._skip(status, report):
+                if self._skip(status, rules, report):
                     continue
                 jobs.append(Job(status, rules, _queries(status.target, rules, now, self.settings.check_interval)))
         return jobs
 
-    def _skip(self, status: TargetStatus, report: PassReport) -> bool:
+    def _skip(self, status: TargetStatus, rules: TargetRules, report: PassReport) -> bool:
         """True (and a skipped decision in the report) when the policy cannot decide on this target."""
         if status.on_demand:
             log.info("%s: on-demand (PAY_PER_REQUEST), nothing to scale", status.target)
@@ -224,7 +226,7 @@ class Scaler:
         else:
             return False
         report.skipped += 1
-        report.decisions.append(policy.skipped(status, code, why))
+        report.decisions.append(policy.skipped(status, code, why, rules))
         return True
 
     def _fetch_metrics(self, jobs: list[Job], report: PassReport) -> dict[MetricQuery, list]:
@@ -285,7 +287,7 @@ class Scaler:
     def _apply(self, table: str, decisions: list[Decision], now: datetime, report: PassReport) -> None:
         for d in decisions:
             if d.alarm:
-                self._notify_alarm(d)
+                self._publish(notifications.alarm_message(d))
             if d.budget_exhausted:
                 self._notify_budget(d)
         changed = [d for d in decisions if d.changed]
@@ -305,8 +307,8 @@ class Scaler:
         except LimitExceeded as e:
             log.warning("%s: UpdateTable refused: %s", table, e)
             report.aws_errors.append(("UpdateTable", e.code))
-            increases = [held for held in map(Decision.without_decreases, changed) if held.changed]
-            if retry and increases and any(d.decreasing for d in changed):
+            increases = policy.retry_increases(changed) if retry else []
+            if increases:
                 self._send(table, increases, now, report, retry=False)
             elif not retry:
                 report.failures += 1
@@ -328,70 +330,25 @@ class Scaler:
                      "" if retry else " (increases only)")
             if d.decreasing:
                 self.memory[d.target] = policy.record_decrease(self.memory.get(d.target, Memory()), now)
-            self._notify_change(d)
-
-    def _notify_change(self, d: Decision) -> None:
-        rules = self._rules_of(d)
-        if rules is None or not rules.sns_topic_arn:
-            return
-        kinds = {"scale-up" if x.change == "up" else "scale-down" for x in d.dims() if x.change}
-        if not kinds & set(rules.sns_message_types):
-            return
-        what = f"GSI {d.target.index}" if d.target.index else f"table {d.target.table}"
-        prefix = f"{d.target.table} - GSI: {d.target.index}" if d.target.index else d.target.table
-        lines = [f"{prefix} - {x.dim.value.capitalize()}: {x.change.upper()} from {x.current} to {x.new}\n"
-                 for x in d.dims() if x.change]
-        self._publish(rules.sns_topic_arn, f"Updated provisioning for {what}", "".join(lines), d.target)
-
-    def _notify_alarm(self, d: Decision) -> None:
-        rules = self._rules_of(d)
-        kind = f"{d.alarm}-throughput-alarm"
-        if rules is None or not rules.sns_topic_arn or kind not in rules.sns_message_types:
-            return
-        label = f"Table {d.target.table}" + (f" - GSI: {d.target.index}" if d.target.index else "")
-        subject = f"ALARM: {'High' if d.alarm == 'high' else 'Low'} Throughput for {label}"
-        prefix = d.target.table + (f" - GSI: {d.target.index}" if d.target.index else "")
-        lines = []
-        for x in d.dims():
-            r, pct = rules.dim(x.dim), x.consumed_pct
-            capacity = "Read" if x.dim is Dim.READS else "Write"
-            if pct is None:
-                continue
-            if d.alarm == "high" and r.upper_alarm_threshold and pct >= r.upper_alarm_threshold:
-                lines.append(f"{prefix} - Consumed {capacity} Capacity {pct:f}% was greater than or equal to "
-                             f"the upper alarm threshold {r.upper_alarm_threshold:f}%\n")
-            elif d.alarm == "low" and r.lower_alarm_threshold and pct < r.lower_alarm_threshold:
-                lines.append(f"{prefix} - Consumed {capacity} Capacity {pct:f}% was below "
-                             f"the lower alarm threshold {r.lower_alarm_threshold:f}%\n")
-        self._publish(rules.sns_topic_arn, subject, "".join(lines), d.target)
+            self._publish(notifications.change_message(d))
 
     def _notify_budget(self, d: Decision) -> None:
         """Said once per UTC day: decreases wait because DynamoDB's daily allowance is spent."""
         at = d.budget_exhausted
         log.warning("%s: decrease budget for today is spent; decreases wait until %s", d.target,
                     f"{at:%H:%M} UTC" if at else "tomorrow")
-        rules = self._rules_of(d)
-        if rules is None or not rules.sns_topic_arn or "scale-down" not in rules.sns_message_types:
-            return
-        self._publish(rules.sns_topic_arn, f"Decrease budget spent for {d.target}",
-                      f"{d.target}: DynamoDB's decreases for today are used up; the next decrease is possible "
-                      f"at {at:%Y-%m-%d %H:%M} UTC. Decreases wait until then; increases go ahead.", d.target)
+        self._publish(notifications.budget_message(d))
 
-    def _publish(self, topic: str, subject: str, message: str, target: Target) -> None:
-        if self.ports.notifier is None or self.dry_run:
+    def _publish(self, message: Optional[notifications.Message]) -> None:
+        if message is None or self.ports.notifier is None or self.dry_run:
             return  # a dry run sends no notification
-        log.info("%s: SNS publish to %s: %s", target, topic, subject, extra={"topic": topic, "subject": subject})
+        log.info("%s: SNS publish to %s: %s", message.target, message.topic, message.subject,
+                 extra={"topic": message.topic, "subject": message.subject})
         try:
-            self.ports.notifier.publish(topic, subject, message)
+            self.ports.notifier.publish(message.topic, message.subject, message.body)
         except AwsError as e:
-            log.error("%s: SNS publish to %s failed: %s", target, topic, e)
+            log.error("%s: SNS publish to %s failed: %s", message.target, message.topic, e)
             self._aws_errors.append(("Publish", e.code))
-
-    def _rules_of(self, d: Decision) -> Optional[TargetRules]:
-        section = self.section_for(d.target.table)
-        if section is None:
-            return None
-        return section.rules if d.target.index is None else self._gsi_rules(section, d.target.index)
 
 
 def _remember(memory: Memory, decision: Decision, now: datetime) -> Memory:
@@ -432,8 +389,8 @@ def _queries(target: Target, rules: TargetRules, now: datetime, interval: int = 
     end_minute = now.replace(second=0, microsecond=0)
     start = end_minute - timedelta(minutes=rules.lookback_window_start)
     end = start + timedelta(minutes=rules.lookback_period)
-    if rules.scaling_policy == "demand":
-        # the demand policy keeps a per-minute history: reach back over the whole interval
+    if policy.POLICIES[rules.scaling_policy].keeps_history:
+        # a policy that keeps a per-minute history: reach back over the whole interval
         # since the last pass, and the CloudWatch delay, so that no minute is missed
         start = min(start, end - timedelta(minutes=math.ceil(interval / 60) + CLOUDWATCH_DELAY_MINUTES))
     return tuple(MetricQuery(target, metric[dim], start, end, 60)
@@ -455,30 +412,39 @@ def _update(table: str, decisions: list[Decision]) -> Update:
     return Update(table, table_cap, indexes)
 
 
+def pass_period(check_interval: float) -> float:
+    """Seconds from the start of one pass to the start of the next."""
+    return max(MIN_PASS_PERIOD, float(check_interval))
+
+
 def utcnow() -> datetime:
     """The wall clock, in UTC (only the shell reads it)."""
     return datetime.now(timezone.utc)
 
 
 def run_forever(run_pass: Callable[[datetime], PassReport], interval: Callable[[], float],
-                stop: threading.Event, before_pass: Callable[[], None] = lambda: None) -> None:
+                stop: threading.Event, before_pass: Callable[[], None] = lambda: None, *,
+                monotonic: Callable[[], float] = time.monotonic, wall: Callable[[], datetime] = utcnow,
+                wait: Optional[Callable[[float], object]] = None) -> None:
     """Passes on a fixed period (no drift); an overrunning pass is logged and the next starts at once.
 
-    `stop` ends the loop mid-sleep; the pass in progress always finishes first.
+    `stop` ends the loop mid-sleep; the pass in progress always finishes first. The clocks
+    and the sleep (`wait`, by default stop.wait) are given so that tests need not sleep.
     """
-    next_start = time.monotonic()
+    wait = wait or stop.wait
+    next_start = monotonic()
     while not stop.is_set():
-        started = time.monotonic()
+        started = monotonic()
         try:
             before_pass()
-            run_pass(utcnow())
+            run_pass(wall())
         except Exception:  # the daemon must outlive any bug in one pass
             log.exception("Unexpected error in the pass; trying again next pass")
         period = interval()
         next_start += period
-        now = time.monotonic()
+        now = monotonic()
         if now > next_start:
             log.warning("Pass took %.1f s, longer than the check interval of %g s; starting the next at once",
                         now - started, period)
             next_start = now
-        stop.wait(max(0.0, next_start - time.monotonic()))
+        wait(max(0.0, next_start - monotonic()))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from typing import Optional
+from typing import Optional, Protocol
 
 from . import demand
 from .demand import DemandState
@@ -71,6 +71,26 @@ class Memory:
         """A copy with one dimension's counter set."""
         return replace(self, read_checks=value) if dim is Dim.READS else replace(self, write_checks=value)
 
+    def dim(self, dim: Dim) -> "DimMemory":
+        """What the policies remember of one dimension."""
+        if dim is Dim.READS:
+            return DimMemory(self.read_checks, self.reads_demand)
+        return DimMemory(self.write_checks, self.writes_demand)
+
+    def with_dim(self, dim: Dim, m: "DimMemory") -> "Memory":
+        """A copy with one dimension's memory set."""
+        if dim is Dim.READS:
+            return replace(self, read_checks=m.checks, reads_demand=m.demand)
+        return replace(self, write_checks=m.checks, writes_demand=m.demand)
+
+
+@dataclass(frozen=True)
+class DimMemory:
+    """What the scaling policies remember of one dimension between passes; each uses its own field."""
+
+    checks: int = 0  # threshold: consecutive qualifying checks before a decrease
+    demand: Optional[DemandState] = None  # demand: the per-minute history and the burst estimate
+
 
 @dataclass(frozen=True)
 class DimDecision:
@@ -82,6 +102,7 @@ class DimDecision:
     consumed_pct: Optional[float]
     reason: str
     code: Reason
+    alarm: Optional[str] = None  # the throughput alarm level of this dimension: "high", "low" or None
 
     @property
     def change(self) -> str:
@@ -99,6 +120,7 @@ class Decision:
     alarm: Optional[str] = None  # a throughput alarm to notify now: "high" or "low"
     budget_exhausted: Optional[datetime] = None  # set once a day when the budget first holds a decrease
     skipped: Optional[Reason] = None  # why no decision could be made for this target (one of SKIPS)
+    rules: Optional[TargetRules] = None  # the rules decided with (None for a table DescribeTable did not describe)
 
     @property
     def code(self) -> Reason:
@@ -130,8 +152,8 @@ class Decision:
 
     def without_decreases(self) -> "Decision":
         """The same decision with its decreases held back."""
-        return replace(self, reads=replace(self.reads, new=max(self.reads.new, self.reads.current)),
-                       writes=replace(self.writes, new=max(self.writes.new, self.writes.current)))
+        held = self.capacity.increases_only(Capacity(self.reads.current, self.writes.current))
+        return replace(self, reads=replace(self.reads, new=held.reads), writes=replace(self.writes, new=held.writes))
 
     def dims(self) -> tuple[DimDecision, DimDecision]:
         """Reads and writes."""
@@ -143,12 +165,22 @@ class Decision:
         return "; ".join(_dim_summary(d) for d in self.dims())
 
 
-def skipped(status: TargetStatus, code: Reason, reason: str) -> Decision:
+def skipped(status: TargetStatus, code: Reason, reason: str, rules: Optional[TargetRules] = None) -> Decision:
     """The decision for a target skipped before the policy ran: nothing changes, and the code says why."""
     assert code in SKIPS, code
     dims = (DimDecision(dim, value, value, None, reason, code)
             for dim, value in ((Dim.READS, status.capacity.reads), (Dim.WRITES, status.capacity.writes)))
-    return Decision(status, *dims, skipped=code)
+    return Decision(status, *dims, skipped=code, rules=rules)
+
+
+def retry_increases(changed: list[Decision]) -> list[Decision]:
+    """After DynamoDB refused an update with a decrease in it: the update to send instead, its increases only.
+
+    Empty when there is nothing to retry (no decrease to blame, or no increase left).
+    """
+    if not any(d.decreasing for d in changed):
+        return []
+    return [held for held in map(Decision.without_decreases, changed) if held.changed]
 
 
 def _dim_summary(d: DimDecision) -> str:
@@ -168,9 +200,9 @@ def increase(base: int, amount: float, unit: str) -> int:
 
 
 def decrease(current: int, amount: float, unit: str) -> int:
-    """Decrease by percent (rounded down) or by units; may go below 1 before the limits."""
+    """Decrease by percent (rounded down; above 100 means 100) or by units; may go below 1 before the limits."""
     if unit == PERCENT:
-        return current - math.floor(current * amount / 100.0)
+        return current - math.floor(current * min(amount, 100.0) / 100.0)
     return current - int(amount)
 
 
@@ -193,9 +225,12 @@ def scale_up_amount(scale: Optional[Scale], value: float) -> float:
 
 
 def scale_down_amount(scale: Optional[Scale], value: float) -> float:
-    """Granular decrease: the amount of the smallest threshold > value (0 above all)."""
+    """Granular decrease: the amount of the smallest threshold >= value (0 above all).
+
+    A value equal to a threshold takes that threshold's amount, as 2.5.1's scale_reader_decrease did.
+    """
     for threshold in sorted(scale or {}):
-        if value < threshold:
+        if value <= threshold:
             return scale[threshold]
     return 0.0
 
@@ -286,25 +321,85 @@ def _increase_candidate(cur: int, obs: Observed, pct: float, r: DimensionRules) 
     return max(candidates, key=lambda c: c[0])
 
 
+# ---- one protocol for every scaling policy -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What a scaling policy wants for one dimension, before the guards and the limits."""
+
+    new: int
+    code: Reason
+    reason: str
+    memory: DimMemory  # the dimension's memory after this proposal
+
+
+class ScalingPolicy(Protocol):
+    """A `scaling-policy:` value: proposes from the load; the guards and the limits come after it."""
+
+    name: str
+    keeps_history: bool  # True when it folds a per-minute history: the queries reach back over the interval
+
+    def propose(self, cur: int, obs: Observed, r: DimensionRules, rules: TargetRules,
+                memory: DimMemory) -> Proposal:
+        """The proposal for one dimension at `cur` units."""
+
+
+class ThresholdPolicy:
+    """`scaling-policy: threshold`: 1.6.0's thresholds, granular scales and consecutive checks."""
+
+    name = "threshold"
+    keeps_history = False
+
+    def propose(self, cur: int, obs: Observed, r: DimensionRules, rules: TargetRules,
+                memory: DimMemory) -> Proposal:
+        """Thresholds and throttling; a decrease only after its consecutive checks."""
+        new, code, reason, checks = propose(cur, obs, r, memory.checks)
+        return Proposal(new, code, reason, replace(memory, checks=checks))
+
+
+class DemandPolicy:
+    """`scaling-policy: demand`: provision for the demand, burst in mind (the maths are in demand.py)."""
+
+    name = "demand"
+    keeps_history = True
+
+    def propose(self, cur: int, obs: Observed, r: DimensionRules, rules: TargetRules,
+                memory: DimMemory) -> Proposal:
+        """demand.propose over the dimension's history."""
+        before = memory.demand or DemandState()
+        new, reason, state = demand.propose(cur, obs.series, rules.target_utilization, before)
+        return Proposal(new, _demand_code(cur, new, obs, before, state), reason, replace(memory, demand=state))
+
+
+# The registry of `scaling-policy:` values; the first is the default.
+POLICIES: dict[str, ScalingPolicy] = {p.name: p for p in (ThresholdPolicy(), DemandPolicy())}
+SCALING_POLICIES = tuple(POLICIES)
+
+
+def decide_with(scaling: ScalingPolicy, dim: Dim, cur: int, obs: Observed, r: DimensionRules, rules: TargetRules,
+                memory: DimMemory) -> tuple[DimDecision, DimMemory]:
+    """Any policy's proposal for one dimension, then the switches and the [min, max] limits."""
+    p = scaling.propose(cur, obs, r, rules, memory)
+    new, code, reason = _switched(cur, p, r)
+    return _limited(dim, cur, obs, r, new, code, reason), p.memory
+
+
 def decide_dimension(dim: Dim, cur: int, obs: Observed, r: DimensionRules, checks: int) -> tuple[DimDecision, int]:
     """Threshold policy: proposal plus limits for one dimension."""
-    new, code, reason, checks = propose(cur, obs, r, checks)
-    return _limited(dim, cur, obs, r, new, code, reason), checks
+    d, memory = decide_with(POLICIES["threshold"], dim, cur, obs, r, TargetRules(), DimMemory(checks=checks))
+    return d, memory.checks
 
 
-def decide_demand_dimension(dim: Dim, cur: int, obs: Observed, r: DimensionRules, target_pct: float,
-                            state: Optional[DemandState]) -> tuple[DimDecision, DemandState]:
-    """Demand policy: proposal plus limits for one dimension."""
-    before = state or DemandState()
-    new, reason, state = demand.propose(cur, obs.series, target_pct, before)
-    code = _demand_code(cur, new, obs, before, state)
+def _switched(cur: int, p: Proposal, r: DimensionRules) -> tuple[int, Reason, str]:
+    """The proposal as enable-*-autoscaling, -up-scaling and -down-scaling allow it."""
     if not r.enabled:
-        new, code, reason = cur, Reason.DISABLED, "autoscaling disabled"
-    elif new > cur and not r.up_scaling:
-        new, code, reason = cur, Reason.UP_DISABLED, "up-scaling disabled"
-    elif new < cur and not r.down_scaling:
-        new, code, reason = cur, Reason.DOWN_DISABLED, "down-scaling disabled"
-    return _limited(dim, cur, obs, r, new, code, reason), state
+        return cur, Reason.DISABLED, "autoscaling disabled"
+    if p.new > cur and not r.up_scaling:
+        return cur, Reason.UP_DISABLED, "up-scaling disabled"
+    if p.new < cur and not r.down_scaling:
+        return cur, Reason.DOWN_DISABLED, "down-scaling disabled"
+    return p.new, p.code, p.reason
 
 
 def _demand_code(cur: int, new: int, obs: Observed, before: DemandState, after: DemandState) -> Reason:
@@ -390,14 +485,21 @@ def in_maintenance_window(rules: TargetRules, now: datetime) -> bool:
     return any(w.contains(now.time()) for w in rules.maintenance_windows)
 
 
-def throughput_alarm(decisions: tuple[DimDecision, DimDecision], rules: TargetRules) -> Optional[str]:
-    """'high' when a dimension is at/above its upper alarm threshold, 'low' below its lower one."""
-    pairs = [(d.consumed_pct, rules.dim(d.dim)) for d in decisions if d.consumed_pct is not None]
-    if any(r.upper_alarm_threshold and pct >= r.upper_alarm_threshold for pct, r in pairs):
+def alarm_level(d: DimDecision, r: DimensionRules) -> Optional[str]:
+    """'high' when the dimension is at/above its upper alarm threshold, 'low' below its lower one."""
+    if d.consumed_pct is None:
+        return None
+    if r.upper_alarm_threshold and d.consumed_pct >= r.upper_alarm_threshold:
         return "high"
-    if any(r.lower_alarm_threshold and pct < r.lower_alarm_threshold for pct, r in pairs):
+    if r.lower_alarm_threshold and d.consumed_pct < r.lower_alarm_threshold:
         return "low"
     return None
+
+
+def throughput_alarm(decisions: tuple[DimDecision, DimDecision], rules: TargetRules) -> Optional[str]:
+    """'high' when a dimension is at/above its upper alarm threshold, else 'low' when one is below its lower one."""
+    levels = {alarm_level(d, rules.dim(d.dim)) for d in decisions}
+    return "high" if "high" in levels else "low" if "low" in levels else None
 
 
 def _hold(d: DimDecision, code: Reason, why: str) -> DimDecision:
@@ -410,17 +512,12 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
            now: datetime, breaker_closed: bool = True) -> tuple[Decision, Memory]:
     """The decision for one table or GSI, and the memory to keep for the next pass."""
     cap = status.capacity
-    if rules.scaling_policy == "demand":
-        dr, rs = decide_demand_dimension(Dim.READS, cap.reads, reads, rules.reads, rules.target_utilization,
-                                         memory.reads_demand)
-        dw, ws = decide_demand_dimension(Dim.WRITES, cap.writes, writes, rules.writes, rules.target_utilization,
-                                         memory.writes_demand)
-        memory = replace(memory, reads_demand=rs, writes_demand=ws)
-    else:
-        dr, read_checks = decide_dimension(Dim.READS, cap.reads, reads, rules.reads, memory.read_checks)
-        dw, write_checks = decide_dimension(Dim.WRITES, cap.writes, writes, rules.writes, memory.write_checks)
-        memory = replace(memory, read_checks=read_checks, write_checks=write_checks)
+    scaling = POLICIES[rules.scaling_policy]
+    dr, mr = decide_with(scaling, Dim.READS, cap.reads, reads, rules.reads, rules, memory.dim(Dim.READS))
+    dw, mw = decide_with(scaling, Dim.WRITES, cap.writes, writes, rules.writes, rules, memory.dim(Dim.WRITES))
+    memory = memory.with_dim(Dim.READS, mr).with_dim(Dim.WRITES, mw)
 
+    dr, dw = (replace(d, alarm=alarm_level(d, rules.dim(d.dim))) for d in (dr, dw))
     alarm = throughput_alarm((dr, dw), rules)
     if dr.consumed_pct is None and dw.consumed_pct is None:
         alarm = memory.alarm  # a pass without data neither raises nor clears an alarm
@@ -429,7 +526,7 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
 
     if not breaker_closed:
         dr, dw = (_hold(d, Reason.BREAKER_OPEN, "circuit breaker open") if d.change else d for d in (dr, dw))
-        return Decision(status, dr, dw, notify), memory
+        return Decision(status, dr, dw, notify, rules=rules), memory
 
     if rules.always_decrease_rw_together:
         dr, dw = _decrease_together(dr, dw, rules)
@@ -443,12 +540,12 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
         dr, dw = (_hold(d, Reason.BUDGET_SPENT, why) if d.change == "down" else d for d in (dr, dw))
         if memory.budget_notified != now.date():
             memory = replace(memory, budget_notified=now.date())
-            return Decision(status, dr, dw, notify, budget_exhausted=at), memory
+            return Decision(status, dr, dw, notify, budget_exhausted=at, rules=rules), memory
     # a decrease that will really be sent restarts its consecutive-check count
     for d in (dr, dw):
         if d.change == "down":
             memory = memory.with_checks(d.dim, 0)
-    return Decision(status, dr, dw, notify), memory
+    return Decision(status, dr, dw, notify, rules=rules), memory
 
 
 def _decrease_together(dr: DimDecision, dw: DimDecision, rules: TargetRules) -> tuple[DimDecision, DimDecision]:

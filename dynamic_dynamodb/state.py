@@ -14,10 +14,11 @@ from datetime import date, datetime
 from typing import Any, Optional
 
 from .demand import DemandState
+from .edge import LOGGER
 from .model import Target
 from .policy import Memory
 
-log = logging.getLogger("dynamic-dynamodb")
+log = logging.getLogger(LOGGER)
 VERSION = 2
 READABLE_VERSIONS = (1, 2)
 # (region, role ARN) of a group of targets; (None, None): not recorded (a version 1 file)

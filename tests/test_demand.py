@@ -10,11 +10,12 @@ from hypothesis import strategies as st
 from dynamic_dynamodb import demand
 from dynamic_dynamodb.demand import BURST_SECONDS, DemandState
 from dynamic_dynamodb.model import Capacity, Dim, Target, TargetStatus
-from dynamic_dynamodb.policy import Memory, Observed, decide, decide_demand_dimension
+from dynamic_dynamodb.policy import POLICIES, SCALING_POLICIES, DimMemory, Memory, Observed, decide, decide_with
 from dynamic_dynamodb.reasons import Reason
 from dynamic_dynamodb.rules import DimensionRules, TargetRules
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+RULES_80 = TargetRules(scaling_policy="demand", target_utilization=80)
 
 
 def minutes(*per_second: float, throttled: float = 0.0, start: datetime = T0):
@@ -54,7 +55,7 @@ CASES = [
 @pytest.mark.parametrize("cur,series,state,expected,code", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_demand_policy(cur, series, state, expected, code):
     obs = Observed(sum(c for _, c, _ in series) if series else None, 0.0, 60 * max(1, len(series)), series)
-    d, _ = decide_demand_dimension(Dim.READS, cur, obs, DimensionRules(), 80, state)
+    d, _ = decide_with(POLICIES["demand"], Dim.READS, cur, obs, DimensionRules(), RULES_80, DimMemory(demand=state))
     assert (d.new, d.code) == (expected, code), d.reason
 
 
@@ -95,8 +96,8 @@ def test_effective_utilisation_stays_between_half_the_target_and_full(target, fi
 def test_minutes_already_seen_are_not_counted_twice():
     _, _, state = demand.propose(100, minutes(50, 60), 80, DemandState())
     obs = Observed(110 * 60.0, 0.0, 120, minutes(50, 60))
-    d, again = decide_demand_dimension(Dim.READS, 100, obs, DimensionRules(), 80, state)
-    assert (d.new, d.code, again.demand) == (100, Reason.NO_NEW_DATA, (50.0, 60.0))
+    d, again = decide_with(POLICIES["demand"], Dim.READS, 100, obs, DimensionRules(), RULES_80, DimMemory(demand=state))
+    assert (d.new, d.code, again.demand.demand) == (100, Reason.NO_NEW_DATA, (50.0, 60.0))
 
 
 def test_history_keeps_the_last_half_hour_only():
@@ -147,3 +148,23 @@ def test_a_decrease_never_goes_below_what_the_last_minutes_demanded(cur, values,
     new, _, after = demand.propose(cur, minutes(*values), target, state)
     if new < cur:
         assert new >= max(after.demand[-demand.RECENT_MINUTES:])
+
+
+def test_every_scaling_policy_is_named_in_the_registry_and_accepted_by_the_config():
+    from dynamic_dynamodb import config
+
+    assert SCALING_POLICIES == tuple(POLICIES) == ("threshold", "demand")
+    assert all(POLICIES[name].name == name for name in POLICIES)
+    assert [config.to_policy(name) for name in SCALING_POLICIES] == list(SCALING_POLICIES)
+
+
+@given(on=st.booleans(), up=st.booleans(), down=st.booleans(), values=st.lists(st.floats(0, 500), min_size=1,
+                                                                                 max_size=30),
+       name=st.sampled_from(("threshold", "demand")))
+def test_the_switches_hold_for_every_policy(on, up, down, values, name):
+    obs = Observed(sum(values) * 60.0, 0.0, 60 * len(values), minutes(*values))
+    r = DimensionRules(enabled=on, up_scaling=up, down_scaling=down)
+    d, _ = decide_with(POLICIES[name], Dim.READS, 100, obs, r, TargetRules(scaling_policy=name), DimMemory())
+    assert on or d.code is Reason.DISABLED
+    assert d.new <= 100 or (on and up)
+    assert d.new >= 100 or (on and down)

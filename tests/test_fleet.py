@@ -28,6 +28,7 @@ from dynamic_dynamodb.model import (
 )
 from dynamic_dynamodb.policy import Memory
 from dynamic_dynamodb.settings import ConfigError, Placement, Settings
+from fakes import ManualClock
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -531,7 +532,7 @@ def test_an_error_before_a_pass_such_as_in_a_sighup_reload_never_ends_the_loop(c
         stop.set()
         return PassReport()
 
-    run_forever(one_pass, lambda: 0.01, stop, before_pass)
+    run_forever(one_pass, lambda: 60, stop, before_pass, **ManualClock(stop).kwargs())
     assert len(passes) == 1 and "Unexpected error in the pass" in caplog.text
 
 
@@ -542,18 +543,19 @@ def test_a_pass_longer_than_the_interval_is_reported_and_never_run_twice_at_once
     fleet = Fleet(fleet_settings(), world.ports)
     running, overlaps, starts = [], [], []
     stop = threading.Event()
+    clock = ManualClock(stop)
     for scaler in fleet.scalers.values():
         slow = scaler.ports.tables.describe
 
         def describe(table, slow=slow):
-            time.sleep(0.1)
+            clock.advance(0.1)
             return slow(table)
         scaler.ports.tables.describe = describe
 
     def one_pass(now):
         overlaps.append(len(running))
         running.append(1)
-        starts.append(time.monotonic())
+        starts.append(clock.monotonic())
         try:
             return fleet.run_pass(now)
         finally:
@@ -562,9 +564,9 @@ def test_a_pass_longer_than_the_interval_is_reported_and_never_run_twice_at_once
                 stop.set()
 
     with caplog.at_level(logging.WARNING, logger="dynamic-dynamodb"):
-        run_forever(one_pass, lambda: 0.05, stop)
+        run_forever(one_pass, lambda: 0.05, stop, **clock.kwargs())
     assert overlaps == [0, 0, 0]
-    assert all(b - a >= 0.2 for a, b in zip(starts, starts[1:]))
+    assert all(b - a == pytest.approx(0.2) for a, b in zip(starts, starts[1:])) and set(clock.waits) == {0.0}
     assert "longer than the check interval" in caplog.text
 
 

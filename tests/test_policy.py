@@ -109,6 +109,23 @@ TWO_X_CASES = [
 ]
 
 
+SCALE_EDGE_CASES = [
+    ("an up scale's key takes its own amount", policy.scale_up_amount, 80.0, 10),
+    ("just under an up scale's key takes the amount below it", policy.scale_up_amount, 79.9, 5),
+    ("below every up key nothing", policy.scale_up_amount, 1.0, 0),
+    ("a down scale's key takes its own amount", policy.scale_down_amount, 20.0, 20),
+    ("just over a down scale's key takes the amount above it", policy.scale_down_amount, 20.1, 10),
+    ("above every down key nothing", policy.scale_down_amount, 30.5, 0),
+]
+
+
+@pytest.mark.parametrize("amount_of,value,expected", [c[1:] for c in SCALE_EDGE_CASES],
+                         ids=[c[0] for c in SCALE_EDGE_CASES])
+def test_a_consumed_percentage_equal_to_a_scale_key_takes_that_keys_amount(amount_of, value, expected):
+    scale = {10: 5, 80: 10} if amount_of is policy.scale_up_amount else {10: 50, 20: 20, 30: 10}
+    assert amount_of(scale, value) == expected
+
+
 @pytest.mark.parametrize("cur,pct,throttled,rules,expected", [c[1:] for c in TWO_X_CASES],
                          ids=[c[0] for c in TWO_X_CASES])
 def test_two_x_rules(cur, pct, throttled, rules, expected):

@@ -32,14 +32,13 @@ from ..model import (
     Target,
     TargetStatus,
 )
-from ..logsetup import LOGGER
+from ..edge import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, LOGGER, error
 from ..settings import Placement, Settings, TableSection
 from .run import MakeScaler, production_scaler, simulate
 from .trace import write_trace
 
 log = logging.getLogger(LOGGER)
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 MINUTE = timedelta(minutes=1)
 # the newest minutes are left out of the history: CloudWatch may not have published them yet
@@ -189,7 +188,7 @@ class Backtest:
         return EXIT_FAILURE if t.failures else EXIT_OK
 
     def _error(self, message: str) -> None:
-        print(f"dynamic-dynamodb: error: {message}", file=self.err)
+        error(message, stream=self.err)
 
     # ---- one placement ----------------------------------------------------------------
 
