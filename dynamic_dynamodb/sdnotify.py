@@ -12,7 +12,9 @@ import socket
 import threading
 from typing import Callable, Mapping, Optional
 
-log = logging.getLogger("dynamic-dynamodb")
+from .edge import LOGGER
+
+log = logging.getLogger(LOGGER)
 
 
 class SystemdNotifier:

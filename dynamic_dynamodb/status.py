@@ -15,10 +15,11 @@ from datetime import datetime
 from typing import Any, Optional, TextIO
 
 from . import policy
+from .edge import LOGGER
 from .model import AwsError, TableNotFound, TargetStatus
 from .policy import Memory
 
-log = logging.getLogger("dynamic-dynamodb")
+log = logging.getLogger(LOGGER)
 
 COLUMNS = ("table", "index", "region", "billing_mode", "provisioned_reads", "provisioned_writes",
            "last_decision", "decreases_left_today", "next_decrease_at", "schedule")
