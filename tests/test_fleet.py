@@ -28,7 +28,7 @@ from dynamic_dynamodb.model import (
 )
 from dynamic_dynamodb.policy import Memory
 from dynamic_dynamodb.settings import ConfigError, Placement, Settings
-from fakes import ManualClock
+from fakes import FakeBreaker, ManualClock
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -360,15 +360,6 @@ class FakeMetrics:
             per_minute = cap * pct / 100 * 60 if q.metric.startswith("Consumed") else 0.0
             out[q] = [(q.start + timedelta(minutes=m), per_minute) for m in range(5)]
         return out
-
-
-class FakeBreaker:
-    def __init__(self) -> None:
-        self.probes = 0
-
-    def is_closed(self, url, timeout_ms, headers):
-        self.probes += 1
-        return True
 
 
 class FakeWorld:
