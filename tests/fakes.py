@@ -19,6 +19,9 @@ from dynamic_dynamodb.policy import Memory
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 WINDOW = 300  # seconds of the default lookback period: one datapoint holds the window's Sum
+# DynamoDB's wording of the decrease rule (LimitExceededException has other kinds too)
+DECREASE_RULE = ("LimitExceededException: Subscriber limit exceeded: Provisioned throughput decreases are limited "
+                 "within a given UTC day.")
 
 
 def status(table: str, index: Optional[str] = None, cap=(100, 100), state: str = "ACTIVE",
@@ -74,7 +77,7 @@ class FakeTables:
             if cap is not None and (cap.reads < st.capacity.reads or cap.writes < st.capacity.writes) \
                     and not policy.decrease_allowed(st, Memory(), self.now):
                 self.refused.append(update)
-                raise LimitExceeded("LimitExceededException: Subscriber limit exceeded", "LimitExceededException")
+                raise LimitExceeded(DECREASE_RULE, "LimitExceededException")
         self.updates.append(update)
         if self.on_update:
             self.on_update(update)

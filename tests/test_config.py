@@ -1278,6 +1278,8 @@ EXPECTED_GROUPS = {
         "--run-once",
         "--strict-config",
         "--state-file",
+        "--state-table",
+        "--state-table-create",
     ],
     "Daemon options": ["--daemon", "--instance", "--pid-file-dir"],
     "DynamoDB options": ["-r", "--region", "-t", "--table-name"],

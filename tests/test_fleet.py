@@ -295,7 +295,7 @@ def test_the_same_table_in_two_regions_keeps_two_memories_in_the_state_file(tmp_
     }
     state.save_placed(path, placed)
     raw = json.loads(Path(path).read_text())
-    assert raw["version"] == 2
+    assert raw["version"] == 3
     assert {(e["table"], e.get("region"), e.get("role_arn")) for e in raw["targets"]} == {
         ("orders", "us-east-1", None), ("orders", "eu-west-1", None), ("orders", "eu-west-1", ROLE)}
     loaded = state.load_placed(path)

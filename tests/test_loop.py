@@ -18,7 +18,7 @@ from dynamic_dynamodb.model import (
 from dynamic_dynamodb.reasons import Reason
 from dynamic_dynamodb.rules import TargetRules
 from dynamic_dynamodb.settings import Settings, TableSection
-from fakes import NOW, FakeMetrics, FakeTables, status
+from fakes import DECREASE_RULE, NOW, FakeMetrics, FakeTables, status
 
 
 def scaler(tables: FakeTables, pct: dict[str, tuple[float, float]], **settings) -> Scaler:
@@ -40,7 +40,7 @@ def test_a_dry_run_never_calls_update_table():
 
 def test_a_refused_update_is_retried_once_with_only_its_increases():
     tables = FakeTables({"orders": Capacity(100, 100)})
-    tables.update_errors.append(LimitExceeded("LimitExceededException: decreases", "LimitExceededException"))
+    tables.update_errors.append(LimitExceeded(DECREASE_RULE, "LimitExceededException"))
     report = scaler(tables, {"orders": (95, 10)}).run_pass(NOW)
     assert [u.table_capacity for u in tables.updates] == [Capacity(150, 50), Capacity(150, 100)]
     assert report.ok

@@ -20,7 +20,7 @@ from dynamic_dynamodb.policy import Memory, Observed
 from dynamic_dynamodb.reasons import Reason
 from dynamic_dynamodb.rules import DimensionRules, TargetRules
 from dynamic_dynamodb.settings import GsiSection, Settings, TableSection
-from fakes import NOW, WINDOW, FakeMetrics, FakeNotifier, FakeTables, status
+from fakes import DECREASE_RULE, NOW, WINDOW, FakeMetrics, FakeNotifier, FakeTables, status
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:scaling"
 
@@ -180,7 +180,7 @@ def test_the_increases_only_retry_is_notified_with_what_it_changed():
 
     def refuse_decreases(update: Update) -> None:
         if update.table_capacity.writes < 100:
-            raise LimitExceeded("LimitExceededException: Subscriber limit exceeded", "LimitExceededException")
+            raise LimitExceeded(DECREASE_RULE, "LimitExceededException")
         real_update(update)
 
     tables.update = refuse_decreases
