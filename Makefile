@@ -4,16 +4,19 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test unit docs bench clean venv
+.PHONY: demo test unit lint docs man bench clean venv
 
 venv: $(STAMP)
 
-$(STAMP): setup.py
+$(STAMP): setup.py pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { \
 	  echo "python3 -m venv failed; installing Debian's python3-venv" >&2; \
 	  rm -rf $(VENV) && apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install -q -U pip
-	$(BIN)/python -m pip install -q -e '.[test,plot,docs]'
+	$(BIN)/python -m pip install -q -e '.[test,plot,docs,dev]'
+	# dynalite, a second DynamoDB implementation for the state-table tests (skipped without it)
+	if command -v npm >/dev/null; then npm install --prefix $(VENV) --no-audit --no-fund --silent dynalite@4 \
+	  || echo "dynalite not installed: its tests are skipped" >&2; fi
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -25,6 +28,14 @@ unit: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+man: $(STAMP)
+	$(BIN)/python -m sphinx -q -b man docs docs/_build/man
+	cp docs/_build/man/dynamic-dynamodb.1 docs/dynamic-dynamodb.1
 
 docs: $(STAMP)
 	$(BIN)/python -m sphinx -W -b html docs docs/_build/html

@@ -14,11 +14,13 @@ setup(
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
+    license_files=["LICENSE"],
     packages=find_packages(include=["dynamic_dynamodb", "dynamic_dynamodb.*"]),
-    package_data={"dynamic_dynamodb": ["data/*"]},
+    # the man page (`make man` rebuilds it from docs/command_line.rst)
+    data_files=[("share/man/man1", ["docs/dynamic-dynamodb.1"])],
     python_requires=">=3.10",
-    install_requires=["boto3>=1.28", "python-daemon>=3.0", "lockfile>=0.12", "prometheus-client>=0.17",
-                      "python-json-logger>=3.1"],
+    install_requires=["boto3>=1.28", "python-daemon>=3.0", "lockfile>=0.12", "setproctitle>=1.3",
+                      "prometheus-client>=0.17", "python-json-logger>=3.1"],
     extras_require={
         "test": [
             "pytest>=7",
@@ -29,11 +31,11 @@ setup(
         ],
         "plot": ["matplotlib>=3.7"],
         "docs": ["sphinx>=7"],
+        "dev": ["ruff>=0.6", "mypy>=1.10"],
     },
     entry_points={"console_scripts": ["dynamic-dynamodb = dynamic_dynamodb.cli:main"]},
     classifiers=[
         "Environment :: No Input/Output (Daemon)",
-        "License :: OSI Approved :: Apache Software License",
         "Programming Language :: Python :: 3",
         "Topic :: System :: Systems Administration",
     ],

@@ -13,6 +13,7 @@ version = release = __version__
 extensions = ["sphinx.ext.autodoc"]
 exclude_patterns = ["_build"]
 html_theme = "alabaster"
-man_pages = [("index", "dynamic-dynamodb", "autoscale provisioned DynamoDB tables", [author], 1)]
+# the man page is the command-line reference; `make man` rebuilds docs/dynamic-dynamodb.1 (installed by setup.py)
+man_pages = [("command_line", "dynamic-dynamodb", "autoscale provisioned DynamoDB tables and GSIs", [author], 1)]
 html_static_path = ["_static"]
 html_css_files = ["custom.css"]  # wide key tables wrap instead of overflowing the page

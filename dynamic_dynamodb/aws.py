@@ -10,12 +10,13 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import os
 import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
 
 import boto3
 import botocore.session
@@ -33,14 +34,17 @@ from .model import (
     AccessDenied,
     AwsError,
     Capacity,
+    CapacityLimits,
     Datapoints,
     LimitExceeded,
     MetricQuery,
+    MetricsUnavailable,
     TableBusy,
     TableDescription,
     TableNotFound,
     Target,
     TargetStatus,
+    UnreadableAnswer,
     Update,
 )
 
@@ -49,6 +53,7 @@ REQUIRED_IAM_ACTIONS = (
     "dynamodb:ListTables",
     "dynamodb:DescribeTable",
     "dynamodb:UpdateTable",
+    "dynamodb:DescribeLimits",
     "cloudwatch:GetMetricData",
     "sns:Publish",
 )
@@ -65,6 +70,19 @@ NAMESPACE = "AWS/DynamoDB"
 # seconds; control-plane calls answer in well under a second, a big GetMetricData in a few
 CONNECT_TIMEOUT = 5
 READ_TIMEOUT = {"default": 10, "cloudwatch": 15}
+LIMITS_REFRESH = timedelta(hours=1)  # DescribeLimits: the maxima change only when a quota is raised
+# GetMetricData's per-series StatusCode for a series CloudWatch could not answer
+FAILED_SERIES = ("InternalError", "Forbidden")
+# A GetMetricData batch whose answer could not be read, or that CloudWatch refused for its
+# content, or that took too long, is tried again in halves: a smaller batch may well pass.
+# Failures every half would share (throttling, permissions, connections, 5xx after
+# botocore's retries) are not split. A fetch makes at most MAX_SPLIT_CALLS calls in
+# halves: one bad query in 500 costs about 2 x 9 of them.
+SPLIT_ON = ("UnreadableAnswer", "SeriesFailed", "InvalidParameterValue", "InvalidParameterCombination",
+            "InvalidParameterValueException", "ValidationError", "MissingParameter", "InvalidNextToken",
+            "ReadTimeoutError")
+MAX_SPLIT_CALLS = 64
+MAX_ERROR_TEXT = 300  # characters of an unreadable answer's explanation kept in the message
 
 _ERRORS: Mapping[str, type[AwsError]] = {
     "ResourceNotFoundException": TableNotFound,
@@ -84,7 +102,60 @@ def translate(error: Exception) -> AwsError:
         code = str(info.get("Code", "")) or "ClientError"
         message = str(info.get("Message", "")) or str(error)
         return _ERRORS.get(code, AwsError)(f"{code}: {message}".replace("\n", " "), code)
-    return AwsError(str(error).replace("\n", " "), type(error).__name__)
+    if isinstance(error, BotoCoreError):
+        return AwsError(str(error).replace("\n", " "), type(error).__name__)
+    return unreadable(error)
+
+
+def unreadable(error: Exception) -> UnreadableAnswer:
+    """An answer botocore or we could not read, as one line. Only the first line of the
+    explanation is kept: ResponseParserError appends the raw body, which is not ours to log."""
+    lines = str(error).strip().splitlines()
+    text = " ".join((lines[0] if lines else "").split())[:MAX_ERROR_TEXT]
+    return UnreadableAnswer(f"unreadable answer ({type(error).__name__}: {text})", "UnreadableAnswer")
+
+
+T = TypeVar("T")
+
+
+def call(read: Callable[[], T]) -> T:
+    """One AWS call and the reading of its answer: every failure is an AwsError.
+
+    botocore raises ClientError and BotoCoreError for errors it understands, but a malformed
+    200 answer escapes as ResponseParserError, UnicodeDecodeError, ValueError (a timestamp),
+    RuntimeError (a timestamp's offset) or AttributeError (a wrong shape), none of them
+    BotoCoreError; reading the fields ourselves adds KeyError and TypeError. Whatever the
+    exception, the call failed: it costs this call, never the pass."""
+    try:
+        return read()
+    except AwsError:
+        raise
+    except (ClientError, BotoCoreError) as e:
+        raise translate(e) from None
+    except Exception as e:  # noqa: BLE001 - see the docstring
+        raise unreadable(e) from None
+
+
+FALLBACK_REGION = "us-east-1"  # the original's default, when nothing names a region
+
+
+def default_region(environ: Mapping[str, str] = os.environ) -> tuple[str, str]:
+    """The region boto3's chain names when none is configured, and where it came from:
+    AWS_REGION (read here: this botocore reads only AWS_DEFAULT_REGION), AWS_DEFAULT_REGION,
+    the profile's `region`, else us-east-1. No client is built."""
+    for variable in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        value = environ.get(variable, "").strip()
+        if value:
+            return value, variable
+    profile = environ.get("AWS_PROFILE") or environ.get("AWS_DEFAULT_PROFILE") or "default"
+    try:
+        core = botocore.session.Session()
+        region = core.get_scoped_config().get("region")
+    except (BotoCoreError, ValueError, OSError):
+        region = None  # no such profile, an unreadable file: make_session says so later
+    if isinstance(region, str) and region.strip():
+        return region.strip(), f"profile {profile}"
+    return FALLBACK_REGION, "built-in default"
 
 
 @dataclass(frozen=True)
@@ -197,9 +268,12 @@ def make_client(session: boto3.Session, service: str, conn: Connection, region: 
         user_agent_extra="dynamic-dynamodb",
     )
     try:
-        return session.client(service, config=config, region_name=region, **credentials)
+        client = session.client(service, config=config, region_name=region, **credentials)
     except (BotoCoreError, ValueError) as e:
         raise _setup_error(f"{service} client", e) from None
+    if service == "dynamodb":
+        refuse_limit_retries(client)
+    return client
 
 
 def _when(value: Any) -> Optional[datetime]:
@@ -209,32 +283,80 @@ def _when(value: Any) -> Optional[datetime]:
         # in UTC: botocore gives every parsed timestamp its own tzlocal() instance, which
         # kept ~0.6 kB per datapoint alive (40 MB for a 1,000-table pass)
         return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    return datetime.fromtimestamp(float(value), tz=timezone.utc)
+    return datetime.fromtimestamp(_number(value, "a timestamp"), tz=timezone.utc)
+
+
+def _number(value: Any, what: str) -> float:
+    """A JSON number (not a string, a boolean or null), else ValueError naming the field."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} is {value!r:.40}, not a number")
+    return float(value)
+
+
+def _units(value: Any, what: str) -> int:
+    """A count of capacity units or decreases: a whole, finite number >= 0."""
+    number = _number(value, what)
+    if not math.isfinite(number) or number < 0 or not number.is_integer():
+        raise ValueError(f"{what} is {value!r}, not a count")
+    return int(number)
+
+
+def _field(answer: Mapping[str, Any], key: str, kind: type) -> Any:
+    """A field every answer of this operation has: a garbage or truncated body reaches us as
+    an empty answer (botocore reads what it can), which must not pass for "nothing here"."""
+    value = answer.get(key)
+    if not isinstance(value, kind):
+        raise KeyError(f"the answer has no {key}")
+    return value
+
+
+def _text(value: Any, what: str) -> str:
+    """A non-empty string, else ValueError naming the field."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} is {value!r:.40}, not a name")
+    return value
 
 
 def _status(target: Target, status: str, billing: str, throughput: Mapping[str, Any]) -> TargetStatus:
     return TargetStatus(
         target=target,
-        status=status,
-        billing_mode=billing,
-        capacity=Capacity(int(throughput.get("ReadCapacityUnits", 0)), int(throughput.get("WriteCapacityUnits", 0))),
-        decreases_today=int(throughput.get("NumberOfDecreasesToday", 0) or 0),
+        status=_text(status, f"{target}: the status"),
+        billing_mode=_text(billing, f"{target}: the billing mode"),
+        capacity=Capacity(_units(throughput.get("ReadCapacityUnits", 0), f"{target}: ReadCapacityUnits"),
+                          _units(throughput.get("WriteCapacityUnits", 0), f"{target}: WriteCapacityUnits")),
+        decreases_today=_units(throughput.get("NumberOfDecreasesToday", 0) or 0, f"{target}: NumberOfDecreasesToday"),
         last_decrease=_when(throughput.get("LastDecreaseDateTime")),
         last_increase=_when(throughput.get("LastIncreaseDateTime")),
     )
 
 
 def parse_description(table: Mapping[str, Any]) -> TableDescription:
-    """DescribeTable's `Table` as a plain value (fields moto omits get defaults)."""
-    name = table["TableName"]
+    """DescribeTable's `Table` as a plain value (fields moto omits get defaults). An answer that
+    is not a description (a missing name, a wrong type, a count that is not one) raises."""
+    name = _text(table["TableName"], "TableName")
     billing = table.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED")
     main = _status(Target(name), table.get("TableStatus", "ACTIVE"), billing, table.get("ProvisionedThroughput", {}))
     indexes = tuple(
-        _status(Target(name, gsi["IndexName"]), gsi.get("IndexStatus", "ACTIVE"), billing,
+        _status(Target(name, _text(gsi["IndexName"], "IndexName")), gsi.get("IndexStatus", "ACTIVE"), billing,
                 gsi.get("ProvisionedThroughput", {}))
         for gsi in table.get("GlobalSecondaryIndexes", [])
     )
-    return TableDescription(main, indexes)
+    incarnation = table_incarnation(table)
+    return TableDescription(replace(main, incarnation=incarnation),
+                            tuple(replace(i, incarnation=incarnation) for i in indexes))
+
+
+def table_incarnation(table: Mapping[str, Any]) -> Optional[str]:
+    """Which table of its name a DescribeTable answer is about: its TableId, else its creation
+    time (moto has no TableId). A GSI shares it: DescribeTable gives a GSI neither an id nor a
+    creation time (its IndexArn is made of the two names)."""
+    if table.get("TableId"):
+        return str(table["TableId"])
+    try:
+        created = _when(table.get("CreationDateTime"))
+    except (TypeError, ValueError, OverflowError, OSError):
+        created = None  # an unreadable time: no incarnation, the memory stays the name's
+    return f"created {created.isoformat()}" if created else None
 
 
 class DynamoTables:
@@ -245,18 +367,19 @@ class DynamoTables:
 
     def list_tables(self) -> list[str]:
         """Every table name, following the pages."""
-        try:
+        def read() -> list[str]:
             pages = self.client.get_paginator("list_tables").paginate()
-            return [name for page in pages for name in page.get("TableNames", [])]
-        except (ClientError, BotoCoreError) as e:
-            raise translate(e) from None
+            return [_text(name, "a table name") for page in pages for name in _field(page, "TableNames", list)]
+        return call(read)
 
     def describe(self, table: str) -> TableDescription:
         """DescribeTable."""
-        try:
-            return parse_description(self.client.describe_table(TableName=table)["Table"])
-        except (ClientError, BotoCoreError) as e:
-            raise translate(e) from None
+        def read() -> TableDescription:
+            desc = parse_description(self.client.describe_table(TableName=table)["Table"])
+            if desc.table.target.table != table:
+                raise ValueError(f"the answer describes {desc.table.target.table!r:.40}")
+            return desc
+        return call(read)
 
     def update(self, update: Update) -> None:
         """One UpdateTable for the table and its GSIs."""
@@ -268,10 +391,63 @@ class DynamoTables:
                 {"Update": {"IndexName": name, "ProvisionedThroughput": _throughput(cap)}}
                 for name, cap in sorted(update.index_capacities.items())
             ]
+        call(lambda: _field(self.client.update_table(**kwargs), "TableDescription", dict))
+
+
+def refuse_limit_retries(client: Any) -> None:
+    """Make botocore leave a LimitExceededException of UpdateTable alone: standard mode counts
+    it as throttling and sends the refused update twice more, though DynamoDB's answer cannot
+    change within seconds (a spent decrease budget, too many table operations, a maximum).
+    The first non-None answer to `needs-retry` decides, and ours is asked first. (botocore's
+    retry quota is still charged for the retry it would have made, 5 of its 500 tokens,
+    given back by later successful calls of the client.)"""
+    def no_retry(response: Any = None, **_: Any) -> Optional[bool]:
+        if response is not None and response[1].get("Error", {}).get("Code") == "LimitExceededException":
+            return False
+        return None
+
+    client.meta.events.register_first("needs-retry.dynamodb.UpdateTable", no_retry,
+                                      unique_id="dynamic-dynamodb-no-limit-retry")
+
+
+class DynamoLimits:
+    """LimitsSource over DescribeLimits, asked at most once per `refresh` per client."""
+
+    def __init__(self, client: Any, refresh: timedelta = LIMITS_REFRESH) -> None:
+        self.client = client
+        self.refresh = refresh
+        self._limits: Optional[CapacityLimits] = None
+        self._read_at: Optional[datetime] = None
+        self._failed_at: Optional[datetime] = None
+
+    def current(self, now: datetime) -> Optional[CapacityLimits]:
+        """The cached maxima, read again once `refresh` has passed; None (with one warning) when
+        DescribeLimits fails: no clamp this pass (the pass's tables share its `now`), another
+        try next pass."""
+        if self._read_at is not None and now - self._read_at < self.refresh:
+            return self._limits
+        if self._failed_at == now:
+            return None
         try:
-            self.client.update_table(**kwargs)
-        except (ClientError, BotoCoreError) as e:
-            raise translate(e) from None
+            self._limits = call(lambda: parse_limits(self.client.describe_limits()))
+        except AwsError as e:
+            self._failed_at = now
+            log.warning("DescribeLimits failed, increases are not held to DynamoDB's maxima this pass: %s", e)
+            return None
+        self._read_at = now
+        return self._limits
+
+
+def parse_limits(answer: Mapping[str, Any]) -> CapacityLimits:
+    """DescribeLimits' four maxima; a missing or impossible one raises."""
+    def units(key: str) -> int:
+        value = _units(answer[key], key)
+        if value < 1:
+            raise ValueError(f"{key} is {value}")
+        return value
+
+    return CapacityLimits(Capacity(units("TableMaxReadCapacityUnits"), units("TableMaxWriteCapacityUnits")),
+                          Capacity(units("AccountMaxReadCapacityUnits"), units("AccountMaxWriteCapacityUnits")))
 
 
 def _throughput(cap: Capacity) -> dict[str, int]:
@@ -299,21 +475,53 @@ class CloudWatchMetrics:
     def fetch(self, queries: Sequence[MetricQuery]) -> dict[MetricQuery, Datapoints]:
         """Sums per bucket for every query, oldest first; no data gives an empty list.
 
-        One call per window and `batch_size` queries (pages followed), a few in flight at once."""
+        One call per window and `batch_size` queries (pages followed), a few in flight at once.
+        A call that fails is tried again as two halves, down to single queries, so one bad
+        answer costs only the queries whose own calls fail: those raise MetricsUnavailable
+        (with every other result), or the last error when no query could be read."""
         result: dict[MetricQuery, Datapoints] = {q: [] for q in queries}
+        failed: dict[MetricQuery, AwsError] = {}
         by_window: dict[tuple[datetime, datetime], list[MetricQuery]] = defaultdict(list)
         for q in dict.fromkeys(queries):
             by_window[(q.start, q.end)].append(q)
         batches = [(start, end, batch) for (start, end), group in by_window.items()
                    for batch in _chunks(group, self.batch_size)]
+        budget = _SplitBudget(MAX_SPLIT_CALLS)
         if len(batches) > 1 and self.concurrency > 1:
             with ThreadPoolExecutor(max_workers=min(self.concurrency, len(batches))) as pool:
-                for found in pool.map(lambda b: self._fetch_batch(*b), batches):
-                    result.update(found)
+                outcomes = list(pool.map(lambda b: self._fetch_halving(b[0], b[1], b[2], budget), batches))
         else:
-            for start, end, batch in batches:
-                result.update(self._fetch_batch(start, end, batch))
+            outcomes = [self._fetch_halving(*b, budget) for b in batches]
+        for found, errors in outcomes:
+            result.update(found)
+            failed.update(errors)
+        if failed:
+            for q in failed:
+                result.pop(q, None)
+            if not result:
+                raise next(iter(failed.values()))
+            first = next(iter(failed.values()))
+            raise MetricsUnavailable(f"{len(failed)} of {len(failed) + len(result)} series unreadable: {first}",
+                                     failed, result)
         return result
+
+    def _fetch_halving(self, start: datetime, end: datetime, batch: list[MetricQuery], budget: "_SplitBudget"
+                       ) -> tuple[dict[MetricQuery, Datapoints], dict[MetricQuery, AwsError]]:
+        """One batch; when its call fails, each half on its own (2 x log2(batch) more calls per
+        bad query). Returns what was read and the error of every query that was not."""
+        try:
+            return self._fetch_batch(start, end, batch), {}
+        except SeriesFailed as e:
+            # CloudWatch answered but could not compute some series: the rest is good
+            return e.found, dict.fromkeys(e.queries, e.error)
+        except AwsError as e:
+            if len(batch) == 1 or e.code not in SPLIT_ON or not budget.take(2):
+                return {}, dict.fromkeys(batch, e)
+            log.debug("GetMetricData for %d series failed (%s); trying each half", len(batch), e)
+            half = len(batch) // 2
+            found, failed = self._fetch_halving(start, end, batch[:half], budget)
+            more, more_failed = self._fetch_halving(start, end, batch[half:], budget)
+            return {**found, **more}, {**failed, **more_failed}
 
     def fetch_history(self, queries: Sequence[MetricQuery], stat: str = "Sum",
                       max_datapoints: int = MAX_DATAPOINTS_PER_CALL) -> dict[MetricQuery, Datapoints]:
@@ -360,34 +568,80 @@ class CloudWatchMetrics:
             for qid, q in ids.items()
         ]
         found: dict[MetricQuery, dict[datetime, float]] = defaultdict(dict)
-        try:
+        bad: dict[MetricQuery, str] = {}
+
+        def read() -> None:
             pages = self.client.get_paginator("get_metric_data").paginate(
                 MetricDataQueries=request, StartTime=start, EndTime=end, ScanBy="TimestampAscending")
             for page in pages:
                 with self._lock:
                     self.calls += 1
-                for series in page.get("MetricDataResults", []):
+                for series in _field(page, "MetricDataResults", list):
                     q = ids.get(series.get("Id"))
-                    if q is not None:
-                        found[q].update(_valid(q, series.get("Timestamps", []), series.get("Values", [])))
-        except (ClientError, BotoCoreError) as e:
-            raise translate(e) from None
-        return {q: sorted(points.items()) for q, points in found.items()}
+                    if q is None:
+                        continue
+                    if series.get("StatusCode") in FAILED_SERIES:
+                        bad[q] = f"{series['StatusCode']}: {_messages(series)}"
+                        continue
+                    found[q].update(_valid(q, series.get("Timestamps", []), series.get("Values", [])))
+
+        call(read)
+        points: dict[MetricQuery, Datapoints] = {q: sorted(found[q].items()) for q in batch if q not in bad}
+        if bad:
+            reason = next(iter(bad.values()))
+            raise SeriesFailed(AwsError(f"GetMetricData: {reason}"[:MAX_ERROR_TEXT], "SeriesFailed"), list(bad), points)
+        return points
+
+
+class _SplitBudget:
+    """How many calls in halves one fetch may still make (shared by its threads)."""
+
+    def __init__(self, calls: int) -> None:
+        self.left = calls
+        self._lock = threading.Lock()
+
+    def take(self, calls: int) -> bool:
+        with self._lock:
+            if self.left < calls:
+                return False
+            self.left -= calls
+            return True
+
+
+class SeriesFailed(AwsError):
+    """GetMetricData answered, but with an error status for some series: `found` has the others."""
+
+    def __init__(self, error: AwsError, queries: list[MetricQuery], found: dict[MetricQuery, Datapoints]) -> None:
+        super().__init__(str(error), error.code)
+        self.error, self.queries, self.found = error, queries, found
+
+
+def _messages(series: Mapping[str, Any]) -> str:
+    texts = [m.get("Value", "") for m in series.get("Messages") or [] if isinstance(m, Mapping)]
+    return " ".join(" ".join(str(t) for t in texts).split()) or "no message"
 
 
 def _valid(q: MetricQuery, stamps: Sequence[Any], values: Sequence[Any]) -> list[tuple[datetime, float]]:
-    """Datapoints that can be capacity: a negative or non-finite Sum is dropped with a warning."""
+    """Datapoints that can be capacity: a negative or non-finite Sum is dropped with a warning.
+    A series that is not one (timestamps or values that are not numbers, lists of different
+    lengths) raises: the answer is unreadable."""
+    if not isinstance(stamps, list) or not isinstance(values, list) or len(stamps) != len(values):
+        raise ValueError(f"{q.target}: {q.metric} has {_count(stamps)} timestamps and {_count(values)} values")
     good = []
     for stamp, value in zip(stamps, values):
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            number = math.nan
+        when = _when(stamp)
+        if when is None:
+            raise TypeError(f"{q.target}: a {q.metric} datapoint has no timestamp")
+        number = _number(value, f"{q.target}: a {q.metric} datapoint")
         if math.isfinite(number) and number >= 0:
-            good.append((_when(stamp), number))
+            good.append((when, number))
         else:
             log.warning("%s: ignoring %s datapoint %r at %s", q.target, q.metric, value, stamp)
     return good
+
+
+def _count(items: Any) -> Any:
+    return len(items) if isinstance(items, list) else repr(items)[:20]
 
 
 def plan_history_calls(count: int, start: datetime, end: datetime, period: int, max_queries: int,
@@ -433,7 +687,6 @@ class SnsNotifier:
 
     def publish(self, topic_arn: str, subject: str, message: str) -> None:
         """Publish one message (SNS subjects are limited to 100 characters)."""
-        try:
-            self._client(topic_arn).publish(TopicArn=topic_arn, Subject=subject[:100], Message=message)
-        except (ClientError, BotoCoreError) as e:
-            raise translate(e) from None
+        # the answer's only field is the MessageId, which we do not use: an answer botocore
+        # cannot read is an error, one it reads is enough
+        call(lambda: self._client(topic_arn).publish(TopicArn=topic_arn, Subject=subject[:100], Message=message))

@@ -11,11 +11,14 @@ import time
 from typing import Optional, Sequence
 
 from . import config, edge, state
-from .fleet import Fleet
-from .loop import PassReport, Ports, pass_period, run_forever, utcnow
+from .coordination import Coordinator
 from .edge import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, LOGGER, error
+from .fleet import Fleet, Ledger
+from .loop import PassReport, Ports, pass_period, run_forever, utcnow
 from .logsetup import setup_logging
+from .model import AwsError
 from .settings import ConfigError, Placement, Settings
+from .statetable import StateTable, StateTableError
 
 log = logging.getLogger(LOGGER)
 
@@ -35,11 +38,13 @@ def build_ports(settings: Settings, placement: Optional[Placement] = None) -> Po
     if wants_sns:
         notifier = aws.SnsNotifier(aws.make_client(session, "sns", conn),
                                    lambda region: aws.make_client(session, "sns", conn, region=region))
+    dynamodb = aws.make_client(session, "dynamodb", conn)
     return Ports(
-        tables=aws.DynamoTables(aws.make_client(session, "dynamodb", conn)),
+        tables=aws.DynamoTables(dynamodb),
         metrics=aws.CloudWatchMetrics(aws.make_client(session, "cloudwatch", conn), settings.metrics_batch_size),
         notifier=notifier,
         breaker=HttpBreaker(),
+        limits=aws.DynamoLimits(dynamodb),
     )
 
 
@@ -59,15 +64,28 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_FAILURE
 
 
+def hide_secrets_from_ps(argv: Sequence[str]) -> None:
+    """A secret on the command line is visible to every user in `ps` and /proc/PID/cmdline:
+    replace the process title with the masked arguments (it shows from here on; the
+    environment or the config file keep a secret out of it from the start)."""
+    masked = config.mask_argv(argv)
+    if masked != list(argv):
+        from .daemon import set_title
+
+        set_title(" ".join(["dynamic-dynamodb", *masked]))
+
+
 def _main(argv: Optional[Sequence[str]]) -> int:
+    if argv is None:  # this process's own command line (not a call from Python)
+        hide_secrets_from_ps(sys.argv[1:])
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         settings = config.load_settings(argv)
     except ConfigError as e:
         stopping = _stop_settings(argv)
         if stopping is None:
-            return error(str(e), EXIT_USAGE)
-        edge.warning(f"{e} (--daemon {stopping.daemon} goes ahead)")
+            return error(config.mask_text(str(e), argv), EXIT_USAGE)
+        edge.warning(f"{config.mask_text(str(e), argv)} (--daemon {stopping.daemon} goes ahead)")
         settings = stopping
     if settings.show_config:
         print(json.dumps(config.settings_as_dict(settings), indent=2, sort_keys=True))
@@ -78,7 +96,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         if settings.daemon in ("start", "stop", "restart", "status"):
             from . import daemon
 
-            return daemon.control(settings, run)
+            return daemon.control(settings, run, None if settings.dry_run else claim_state)
         setup_logging(settings)  # attached here: start, stop and restart were handled above
         for warning in settings.warnings:
             log.warning(warning)
@@ -107,25 +125,75 @@ def _stop_settings(argv: Sequence[str]) -> Optional[Settings]:
     return Settings(argv=tuple(argv), daemon=args.daemon, instance=args.instance, pid_file_dir=args.pid_file_dir)
 
 
-def run(settings: Settings) -> int:
-    """One pass (--run-once) or the foreground loop until SIGTERM/SIGINT; SIGHUP re-reads the config."""
-    scaler = Fleet(settings, build_ports, memory=state.load_placed(state_path(settings)))
-    if settings.run_once:
-        report = run_pass(scaler, utcnow())
-        return EXIT_OK if report.ok else EXIT_FAILURE
-    return serve(scaler)
+def build_coordinator(settings: Settings) -> Coordinator:
+    """The leases and shared state of `state-table` (its region: state-table-region, else the first one)."""
+    from . import aws
+
+    region = settings.state_table_region or next(iter(settings.placements())).region
+    conn = aws.Connection(region, settings.aws_access_key_id, settings.aws_secret_access_key)
+    table = StateTable(aws.make_client(aws.make_session(conn), "dynamodb", conn), settings.state_table or "")
+    table.ensure(create=settings.state_table_create == "auto")
+    return Coordinator(table, settings.lease_seconds, lambda: settings.check_interval, state.encode_memory,
+                       state.decode_memory)
+
+
+def run(settings: Settings, held: Optional[state.StateFile] = None) -> int:
+    """One pass (--run-once) or the foreground loop until SIGTERM/SIGINT; SIGHUP re-reads the config.
+
+    The state file is this process's for the whole run (`held`: already claimed, by the
+    daemon after detaching); a dry run reads it without the lock and never writes it. With a
+    state table the memory lives there instead, and the tables are shared by leases."""
+    if held is None and not settings.dry_run and not settings.state_table:
+        try:
+            held = claim_state(settings)
+        except state.StateError as e:
+            return error(str(e), e.status)
+    log.info("Regions: %s", settings.regions_line())
+    coordinator = None
+    try:
+        if settings.state_table and settings.dry_run:
+            log.warning("--dry-run with state-table %s: no leases taken, every matched table decided, nothing "
+                        "written", settings.state_table)
+        elif settings.state_table:
+            try:
+                coordinator = build_coordinator(settings)
+                coordinator.start()
+            except (AwsError, StateTableError) as e:
+                return error(f"state table {settings.state_table}: {e}", EXIT_FAILURE)
+            log.info("Sharing the tables through state table %s as %s (lease %d s)", settings.state_table,
+                     coordinator.me, settings.lease_seconds)
+        now = utcnow()
+        records: dict = {}
+        if not settings.state_table:
+            records = held.load(now) if held is not None else state.read(state_path(settings), now)
+        scaler = Fleet(settings, build_ports, memory=state.placed(records), ledger=Ledger.of(records),
+                       coordinator=coordinator)
+        if settings.run_once:
+            report = run_pass(scaler, utcnow(), held)
+            return EXIT_OK if report.ok else EXIT_FAILURE
+        return serve(scaler, held)
+    finally:
+        if coordinator is not None:
+            coordinator.stop()
+        if held is not None:
+            held.release()
+
+
+def claim_state(settings: Settings) -> state.StateFile:
+    """Lock this instance's state file (state.StateError: in use, or unusable)."""
+    return state.StateFile.claim(state_path(settings))
 
 
 def state_path(settings: Settings) -> str:
     """The state file of this instance."""
-    return settings.state_file or state.default_path(settings.pid_file_dir, settings.instance)
+    return settings.state_file or state.default_path(settings.instance)
 
 
-def run_pass(scaler: Fleet, now) -> PassReport:
-    """One pass, then the memory saved (a dry run never writes the state file)."""
+def run_pass(scaler: Fleet, now, held: Optional[state.StateFile] = None) -> PassReport:
+    """One pass, then the memory saved (a dry run, holding no state file, never writes it)."""
     report = scaler.run_pass(now)
-    if not scaler.dry_run:
-        state.save_placed(state_path(scaler.settings), scaler.memory)
+    if held is not None and not scaler.dry_run and scaler.coordinator is None:  # else the pass saved it
+        held.save(scaler.records(), now)
     return report
 
 
@@ -133,8 +201,13 @@ def show_status(settings: Settings) -> int:
     """--status / --status-json: DescribeTable and the state file, no UpdateTable."""
     from . import status
 
-    fleet = Fleet(settings, build_ports, memory=state.load_placed(state_path(settings)))
-    found = status.collect(fleet, utcnow())
+    now = utcnow()
+    try:
+        records = state.read(state_path(settings), now)  # read only: a running daemon holds the lock
+    except state.StateError as e:
+        return error(str(e), e.status)
+    fleet = Fleet(settings, build_ports, memory=state.placed(records))
+    found = status.collect(fleet, now)
     (status.print_json if settings.status == "json" else status.print_table)(found.rows, sys.stdout)
     return EXIT_OK if found.failures == 0 else EXIT_FAILURE
 
@@ -165,11 +238,11 @@ class Watch:
             log.info("Serving /metrics and /healthz on %s:%d", settings.metrics_address, settings.metrics_port)
         self.systemd.start_watchdog(self.liveness.healthy)
 
-    def run_pass(self, scaler: Fleet, now) -> PassReport:
+    def run_pass(self, scaler: Fleet, now, held: Optional[state.StateFile] = None) -> PassReport:
         """One pass, observed."""
         self.systemd.ready()
         started = time.monotonic()
-        report = run_pass(scaler, now)
+        report = run_pass(scaler, now, held)
         seconds = time.monotonic() - started
         self.liveness.pass_ended()
         if self.metrics is not None:
@@ -196,7 +269,7 @@ class Watch:
                 pass
 
 
-def serve(scaler: Fleet) -> int:
+def serve(scaler: Fleet, held: Optional[state.StateFile] = None) -> int:
     """The foreground loop with its signal handling (also what a daemon runs after detaching)."""
     stop = threading.Event()
     reload_requested = threading.Event()
@@ -223,14 +296,16 @@ def serve(scaler: Fleet) -> int:
 
     log.info("Starting: check interval %s s, %d table section(s)%s", scaler.settings.check_interval,
              len(scaler.settings.tables), ", dry run" if scaler.dry_run else "")
+    coordinator = scaler.coordinator
     try:
         watch = Watch(scaler.settings, lambda: current[0].settings.check_interval)
     except ConfigError as e:  # the metrics port is taken: one line, in the log a daemon has
         log.error("%s", e)
         return EXIT_USAGE
     try:
-        run_forever(lambda now: watch.run_pass(current[0], now), lambda: pass_period(current[0].settings.check_interval),
-                    stop, before_pass)
+        run_forever(lambda now: watch.run_pass(current[0], now, held),
+                    lambda: pass_period(current[0].settings.check_interval), stop, before_pass,
+                    wake=coordinator.wake if coordinator is not None else None)
     finally:
         watch.close()
     log.info("Stopped")
@@ -247,4 +322,6 @@ def reload(scaler: Fleet) -> Fleet:
         log.error("Reload failed, keeping the running configuration: %s", e)
         return scaler
     log.info("Configuration reloaded from %s", fresh.config_file)
-    return Fleet(fresh, build_ports, memory=scaler.memory)
+    if (fresh.state_table, fresh.lease_seconds) != (scaler.settings.state_table, scaler.settings.lease_seconds):
+        log.warning("state-table and lease-seconds take effect at the next restart")
+    return Fleet(fresh, build_ports, memory=scaler.memory, ledger=scaler.ledger, coordinator=scaler.coordinator)

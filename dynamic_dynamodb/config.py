@@ -15,6 +15,8 @@ import difflib
 import math
 import os
 import re
+import stat
+import sys
 from dataclasses import dataclass
 from datetime import time
 from enum import Enum
@@ -279,6 +281,24 @@ def to_sns_arn(text: str) -> str:
     return value
 
 
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+STATE_TABLE_CREATE = ("auto", "never")
+MAX_LEASE_SECONDS = 3600
+
+
+def to_table_name(text: str) -> str:
+    """A DynamoDB table name: 3 to 255 of letters, digits, '_', '-' and '.'."""
+    name = text.strip()
+    if not _TABLE_NAME.fullmatch(name):
+        raise ValueError(f"{name!r} is not a DynamoDB table name (3-255 of A-Z a-z 0-9 _ - .)")
+    return name
+
+
+def to_state_table_create(text: str) -> str:
+    """auto (create the state table when absent) or never."""
+    return _choice(text, STATE_TABLE_CREATE)
+
+
 def to_days(text: str) -> int:
     """Days of CloudWatch history for --backtest: 1 to 15 (CloudWatch keeps 1-minute data 15 days)."""
     value = to_int(text)
@@ -321,6 +341,8 @@ TYPE_NAMES: dict[Callable[[str], Any], str] = {
     to_sns_arn: "ARN",
     to_days: "integer",
     to_target_utilization: "number",
+    to_table_name: "table name",
+    to_state_table_create: "auto/never",
 }
 
 
@@ -517,7 +539,8 @@ GLOBAL_KEYS: tuple[GlobalKey, ...] = (
         help="AWS secret access key (the odd -id suffix is the original's name)."),
     GlobalKey(GLOBAL, "aws-secret-access-key", "aws_secret_access_key", to_str, flag="--aws-secret-access-key",
         help="Alias of aws-secret-access-key-id."),
-    GlobalKey(GLOBAL, "region", "region", to_region, "AWS region of the tables, CloudWatch and SNS.", flag="--region"),
+    GlobalKey(GLOBAL, "region", "region", to_region, "AWS region of the tables, CloudWatch and SNS; without it, "
+        "AWS_REGION, AWS_DEFAULT_REGION, the AWS profile's region, else us-east-1.", flag="--region"),
     GlobalKey(GLOBAL, "regions", "regions", to_regions,
         help="Comma-separated regions: every table section without its own region applies in each of them "
              "(one process, one pass for all); --region on the command line replaces the list."),
@@ -533,6 +556,17 @@ GLOBAL_KEYS: tuple[GlobalKey, ...] = (
         help="Circuit breaker for every table without its own: no change unless a GET of this URL answers 2xx."),
     GlobalKey(GLOBAL, "circuit-breaker-timeout", "circuit_breaker_timeout", to_float, low=1,
         high=MAX_BREAKER_TIMEOUT_MS, help="Timeout of that GET in milliseconds."),
+    GlobalKey(GLOBAL, "state-table", "state_table", to_table_name, flag="--state-table",
+        help="Keep the state (memory, decrease records) in this DynamoDB table instead of the state file, and share "
+             "the tables among every daemon using it (leases); created on first use unless state-table-create is "
+             "never."),
+    GlobalKey(GLOBAL, "state-table-region", "state_table_region", to_region,
+        help="Region of the state table; default: the first region scaled."),
+    GlobalKey(GLOBAL, "state-table-create", "state_table_create", to_state_table_create, flag="--state-table-create",
+        help="auto: create the state table (on-demand) when it does not exist; never: exit 1 instead."),
+    GlobalKey(GLOBAL, "lease-seconds", "lease_seconds", to_int, low=3, high=MAX_LEASE_SECONDS,
+        help="Seconds a daemon's lease on a shard of the tables lasts without renewal (renewed every third of it); "
+             "a killed daemon's tables are taken over after this long."),
     GlobalKey(LOGGING, "log-level", "log_level", to_log_level, "debug, info, warning or error.", flag="--log-level"),
     GlobalKey(LOGGING, "log-file", "log_file", to_path, "Also log to this file.", flag="--log-file"),
     GlobalKey(LOGGING, "log-config-file", "log_config_file", to_path, flag="--log-config-file",
@@ -648,8 +682,8 @@ CLI_OPTIONS: tuple[CliOption, ...] = (
     CliOption(("--aws-access-key-id",), GENERAL, dest="aws_access_key_id", convert=to_str, metavar="KEY_ID",
         help="AWS access key id; used only together with the secret key. Default: the AWS credential chain."),
     CliOption(("--aws-secret-access-key",), GENERAL, dest="aws_secret_access_key", convert=to_str, metavar="SECRET",
-        help="AWS secret access key (visible to other users in the process list; prefer the config file or the "
-             "credential chain)."),
+        help="AWS secret access key (masked in the process list once running, but readable by other users "
+             "until then; prefer the environment, the config file or the credential chain)."),
     CliOption(("--show-config",), GENERAL, dest="show_config", action="store_true", default=False,
         help="Print the effective configuration as JSON (secrets masked) and exit."),
     CliOption(("--run-once",), GENERAL, dest="run_once", action="store_true", default=False,
@@ -657,8 +691,17 @@ CLI_OPTIONS: tuple[CliOption, ...] = (
     CliOption(("--strict-config",), GENERAL, dest="strict_config", action="store_true", default=False,
         help="Treat unknown config sections and keys as errors instead of warnings."),
     CliOption(("--state-file",), GENERAL, dest="state_file", convert=to_path, metavar="FILE",
-        default_text="PID-FILE-DIR/dynamic-dynamodb.INSTANCE.state.json",
-        help="Where the consecutive-check counters and decrease history are kept between runs."),
+        default_text="STATE-DIR/INSTANCE.state.json",
+        help="Where the consecutive-check counters and decrease history are kept between runs; one process "
+             "at a time. STATE-DIR: $STATE_DIRECTORY (systemd), else /var/lib/dynamic-dynamodb as root, else "
+             "$XDG_STATE_HOME/dynamic-dynamodb (~/.local/state/dynamic-dynamodb)."),
+    CliOption(("--state-table",), GENERAL, dest="state_table", convert=to_table_name, metavar="TABLE",
+        help="Keep the state in this DynamoDB table and share the tables among the daemons using it; overrides "
+             "[global] state-table."),
+    CliOption(("--state-table-create",), GENERAL, dest="state_table_create", convert=str.lower,
+        choices=STATE_TABLE_CREATE, default_text="auto",
+        help="Whether a missing state table is created (auto) or is an error (never); overrides [global] "
+             "state-table-create."),
     CliOption(("--daemon",), DAEMON, dest="daemon", convert=str.lower, choices=DAEMON_COMMANDS,
         help="Run as a daemon: start, stop, restart, status, or foreground (alias fg: the loop without forking)."),
     CliOption(("--instance",), DAEMON, dest="instance", convert=to_instance, default="default", metavar="NAME",
@@ -668,7 +711,7 @@ CLI_OPTIONS: tuple[CliOption, ...] = (
         default_text="/tmp",
         help="Directory of the pid file dynamic-dynamodb.INSTANCE.pid."),
     CliOption(("-r", "--region"), DYNAMODB, dest="region", convert=to_region, metavar="REGION",
-        default_text="us-east-1",
+        default_text="AWS_REGION, AWS_DEFAULT_REGION, the profile's region, else us-east-1",
         help="AWS region; overrides [global] region."),
     CliOption(("-t", "--table-name"), DYNAMODB, dest="table_name", convert=to_str, metavar="REGEX",
         help="Regular expression matched against whole table names (re.fullmatch); the table options then come from "
@@ -708,8 +751,16 @@ def _argtype(convert: Callable[[str], Any]) -> Callable[[str], Any]:
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error: no usage block of 40 lines before the message."""
 
+    argv: Sequence[str] = ()
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        self.argv = list(sys.argv[1:] if args is None else args)  # what error() must not echo
+        return super().parse_args(args, namespace)
+
     def error(self, message: str) -> NoReturn:
-        edge.error(f"{' '.join(message.split())} (see {self.prog} --help)", EXIT_USAGE)
+        # argparse echoes what it cannot use: a mistyped secret option's value among it
+        message = mask_text(" ".join(message.split()), self.argv)
+        edge.error(f"{message} (see {self.prog} --help)", EXIT_USAGE)
         self.exit(EXIT_USAGE)
 
 
@@ -789,6 +840,8 @@ def _classify(header: str, values: Mapping[str, str], path: str) -> _Section:
         match = _GSI_HEADER.fullmatch(name)
         if not match or not match[2].strip():
             raise ConfigError(f"{path} [{name}]: expected a section header [gsi: GSI-REGEX table: TABLE-KEY]")
+        if not match[1].strip():  # `[gsi:  table: x]`: the regex is only the spaces before table:
+            raise ConfigError(f"{path} [{name}]: expected [gsi: GSI-REGEX table: TABLE-KEY], got an empty GSI regex")
         return _Section(header, "gsi", values, key=match[1].strip(), table_key=match[2].strip())
     return _Section(header, "unknown", values)
 
@@ -808,6 +861,22 @@ def _shown_line(line: str) -> str:
     return line
 
 
+MAX_CONFIG_BYTES = 1 << 20  # 1 MiB: a config of 10,000 table sections is a tenth of that
+
+
+def _check_config_path(path: str) -> None:
+    """A regular file of at most 1 MiB: a FIFO would block the start, /dev/zero never end."""
+    mode = os.stat(path).st_mode  # OSError (missing, no permission) is the caller's message
+    kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else None)
+    if kind is not None:
+        raise ConfigError(f"-c/--config: {path!r} is {kind}, not a regular file")
+    size = os.stat(path).st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"-c/--config: {path!r} is {size} bytes; a config file is at most 1 MiB")
+
+
 def _read_file(path: str, warnings: Optional[list[str]] = None) -> list[_Section]:
     """The sections of the config file, in file order; a section or key given twice is a warning."""
     # " ; comment" after a value is a comment, as in Python 2's parser that 1.6.0 used;
@@ -815,6 +884,7 @@ def _read_file(path: str, warnings: Optional[list[str]] = None) -> list[_Section
     ini = _IniParser(interpolation=None, default_section="\0no-default-section", strict=False,
                      inline_comment_prefixes=(";",))
     try:
+        _check_config_path(path)
         with open(path, encoding="utf-8") as handle:
             lines = handle.readlines()
         ini.read_file(lines, source=path)
@@ -823,7 +893,11 @@ def _read_file(path: str, warnings: Optional[list[str]] = None) -> list[_Section
     except UnicodeDecodeError as error:
         raise ConfigError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
     except configparser.MissingSectionHeaderError as error:
-        raise ConfigError(f"{path} line {error.lineno}: key outside any section: {error.line.strip()!r}") from None
+        # the line may be a secret: name its key at most, never its value
+        key = re.split(r"[:=]", error.line.strip(), maxsplit=1)[0].strip() if re.search(r"[:=]", error.line) else ""
+        shown = f"key {key!r}" if key else "text"
+        raise ConfigError(f"{path} line {error.lineno}: {shown} outside any section "
+                          f"(start with [global] or [table: REGEX])") from None
     except configparser.DuplicateSectionError as error:
         raise ConfigError(f"{path} line {error.lineno}: section [{error.section}] appears twice") from None
     except configparser.DuplicateOptionError as error:
@@ -1189,7 +1263,8 @@ def load_settings(argv: Sequence[str]) -> Settings:
         key_id = secret = None
     if args.aws_secret_access_key is not None:
         warnings.append(
-            "--aws-secret-access-key is visible to other users in the process list; prefer the config file"
+            "--aws-secret-access-key is readable by other users in the process list until the process masks "
+            "it; prefer the environment or the config file"
         )
     cb_url, cb_timeout = glob["circuit_breaker_url"].value, glob["circuit_breaker_timeout"].value
 
@@ -1223,10 +1298,12 @@ def load_settings(argv: Sequence[str]) -> Settings:
     if args.backtest_days is not None and not args.backtest:
         warnings.append("--days has no effect without --backtest")
 
+    region, region_source = _region(glob)
     return Settings(
         argv=tuple(argv),
         config_file=path,
-        region=glob["region"].value,
+        region=region,
+        region_source=region_source,
         aws_access_key_id=key_id,
         aws_secret_access_key=secret,
         check_interval=glob["check_interval"].value,
@@ -1235,6 +1312,10 @@ def load_settings(argv: Sequence[str]) -> Settings:
         regions=() if args.region is not None else glob["regions"].value,  # --region replaces the list
         role_arn=glob["role_arn"].value,
         metrics_batch_size=glob["metrics_batch_size"].value,
+        state_table=glob["state_table"].value,
+        state_table_region=glob["state_table_region"].value,
+        state_table_create=glob["state_table_create"].value,
+        lease_seconds=glob["lease_seconds"].value,
         log_file=glob["log_file"].value,
         log_level=glob["log_level"].value,
         log_config_file=glob["log_config_file"].value,
@@ -1256,30 +1337,87 @@ def load_settings(argv: Sequence[str]) -> Settings:
         backtest_days=args.backtest_days or Settings.backtest_days,
         aws_target_utilization=(Settings.aws_target_utilization if args.aws_target_utilization is None
                                 else args.aws_target_utilization),
+        table_name=args.table_name,
         tables=tuple(tables),
         warnings=tuple(warnings),
     )
 
 
+def _region(glob: Mapping[str, _Value]) -> tuple[str, str]:
+    """--region or the config's region, else boto3's chain (aws.default_region), and its source."""
+    given = glob["region"]
+    if given.where != BUILT_IN:
+        source = given.where
+        if glob["regions"].value and given.where.startswith(COMMAND_LINE):
+            source = f"{given.where}, replacing [global] regions"
+        return given.value, source
+    from .aws import default_region  # late: boto3 is imported only by runs that need it
+
+    region, source = default_region(os.environ)
+    try:
+        return to_region(region), source
+    except ValueError as error:
+        raise ConfigError(f"{source}: {error}") from None
+
+
 # ---- --show-config ---------------------------------------------------------------------
 
 
-def _mask_argv(argv: Sequence[str]) -> list[str]:
-    """argv with the value of --aws-secret-access-key (or an abbreviation of it) masked."""
-    flag = "--aws-secret-access-key"
-    out: list[str] = []
+SECRET_FLAGS = ("--aws-secret-access-key", "--aws-access-key-id")
+# an option name that looks like it carries a secret, also when mistyped (argparse echoes those)
+_SECRET_NAME = re.compile(r"secret|access|key|passw|token|credential", re.IGNORECASE)
+
+
+def _is_secret_flag(name: str) -> bool:
+    """A secret option, an abbreviation argparse accepts, or a misspelling of one."""
+    if not name.startswith("-") or name.startswith("---"):
+        return False
+    if len(name) >= len("--aw") and any(flag.startswith(name) for flag in SECRET_FLAGS):
+        return True
+    return _SECRET_NAME.search(name) is not None
+
+
+def _secret_parts(argv: Sequence[str]) -> list[tuple[int, str]]:
+    """(index, value) of each secret in argv: the value of a secret option (`--opt VALUE` or
+    `--opt=VALUE`), and the credentials of a URL (`https://user:password@host`)."""
+    secrets: list[tuple[int, str]] = []
     hide_next = False
-    for token in argv:
-        name, eq, _ = token.partition("=")
+    for index, token in enumerate(argv):
+        name, eq, value = token.partition("=")
         if hide_next:
-            out.append(MASK)
+            secrets.append((index, token))
             hide_next = False
-        elif len(name) >= len("--aws-s") and flag.startswith(name):
-            out.append(f"{name}={MASK}" if eq else token)
-            hide_next = not eq
-        else:
-            out.append(token)
+        elif _is_secret_flag(name):
+            if eq:
+                secrets.append((index, value))
+            else:
+                hide_next = True
+        if "@" in token and "//" in token:
+            shown = redact_url(token, malformed=True)
+            start = token.find("//") + 2
+            hidden = token[start:token.rfind("@")]
+            if shown != token and hidden:
+                secrets.append((index, hidden.partition(":")[2] or hidden))
+    return secrets
+
+
+def mask_argv(argv: Sequence[str]) -> list[str]:
+    """argv with every secret (see _secret_parts) replaced by ***: for `ps`, --show-config, errors."""
+    out = list(argv)
+    for index, secret in _secret_parts(argv):
+        if secret:
+            out[index] = out[index].replace(secret, MASK)
     return out
+
+
+def mask_text(text: str, argv: Sequence[str]) -> str:
+    """A message with every secret of argv in it replaced by ***."""
+    for secret in sorted({value for _, value in _secret_parts(argv) if value}, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
+
+
+_mask_argv = mask_argv
 
 
 def _jsonable(value: Any, field_name: str = "") -> Any:

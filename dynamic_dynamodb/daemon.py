@@ -23,7 +23,7 @@ import select
 import signal
 import sys
 import time
-from typing import Callable, NoReturn, Optional
+from typing import Callable, NoReturn, Optional, Sequence
 
 import lockfile
 from daemon import DaemonContext
@@ -33,6 +33,7 @@ from . import edge
 from .edge import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, LOGGER, PROG, error
 from .logsetup import setup_logging
 from .settings import Settings
+from .state import StateError
 
 log = logging.getLogger(LOGGER)
 
@@ -76,8 +77,18 @@ def pid_file_path(pid_file_dir: str, instance: str) -> str:
     return os.path.join(pid_file_dir, f"dynamic-dynamodb.{instance}.pid")
 
 
+def _pid_max() -> int:
+    """The largest pid the kernel hands out (Linux: /proc/sys/kernel/pid_max, at most 2^22)."""
+    try:
+        with open("/proc/sys/kernel/pid_max", encoding="ascii") as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return 2**22
+
+
 def read_pid(path: str) -> Optional[int]:
-    """The pid in the pid file; None when there is no file or no positive number in it."""
+    """The pid in the pid file; None when there is no file or no pid in it (text, 0, negative,
+    or above pid_max, such as 2^31: os.kill would overflow on it)."""
     try:
         with open(path, encoding="ascii", errors="replace") as fh:
             text = fh.read(64)
@@ -89,17 +100,22 @@ def read_pid(path: str) -> Optional[int]:
         pid = int(text.strip().split()[0]) if text.strip() else 0
     except ValueError:
         return None
-    return pid if pid > 0 else None
+    return pid if 0 < pid <= _pid_max() else None
 
 
-def _proc_state(pid: int) -> Optional[str]:
-    """The state letter in /proc/PID/stat (R, S, Z, ...), or None without /proc."""
+def _proc_stat_fields(pid: int) -> list[str]:
+    """/proc/PID/stat from its third field on (the state letter); [] without /proc."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
             text = fh.read()
     except OSError:
-        return None
-    fields = text[text.rfind(")") + 2:].split()  # the command name may hold spaces and ')'
+        return []
+    return text[text.rfind(")") + 2:].split()  # the command name may hold spaces and ')'
+
+
+def _proc_state(pid: int) -> Optional[str]:
+    """The state letter in /proc/PID/stat (R, S, Z, ...), or None without /proc."""
+    fields = _proc_stat_fields(pid)
     return fields[0] if fields else None
 
 
@@ -113,6 +129,86 @@ def process_alive(pid: int) -> bool:
         pass  # it exists, as another user
     # some container inits never reap orphans: a killed daemon stays a zombie
     return _proc_state(pid) not in ("Z", "X")
+
+
+def instance_title(path: str, name: str, argv: Sequence[str] = ()) -> str:
+    """The process title of a daemon: it names the instance and its pid file, so `stop` can
+    tell this instance's daemon from a look-alike (`tail -f dynamic-dynamodb.log`, another
+    instance); `argv` comes masked (no secret in `ps`)."""
+    title = f"{PROG}: instance {name}, pid file {path}"
+    return f"{title} -- {' '.join(argv)}" if argv else title
+
+
+def set_title(title: str) -> None:
+    """Replace the command line that `ps` and /proc/PID/cmdline show."""
+    try:
+        import setproctitle
+    except ImportError:  # pragma: no cover - a dependency in setup.py
+        return
+    setproctitle.setproctitle(title)
+
+
+def _started_at(pid: int) -> Optional[float]:
+    """When process `pid` started (epoch seconds, to about 1 s), from /proc; None without."""
+    fields = _proc_stat_fields(pid)
+    try:
+        ticks = int(fields[19])  # field 22 of stat, starttime, in clock ticks since boot
+        with open("/proc/stat", encoding="ascii") as fh:
+            boot = next(int(line.split()[1]) for line in fh if line.startswith("btime "))
+    except (IndexError, ValueError, OSError, StopIteration):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+CLOCK_SLACK = 1.5  # seconds: /proc/stat's btime is a whole second, and may drift a little
+
+
+def not_this_instance(pid: int, path: str) -> Optional[str]:
+    """Why `pid` is provably not the daemon of pid file `path`, or None when it is.
+
+    It is when its command line is this instance's title (see instance_title) and it started
+    before the pid file was written (a pid reused after a reboot or crash started later).
+    Without /proc (not Linux) nothing can be proved either way: the pid file is trusted."""
+    if not os.path.isdir("/proc/self"):
+        return None
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        return "is not running"
+    except OSError:
+        return None  # /proc mounted with hidepid: the process of another user, cannot tell
+    command = raw.replace(b"\0", b" ")
+    marker = f", pid file {path}".encode()  # ends the title, or is followed by the arguments
+    named = command.rstrip().endswith(marker) or marker + b" -- " in command
+    if not (named or _legacy_daemon_of(raw, path)) or not OUR_COMMAND.search(command):
+        return "is another program now"
+    started = _started_at(pid)
+    try:
+        written = os.stat(path).st_mtime
+    except OSError:
+        return None  # removed meanwhile: the caller sees the file gone
+    if started is not None and started > written + CLOCK_SLACK:
+        return "started after the pid file was written: another program now"
+    return None
+
+
+def _legacy_daemon_of(raw_cmdline: bytes, path: str) -> bool:
+    """Is this the untitled command line of a daemon of this pid file, as an earlier release
+    (or Dynamic DynamoDB 1.x) started it: `... --daemon start|restart [--instance NAME]
+    [--pid-file-dir DIR]`, each a separate argument, DIR absolute? So an upgrade can stop it."""
+    args = [a.decode("utf-8", "replace") for a in raw_cmdline.split(b"\0")]
+    values: dict[str, str] = {}
+    for i, arg in enumerate(args):
+        name, eq, value = arg.partition("=")
+        if name in ("--daemon", "--instance", "--pid-file-dir"):
+            values[name] = value if eq else (args[i + 1] if i + 1 < len(args) else "")
+    if values.get("--daemon") not in ("start", "restart"):
+        return False
+    directory = values.get("--pid-file-dir", "/tmp")
+    if not os.path.isabs(directory):
+        return False  # relative to where it was started: cannot tell
+    return os.path.normpath(pid_file_path(directory, values.get("--instance", "default"))) == os.path.normpath(path)
 
 
 def looks_like_ours(pid: int) -> bool:
@@ -152,8 +248,8 @@ def running_pid(path: str) -> Optional[int]:
         why = "no daemon's pid in it"  # init, or ourselves: never a detached daemon of ours
     elif not process_alive(pid):
         why = f"pid {pid} is not running"
-    elif not looks_like_ours(pid):
-        why = f"pid {pid} is another program now"
+    elif (reason := not_this_instance(pid, path)) is not None:
+        why = f"pid {pid} {reason}"
     else:
         return pid
     if not os.path.lexists(path):
@@ -182,11 +278,12 @@ def check_not_running(path: str, name: str) -> None:
 
 
 def start(path: str, run: Callable[[], int], prepare: Callable[[], None] = lambda: None,
-          name: str = "default", timeout: float = START_TIMEOUT) -> int:
+          name: str = "default", timeout: float = START_TIMEOUT, argv: Sequence[str] = ()) -> int:
     """Detach and run `run()` in the daemon; exit status of the command (not of the daemon).
 
     In the daemon, `prepare()` runs first (open the log handlers: DaemonContext closes every
-    file inherited); a ValueError from it is a config error (status 2).
+    file inherited); a ValueError from it is a config error (status 2). `argv` (masked) goes
+    into the daemon's process title after the instance and pid file (see instance_title).
     """
     check_not_running(path, name)
     read_fd, write_fd = os.pipe()
@@ -195,6 +292,8 @@ def start(path: str, run: Callable[[], int], prepare: Callable[[], None] = lambd
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the forked child, never returns
         os.close(read_fd)
+        # before the pid file exists: a `stop` that reads it sees this instance's title
+        set_title(instance_title(path, name, argv))
         _daemon_main(path, write_fd, run, prepare, name)
     os.close(write_fd)
     try:
@@ -302,6 +401,10 @@ def _daemon_main(path: str, report_fd: int, run: Callable[[], int], prepare: Cal
             failure = f"ERR {EXIT_USAGE} {e}"
             status = EXIT_USAGE
             return  # finally: close the context (removes the pid file), report, exit
+        except StateError as e:  # the state file is another process's, or unusable
+            failure = f"ERR {e.status} {e}"
+            status = e.status
+            return
         _report(fd, f"OK {os.getpid()}")
         os.close(report_fd)
         fd = None
@@ -377,7 +480,7 @@ def report_status(path: str, heartbeat: str, name: str = "default") -> int:
         say(f"instance '{name}' is not running (no pid file {path})")
         return LSB_NOT_RUNNING
     pid = read_pid(path)
-    if pid is None or not process_alive(pid) or not looks_like_ours(pid):
+    if pid is None or not process_alive(pid) or not_this_instance(pid, path) is not None:
         say(f"instance '{name}' is dead but its pid file {path} is left (pid {pid or '?'})")
         return LSB_DEAD_PID_FILE
     try:
@@ -413,9 +516,11 @@ def absolute_paths(settings: Settings, cwd: Optional[str] = None) -> Settings:
     return dataclasses.replace(settings, argv=tuple(settings.argv) + tuple(extra), **changes)
 
 
-def control(settings: Settings, run: Callable[[Settings], int]) -> int:
+def control(settings: Settings, run: Callable[..., int], claim: Optional[Callable[[Settings], object]] = None) -> int:
     """`--daemon start|stop|restart|status` of `run` (the CLI's loop): the exit status (0 ok, 1 failure,
-    2 usage; the LSB codes for status)."""
+    2 usage; the LSB codes for status).
+
+    `claim(settings)`, in the daemon after detaching, takes what `run(settings, claimed)` needs."""
     name = settings.instance
     try:
         if not name or "/" in name or "\0" in name or name in (".", ".."):
@@ -437,12 +542,13 @@ def control(settings: Settings, run: Callable[[Settings], int]) -> int:
             status = stop(path, name)
             if status != EXIT_OK:
                 return status
-        return _start(settings, path, run)
+        return _start(settings, path, run, claim)
     except DaemonError as e:
         return error(str(e), e.status)
 
 
-def _start(settings: Settings, path: str, run: Callable[[Settings], int]) -> int:
+def _start(settings: Settings, path: str, run: Callable[..., int],
+           claim: Optional[Callable[[Settings], object]] = None) -> int:
     check_not_running(path, settings.instance)  # before any warning: "already running" is one line
     for warning in settings.warnings:
         warn(warning)
@@ -454,6 +560,11 @@ def _start(settings: Settings, path: str, run: Callable[[Settings], int]) -> int
         setup_logging(settings, console=False)  # after detaching: DaemonContext closed every file
         for warning in settings.warnings:
             log.warning(warning)
+        if claim is not None:  # the state file's lock: after detaching, which closes every inherited file
+            claimed.append(claim(settings))
         log.info("Daemon started: instance %s, pid %d, pid file %s", settings.instance, os.getpid(), path)
 
-    return start(path, lambda: run(settings), prepare, settings.instance)
+    from .config import mask_argv  # late: the fake daemons of the tests need no config
+
+    claimed: list[object] = []
+    return start(path, lambda: run(settings, *claimed), prepare, settings.instance, argv=mask_argv(settings.argv))

@@ -7,7 +7,7 @@ import logging.handlers
 import sys
 import time
 
-from .edge import LOGGER  # noqa: F401  (re-exported: the name used to live here)
+from .edge import LOGGER, PROG  # noqa: F401  (LOGGER re-exported: the name used to live here)
 from .settings import ConfigError, Settings
 
 FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
@@ -29,7 +29,7 @@ def setup_logging(settings: Settings, console: bool = True) -> None:
         return
     handlers: list[logging.Handler] = []
     if settings.log_file:
-        handlers.append(_file_handler(settings.log_file))
+        handlers.append(_file_handler(settings.log_file, to_stderr=not console))
     if console:
         handlers.insert(0, logging.StreamHandler(sys.stderr))
     # only now the old handlers go: a log file that cannot be opened (on a SIGHUP re-read)
@@ -85,9 +85,52 @@ def _remove_handlers(logger: logging.Logger) -> None:
         handler.close()
 
 
-def _file_handler(path: str) -> logging.Handler:
+class FallbackFileHandler(logging.handlers.WatchedFileHandler):
+    """A log file (reopened after logrotate moves it) that a full disk or a failing device does
+    not silence: the first failure is one warning on stderr, and while writing fails each line
+    goes to stderr instead (unless a console handler already puts it there); no traceback."""
+
+    def __init__(self, path: str, to_stderr: bool = True) -> None:
+        super().__init__(path)
+        self.to_stderr = to_stderr
+        self.failing = False  # the last line could not be written: warned already
+        self._failed_now = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        super().emit(record)  # calls handleError on failure
+        self.failing = self._failed_now
+        self._failed_now = False
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        error = sys.exc_info()[1]
+        self._failed_now = True
+        if not self.failing:
+            reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+            _write_stderr(f"{PROG}: warning: log-file {self.baseFilename}: cannot write ({reason}); "
+                          f"logging goes on to stderr until it can\n")
+        if self.to_stderr:
+            try:
+                _write_stderr(self.format(record) + "\n")
+            except Exception:  # noqa: BLE001 - a record that cannot be formatted is dropped
+                pass
+        try:  # drop what the failed write left in the buffer: the next line starts afresh
+            if self.stream is not None:
+                self.stream.close()
+        except OSError:
+            pass
+        self.stream = None  # reopened by the next emit
+
+
+def _write_stderr(text: str) -> None:
     try:
-        # WatchedFileHandler reopens the file after logrotate moves it
-        return logging.handlers.WatchedFileHandler(path)
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass  # no stderr left either (a detached daemon has /dev/null)
+
+
+def _file_handler(path: str, to_stderr: bool = True) -> logging.Handler:
+    try:
+        return FallbackFileHandler(path, to_stderr)
     except OSError as e:
         raise ConfigError(f"log-file {path}: cannot open: {e.strerror}") from None

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Optional, Union
 
-from . import notifications, policy
+from . import maxima, notifications, policy
 from .breaker import redact_url
 from .edge import LOGGER
 from .model import (
@@ -25,10 +25,13 @@ from .model import (
     AwsError,
     Breaker,
     Capacity,
+    Datapoints,
     Dim,
     LimitExceeded,
+    LimitsSource,
     MetricQuery,
     MetricsSource,
+    MetricsUnavailable,
     Notifier,
     TableAdmin,
     TableBusy,
@@ -58,6 +61,7 @@ class Ports:
     metrics: MetricsSource
     notifier: Optional[Notifier] = None
     breaker: Optional[Breaker] = None
+    limits: Optional[LimitsSource] = None  # DescribeLimits; None: increases are not clamped
 
 
 @dataclass
@@ -68,6 +72,7 @@ class PassReport:
     updates: int = 0
     skipped: int = 0
     failures: int = 0  # unexpected errors: the pass did not do all its work
+    matched: int = 0  # tables that some section matched
     aws_errors: list[tuple[str, str]] = field(default_factory=list)  # (operation, AWS error code), for metrics
 
     @property
@@ -103,6 +108,10 @@ class Scaler:
         self.stop = threading.Event()  # set by SIGTERM: finish the table in progress, leave the rest
         self._aws_errors: list[tuple[str, str]] = []  # the pass's PassReport.aws_errors, for SNS failures
         self.last_report: Optional[PassReport] = None  # set by Fleet.run_pass, read by the metrics
+        # with several daemons sharing the tables (coordination.py): which tables are ours this pass,
+        # and the lease check just before an UpdateTable
+        self.owns: Callable[[str], bool] = lambda table: True
+        self.fence: Callable[[str], bool] = lambda table: True
 
     # ---- matching -------------------------------------------------------------------
 
@@ -136,21 +145,24 @@ class Scaler:
             report.failures += 1
             return report
         pairs = [(name, s) for name in sorted(names) if (s := self.section_for(name)) is not None]
+        report.matched = len(pairs)
         self._warn_unmatched(pairs)
+        pairs = [(name, s) for name, s in pairs if self.owns(name)]
         jobs = self._gather(pairs, now, report)
         if not jobs:
             return report
-        failures = report.failures
         data = self._fetch_metrics(jobs, report)
-        metrics_failed = report.failures > failures
         breaker = self._breaker_states(jobs)
         by_table: dict[str, list[Decision]] = {}
         for job in jobs:
-            decision = self._decide(job, data, breaker, now)
-            if metrics_failed:  # decided without data, as on any pass without datapoints
-                decision = replace(decision, skipped=Reason.METRICS_UNAVAILABLE)
-            target = decision.target
-            self.memory[target] = _remember(self.memory.get(target, Memory()), decision, now)
+            if any(q not in data for q in job.queries):
+                decision = replace(self._decide_without_metrics(job, breaker, now),
+                                   skipped=Reason.METRICS_UNAVAILABLE)
+            else:
+                decision = self._decide(job, data, breaker, now)
+            if decision.skipped is None:  # metrics unavailable: nothing remembered, as the policy saw nothing
+                target = decision.target
+                self.memory[target] = _remember(self.memory.get(target, Memory()), decision, now)
             report.decisions.append(decision)
             by_table.setdefault(job.status.target.table, []).append(decision)
         for done, (table, decisions) in enumerate(by_table.items()):
@@ -199,6 +211,8 @@ class Scaler:
             table_busy = not desc.table.active and not desc.table.on_demand
             for status in desc.indexes:
                 rules = self._gsi_rules(section, status.target.index or "")
+                if rules is None and self.settings.table_name is not None:
+                    _name_unscaled_once(self.settings.region, status.target)
                 if rules is not None and table_busy:
                     report.decisions.append(policy.skipped(status, Reason.GSI_BUSY,
                                                            f"table is {desc.table.status}", rules))
@@ -229,14 +243,38 @@ class Scaler:
         report.decisions.append(policy.skipped(status, code, why, rules))
         return True
 
-    def _fetch_metrics(self, jobs: list[Job], report: PassReport) -> dict[MetricQuery, list]:
+    def _fetch_metrics(self, jobs: list[Job], report: PassReport) -> dict[MetricQuery, Datapoints]:
+        """Every series of the pass; a series that could not be read is left out (its target is
+        decided without metrics), logged once per table and counted as that table's failure."""
         try:
             return dict(self.ports.metrics.fetch([q for job in jobs for q in job.queries]))
+        except MetricsUnavailable as e:
+            errors: dict[str, AwsError] = {}
+            for q, error in e.failed.items():
+                errors.setdefault(q.target.table, error)
+            for table, error in sorted(errors.items()):
+                log.error("%s: GetMetricData failed, no decrease this pass: %s", table, error)
+                report.aws_errors.append(("GetMetricData", error.code))
+            report.failures += len(errors)
+            return dict(e.data)
         except AwsError as e:
-            log.error("Cannot read CloudWatch metrics: %s", e)
+            tables = {job.status.target.table for job in jobs}
+            log.error("Cannot read CloudWatch metrics, no decrease this pass for %d table(s): %s", len(tables), e)
             report.aws_errors.append(("GetMetricData", e.code))
-            report.failures += 1
+            report.failures += len(tables)
             return {}
+
+    def _decide_without_metrics(self, job: Job, breaker: dict[tuple, bool], now: datetime) -> Decision:
+        """Metrics unavailable this pass: nothing is lowered and nothing is remembered (the
+        policy saw no data); an increase the policy makes without them (a schedule's min) goes ahead."""
+        target = job.status.target
+        remembered = self.memory.get(target)
+        decision = self._decide(job, {}, breaker, now)
+        if remembered is None:
+            self.memory.pop(target, None)
+        else:
+            self.memory[target] = remembered
+        return decision.without_decreases()
 
     def _breaker_states(self, jobs: list[Job]) -> dict[tuple, bool]:
         """One probe per URL per pass; a URL set for a table or GSI is probed with its names."""
@@ -290,6 +328,7 @@ class Scaler:
                 self._publish(notifications.alarm_message(d))
             if d.budget_exhausted:
                 self._notify_budget(d)
+        decisions = self._within_maxima(table, decisions, now)
         changed = [d for d in decisions if d.changed]
         if not changed:
             return
@@ -297,14 +336,43 @@ class Scaler:
             for d in changed:
                 log.info("%s: dry run, would set %d reads and %d writes", d.target, d.reads.new, d.writes.new)
             return
+        if not self.fence(table):
+            log.warning("%s: the lease on this table was lost to another daemon; no update", table)
+            report.skipped += 1
+            return
         self._send(table, changed, now, report)
+
+    def _within_maxima(self, table: str, decisions: list[Decision], now: datetime) -> list[Decision]:
+        """Increases held to DynamoDB's table and account maxima (DescribeLimits), with a warning."""
+        if self.ports.limits is None or not any(d.changed for d in decisions):
+            return decisions
+        limits = self.ports.limits.current(now)
+        if limits is None:
+            return decisions
+        floors = {d.target: self._floors(d) for d in decisions}
+        held, notes = maxima.clamp(decisions, limits, floors)
+        for note in notes:
+            log.warning("%s", note)
+        return held
+
+    def _floors(self, d: Decision) -> Capacity:
+        rules = d.rules  # decisions carry the rules they were made with
+        if rules is None:
+            return Capacity(1, 1)
+        return Capacity(rules.dim(Dim.READS).floor, rules.dim(Dim.WRITES).floor)
 
     def _send(self, table: str, changed: list[Decision], now: datetime, report: PassReport,
               retry: bool = True) -> None:
-        """One UpdateTable; refused by the decrease rule, it is retried once with only its increases."""
+        """One UpdateTable; refused by the decrease rule, it is retried once with only its increases.
+        Any other LimitExceededException (too many table operations at once, a maximum) is a
+        failure of this table's pass, tried again next pass."""
         try:
             self.ports.tables.update(_update(table, changed))
         except LimitExceeded as e:
+            if not e.decrease_rule:
+                log.error("%s: UpdateTable refused, trying again next pass: %s", table, e)
+                report.failures += 1
+                return
             log.warning("%s: UpdateTable refused: %s", table, e)
             report.aws_errors.append(("UpdateTable", e.code))
             increases = policy.retry_increases(changed) if retry else []
@@ -384,6 +452,17 @@ def _series(consumed: Iterable, throttled: Iterable) -> tuple[tuple[datetime, fl
     return tuple((ts, value, throttles.get(ts, 0.0)) for ts, value in consumed)
 
 
+_NAMED_UNSCALED: set[tuple[str, Target]] = set()  # once per process, not every pass (SIGHUP included)
+
+
+def _name_unscaled_once(region: str, target: Target) -> None:
+    """--table-name scales the table only: say once which GSI stays as it is."""
+    if (region, target) not in _NAMED_UNSCALED:
+        _NAMED_UNSCALED.add((region, target))
+        log.warning("%s: GSI left unscaled: --table-name scales the table only; a config file with a "
+                    "[gsi: REGEX table: KEY] section scales its GSIs", target)
+
+
 def _queries(target: Target, rules: TargetRules, now: datetime, interval: int = 60) -> tuple[MetricQuery, ...]:
     """The four series a decision needs, over the target's lookback window."""
     end_minute = now.replace(second=0, microsecond=0)
@@ -423,13 +502,15 @@ def utcnow() -> datetime:
 
 
 def run_forever(run_pass: Callable[[datetime], PassReport], interval: Callable[[], float],
-                stop: threading.Event, before_pass: Callable[[], None] = lambda: None, *,
+                stop: threading.Event, before_pass: Callable[[], None] = lambda: None,
+                wake: Optional[threading.Event] = None, *,
                 monotonic: Callable[[], float] = time.monotonic, wall: Callable[[], datetime] = utcnow,
                 wait: Optional[Callable[[float], object]] = None) -> None:
     """Passes on a fixed period (no drift); an overrunning pass is logged and the next starts at once.
 
-    `stop` ends the loop mid-sleep; the pass in progress always finishes first. The clocks
-    and the sleep (`wait`, by default stop.wait) are given so that tests need not sleep.
+    `stop` ends the loop mid-sleep; the pass in progress always finishes first. `wake` (set
+    when shards of a stopped daemon were taken over) runs an extra pass at once, off the period.
+    The clocks and the sleep (`wait`, by default stop.wait) are given so that tests need not sleep.
     """
     wait = wait or stop.wait
     next_start = monotonic()
@@ -447,4 +528,22 @@ def run_forever(run_pass: Callable[[datetime], PassReport], interval: Callable[[
             log.warning("Pass took %.1f s, longer than the check interval of %g s; starting the next at once",
                         now - started, period)
             next_start = now
-        wait(max(0.0, next_start - monotonic()))
+        while _sleep_until(next_start, stop, wake, monotonic, wait):
+            try:  # off the period: the schedule of the regular passes stays as it is
+                run_pass(wall())
+            except Exception:
+                log.exception("Unexpected error in the pass; trying again next pass")
+
+
+def _sleep_until(deadline: float, stop: threading.Event, wake: Optional[threading.Event],
+                 monotonic: Callable[[], float], wait: Callable[[float], object]) -> bool:
+    """Sleep until the monotonic `deadline` or `stop`; True when `wake` cut it short (then cleared)."""
+    if wake is None:
+        wait(max(0.0, deadline - monotonic()))
+        return False
+    while not stop.is_set() and (left := deadline - monotonic()) > 0:
+        if wake.is_set():
+            wake.clear()
+            return True
+        wait(min(left, 0.5))
+    return False

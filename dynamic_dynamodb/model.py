@@ -53,6 +53,9 @@ class TargetStatus:
     decreases_today: int = 0
     last_decrease: Optional[datetime] = None
     last_increase: Optional[datetime] = None
+    # which table of that name: TableId, else its creation time (a GSI: its table's); memory
+    # of another incarnation (deleted and recreated under the same name) is not this one's
+    incarnation: Optional[str] = None
 
     @property
     def active(self) -> bool:
@@ -117,11 +120,46 @@ class TableBusy(AwsError):
 
 
 class LimitExceeded(AwsError):
-    """DynamoDB refused the update (decrease quota or too many table operations)."""
+    """DynamoDB refused the update with LimitExceededException (any kind)."""
+
+    @property
+    def decrease_rule(self) -> bool:
+        """True when the refusal is the daily decrease rule (retrying with only the increases
+        may succeed), False for the other limits (too many table operations at once, the table
+        or account maximum): those wait for the next pass."""
+        return DECREASE_RULE_WORDING in str(self).lower()
+
+
+# DynamoDB's wording of the decrease rule: "Subscriber limit exceeded: Provisioned throughput
+# decreases are limited within a given UTC day. ..." (older answers: "... decreases are limited
+# to 4 times per day ...")
+DECREASE_RULE_WORDING = "throughput decreases are limited"
+
+
+class UnreadableAnswer(AwsError):
+    """An answer that could not be read (garbage or truncated body, missing field, wrong type)."""
+
+
+class MetricsUnavailable(AwsError):
+    """Some series of a GetMetricData fetch could not be read; the others are in `data`."""
+
+    def __init__(self, message: str, failed: Mapping["MetricQuery", AwsError],
+                 data: Mapping["MetricQuery", "Datapoints"]) -> None:
+        super().__init__(message, "MetricsUnavailable")
+        self.failed = dict(failed)
+        self.data = dict(data)
 
 
 class AccessDenied(AwsError):
     """The credentials lack a permission."""
+
+
+@dataclass(frozen=True)
+class CapacityLimits:
+    """DynamoDB's maxima (DescribeLimits): per table or GSI, and for the account in the region."""
+
+    table: Capacity
+    account: Capacity
 
 
 # ---- ports: what the loop needs from the outside world ----------------------------
@@ -144,7 +182,15 @@ class MetricsSource(Protocol):
     """CloudWatch."""
 
     def fetch(self, queries: Sequence[MetricQuery]) -> dict[MetricQuery, Datapoints]:
-        """Sums per bucket for every query; a query with no data maps to an empty list."""
+        """Sums per bucket for every query; a query with no data maps to an empty list.
+        Raises MetricsUnavailable when some queries could not be read, AwsError when none."""
+
+
+class LimitsSource(Protocol):
+    """DynamoDB's DescribeLimits."""
+
+    def current(self, now: datetime) -> Optional[CapacityLimits]:
+        """The maxima in force (cached), or None when they cannot be read this pass."""
 
 
 class Notifier(Protocol):

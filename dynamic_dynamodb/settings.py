@@ -55,6 +55,7 @@ class Settings:
     config_file: Optional[str] = None
     # [global]
     region: str = "us-east-1"
+    region_source: str = "built-in default"  # --region, the config file, AWS_REGION, a profile...
     aws_access_key_id: Optional[str] = None
     aws_secret_access_key: Optional[str] = None
     check_interval: int = 300
@@ -63,6 +64,10 @@ class Settings:
     regions: tuple[str, ...] = ()  # [global] regions: every section applies in each of these
     role_arn: Optional[str] = None  # IAM role assumed for every section without its own
     metrics_batch_size: int = 500  # GetMetricData queries per call (1 only for debugging)
+    state_table: Optional[str] = None  # DynamoDB table shared by several daemons (None: the state file)
+    state_table_region: Optional[str] = None  # None: the first region scaled
+    state_table_create: str = "auto"  # or "never"
+    lease_seconds: int = 60
     # [logging]
     log_file: Optional[str] = None
     log_level: str = "info"
@@ -79,13 +84,14 @@ class Settings:
     pid_file_dir: str = "/tmp"
     show_config: bool = False
     strict_config: bool = False
-    state_file: Optional[str] = None  # None: <pid-file-dir>/dynamic-dynamodb.<instance>.state.json
+    state_file: Optional[str] = None  # None: state.default_path(instance), outside /tmp
     # simulator and backtest
     simulate: Optional[str] = None
     simulate_output: Optional[str] = None
     backtest: bool = False
     backtest_days: int = 7
     aws_target_utilization: float = 70.0  # target of the aws-target-N baseline, percent
+    table_name: Optional[str] = None  # --table-name: its one table is scaled, its GSIs are not
     tables: tuple[TableSection, ...] = field(default_factory=tuple)
     warnings: tuple[str, ...] = ()  # unknown sections/keys etc., logged once logging is set up
 
@@ -98,3 +104,18 @@ class Settings:
             for region in section.regions or self.regions or (self.region,):
                 groups.setdefault(Placement(region, role), []).append(section)
         return {placement: tuple(sections) for placement, sections in groups.items()}
+
+    def region_origins(self) -> dict[str, str]:
+        """Each region the sections apply in, and where it came from, in file order."""
+        origins: dict[str, str] = {}
+        for section in self.tables:
+            for region in section.regions:
+                origins.setdefault(region, f"region of [table: {section.key}]")
+            if not section.regions:
+                for region in self.regions or (self.region,):
+                    origins.setdefault(region, self.region_source)
+        return origins
+
+    def regions_line(self) -> str:
+        """The start-up line's account of the regions: `eu-west-1 (AWS_DEFAULT_REGION), ...`."""
+        return ", ".join(f"{region} ({origin})" for region, origin in self.region_origins().items())

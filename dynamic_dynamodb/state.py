@@ -1,17 +1,30 @@
 """The state file: per-target memory (check counters, our decreases, alarms) across restarts.
 
-Version 2 records the region and the IAM role of each target, so the same table name in two
-regions or accounts never shares a memory; version 1 files (no region) are still read, their
-targets belonging to the default placement (region None)."""
+Each entry records the region and IAM role of its target (the same table name in two
+regions or accounts never shares a memory), the table's incarnation (a table deleted and
+recreated under the same name starts afresh) and when a run last saw it (entries unseen
+for EXPIRY are dropped). Version 1 files (no region) and version 2 files (no incarnation,
+no last-seen time) are still read.
+
+One process at a time owns a state file: `StateFile.claim` takes an exclusive flock on
+``FILE.lock`` (a file of its own, because the state file is replaced by rename on every
+save) for the life of the process. Saving re-reads the file and keeps every entry the run
+does not own; writes go to a temporary file in the same directory, fsync, rename, fsync
+the directory.
+"""
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import logging
 import os
+import re
+import stat
 import tempfile
-from dataclasses import fields
-from datetime import date, datetime
-from typing import Any, Optional
+from dataclasses import dataclass, fields
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Mapping, Optional
 
 from .demand import DemandState
 from .edge import LOGGER
@@ -19,16 +32,75 @@ from .model import Target
 from .policy import Memory
 
 log = logging.getLogger(LOGGER)
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+EXPIRY = timedelta(days=7)  # an entry no run has seen for this long is dropped
+DIRECTORY_MODE = 0o700  # the directory this program creates for its state
+ROOT_STATE_DIR = "/var/lib/dynamic-dynamodb"
 # (region, role ARN) of a group of targets; (None, None): not recorded (a version 1 file)
 PlacementKey = tuple[Optional[str], Optional[str]]
 UNPLACED: PlacementKey = (None, None)
+# one entry of the file: where, and which table or GSI
+EntryKey = tuple[PlacementKey, Target]
 
 
-def default_path(pid_file_dir: str, instance: str) -> str:
-    """Where an instance keeps its state unless --state-file says otherwise."""
-    return os.path.join(pid_file_dir, f"dynamic-dynamodb.{instance}.state.json")
+class StateError(Exception):
+    """The state file cannot be used; one line, `status` the exit status (1 busy, 2 unusable)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Record:
+    """One entry of the state file."""
+
+    memory: Memory
+    incarnation: Optional[str] = None  # the table's TableId (or creation time) the memory belongs to
+    last_seen: Optional[datetime] = None  # when a run last decided on it; None: not recorded yet
+
+
+# ---- where ------------------------------------------------------------------------------
+
+
+def default_path(instance: str, euid: Optional[int] = None, environ: Optional[Mapping[str, str]] = None) -> str:
+    """Where an instance keeps its state unless --state-file says otherwise.
+
+    systemd's ``StateDirectory=`` (``$STATE_DIRECTORY``) first, then /var/lib/dynamic-dynamodb
+    as root, else ``$XDG_STATE_HOME/dynamic-dynamodb`` (``~/.local/state/dynamic-dynamodb``).
+    """
+    env = os.environ if environ is None else environ
+    systemd = env.get("STATE_DIRECTORY", "").split(":")[0]
+    if systemd:
+        base = systemd
+    elif (os.geteuid() if euid is None else euid) == 0:
+        base = ROOT_STATE_DIR
+    else:
+        xdg = env.get("XDG_STATE_HOME", "")
+        # the XDG spec: a relative value is invalid and ignored
+        home = env.get("HOME") or os.path.expanduser("~")
+        base = os.path.join(xdg if os.path.isabs(xdg) else os.path.join(home, ".local", "state"),
+                            "dynamic-dynamodb")
+    return os.path.join(base, f"{instance}.state.json")
+
+
+def lock_path(path: str) -> str:
+    """The lock file of a state file."""
+    return path + ".lock"
+
+
+def _temp_prefix(path: str) -> str:
+    return f".{os.path.basename(path)}.tmp-"
+
+
+def _is_temp_of(path: str, name: str) -> bool:
+    """Is `name` (in the state file's directory) a temporary file of this state file?"""
+    # mkstemp adds 8 characters of [a-z0-9_]: exact, so another state file's temporaries never match
+    return re.fullmatch(re.escape(_temp_prefix(path)) + r"[a-z0-9_]{8}", name) is not None
+
+
+# ---- encoding ---------------------------------------------------------------------------
 
 
 def _encode(memory: Memory) -> dict[str, Any]:
@@ -60,26 +132,281 @@ def _decode(raw: dict[str, Any]) -> Memory:
     return Memory(**values)
 
 
-def load_placed(path: str) -> dict[PlacementKey, dict[Target, Memory]]:
-    """The saved memory by (region, role ARN); a missing file starts fresh, a corrupt one
-    starts fresh with a warning."""
+def encode_memory(memory: Memory) -> dict[str, Any]:
+    """One target's memory as JSON-ready values (the state file's and the state table's encoding)."""
+    return _encode(memory)
+
+
+def decode_memory(raw: dict[str, Any]) -> Memory:
+    """The inverse of encode_memory; raises ValueError, KeyError or TypeError on a bad entry."""
+    return _decode(raw)
+
+
+def parse(data: Any) -> dict[EntryKey, Record]:
+    """The entries of a decoded state file; ValueError (and friends) when it is not one."""
+    if not isinstance(data, dict) or data.get("version") not in READABLE_VERSIONS:
+        raise ValueError(f"unknown version {data.get('version') if isinstance(data, dict) else None!r}")
+    records: dict[EntryKey, Record] = {}
+    for e in data["targets"]:
+        seen = e.get("last_seen")
+        records[((e.get("region"), e.get("role_arn")), Target(e["table"], e.get("index")))] = Record(
+            _decode(e["memory"]), e.get("incarnation"), datetime.fromisoformat(seen) if seen else None)
+    return records
+
+
+def render(records: Mapping[EntryKey, Record]) -> dict[str, Any]:
+    """The JSON document of some entries (those with nothing to remember are left out)."""
+    targets = []
+    for ((region, role), t), r in sorted(records.items(), key=lambda kv: (kv[0][0][0] or "", kv[0][0][1] or "",
+                                                                         str(kv[0][1]))):
+        if r.memory == Memory():
+            continue
+        entry: dict[str, Any] = {"table": t.table, "index": t.index}
+        if region is not None:
+            entry["region"] = region
+        if role is not None:
+            entry["role_arn"] = role
+        if r.incarnation is not None:
+            entry["incarnation"] = r.incarnation
+        if r.last_seen is not None:
+            entry["last_seen"] = r.last_seen.isoformat()
+        entry["memory"] = _encode(r.memory)
+        targets.append(entry)
+    return {"version": VERSION, "targets": targets}
+
+
+def fresh(records: Mapping[EntryKey, Record], now: Optional[datetime]) -> dict[EntryKey, Record]:
+    """The entries seen within EXPIRY of `now` (an entry never stamped counts as seen now)."""
+    if now is None:
+        return dict(records)
+    return {k: r for k, r in records.items() if r.last_seen is None or now - r.last_seen <= EXPIRY}
+
+
+def placed(records: Mapping[EntryKey, Record]) -> dict[PlacementKey, dict[Target, Memory]]:
+    """The memories of some entries, by placement."""
+    out: dict[PlacementKey, dict[Target, Memory]] = {}
+    for (where, target), r in records.items():
+        out.setdefault(where, {})[target] = r.memory
+    return out
+
+
+# ---- reading and writing ----------------------------------------------------------------
+
+
+def read(path: str, now: Optional[datetime] = None, move_corrupt: bool = False,
+         say_missing: bool = True) -> dict[EntryKey, Record]:
+    """The unexpired entries of a state file; a missing file is empty; a corrupt one is empty
+    with a warning, and moved aside to FILE.corrupt-TIMESTAMP when `move_corrupt`."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-        if data.get("version") not in READABLE_VERSIONS:
-            raise ValueError(f"unknown version {data.get('version')!r}")
-        placed: dict[PlacementKey, dict[Target, Memory]] = {}
-        for e in data["targets"]:
-            where = (e.get("region"), e.get("role_arn"))
-            placed.setdefault(where, {})[Target(e["table"], e.get("index"))] = _decode(e["memory"])
-        return placed
+        raw = _read_regular(path)
     except FileNotFoundError:
-        # the first run of an instance: normal, so not a warning
-        log.info("State file %s not found; starting fresh", path)
+        if say_missing:  # the first run of an instance: normal, so not a warning
+            log.info("State file %s not found; starting fresh", path)
         return {}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        log.warning("State file %s unreadable (%s); starting fresh", path, e)
+    except OSError as e:
+        log.warning("State file %s unreadable (%s); starting fresh", path, e.strerror or e)
         return {}
+    try:
+        return fresh(parse(json.loads(raw.decode("utf-8"))), now)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        aside = _move_aside(path, now) if move_corrupt else None
+        log.warning("State file %s unreadable (%s); starting fresh%s", path, e,
+                    f", the old file kept as {aside}" if aside else "")
+        return {}
+
+
+def _read_regular(path: str) -> bytes:
+    """The bytes of a regular file (a FIFO or device as a state file must not hang the run)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        with os.fdopen(fd, "rb") as fh:
+            fd = -1
+            return fh.read()
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _move_aside(path: str, now: Optional[datetime]) -> Optional[str]:
+    stamp = (now or datetime.fromtimestamp(os.stat(path).st_mtime, timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+    aside = f"{path}.corrupt-{stamp}"
+    n = 1
+    while os.path.lexists(aside):
+        n += 1
+        aside = f"{path}.corrupt-{stamp}-{n}"
+    try:
+        os.rename(path, aside)
+    except OSError as e:
+        log.warning("Cannot move the unreadable state file %s aside: %s", path, e.strerror or e)
+        return None
+    return aside
+
+
+def write(path: str, records: Mapping[EntryKey, Record]) -> None:
+    """Replace the state file atomically (a crash leaves the old file or the new one, never
+    half): temporary file in the same directory, fsync, rename, fsync the directory.
+    Raises OSError; the temporary file is gone either way."""
+    directory = os.path.dirname(os.path.abspath(path))
+    data = json.dumps(render(records), indent=1).encode("utf-8")
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on a directory; the rename is done
+    finally:
+        os.close(fd)
+
+
+class StateFile:
+    """A state file held by this process: locked until `release` (or the process ends)."""
+
+    def __init__(self, path: str, lock_fd: int) -> None:
+        self.path = path
+        self._lock_fd: Optional[int] = lock_fd
+        self._failing = False  # a failed save is said once, not every pass
+
+    @classmethod
+    def claim(cls, path: str) -> "StateFile":
+        """Lock the state file for this process; StateError when it cannot be used (2) or
+        another process holds it (1). Removes temporary files a killed process left."""
+        path = os.path.abspath(path)
+        directory = os.path.dirname(path)
+        try:
+            os.makedirs(directory, mode=DIRECTORY_MODE, exist_ok=True)
+        except OSError as e:
+            raise StateError(f"state directory {directory}: cannot create it: {e.strerror or e}", 2) from None
+        try:
+            mode: Optional[int] = os.stat(path).st_mode
+        except FileNotFoundError:
+            mode = None
+        except OSError as e:
+            raise StateError(f"state file {path}: {e.strerror or e}", 2) from None
+        if mode is not None and stat.S_ISDIR(mode):
+            raise StateError(f"--state-file {path}: is a directory", 2)
+        if mode is not None and not stat.S_ISREG(mode):
+            raise StateError(f"--state-file {path}: not a regular file", 2)
+        if mode is not None and not os.access(path, os.R_OK):
+            # starting fresh would replace a file nobody could read: say so instead
+            raise StateError(f"state file {path}: not readable", 2)
+        lock = lock_path(path)
+        try:
+            # never through a symbolic link: the directory may be a shared one given by --state-file
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        except OSError as e:
+            raise StateError(f"state directory {directory}: cannot create the lock file {lock}: "
+                             f"{e.strerror or e}", 2) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = _read_holder(fd)
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise StateError(f"state file {path} is in use by another process (pid {holder or '?'}, "
+                                 f"lock {lock}); one process per state file: give each its own "
+                                 f"--instance or --state-file", 1) from None
+            raise StateError(f"state file {path}: cannot lock {lock}: {e.strerror or e}", 2) from None
+        try:  # the holder's pid, for the message of a second process
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        except OSError:
+            pass  # a full disk: the lock holds all the same
+        held = cls(path, fd)
+        held._check_writable(directory)
+        held._remove_stale_temporaries(directory)
+        return held
+
+    def _check_writable(self, directory: str) -> None:
+        if not os.access(directory, os.W_OK | os.X_OK):
+            self.release()
+            raise StateError(f"state directory {directory}: not writable", 2)
+
+    def _remove_stale_temporaries(self, directory: str) -> None:
+        """Temporary files of this state file: a process killed mid-write (SIGKILL) left them;
+        under the lock no other process can be writing one."""
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            return
+        for name in names:
+            if _is_temp_of(self.path, name):
+                try:
+                    os.unlink(os.path.join(directory, name))
+                    log.info("Removed %s, left by an interrupted write of the state file",
+                             os.path.join(directory, name))
+                except OSError:
+                    pass
+
+    def load(self, now: Optional[datetime] = None) -> dict[EntryKey, Record]:
+        """The unexpired entries; a corrupt file is moved aside with a warning."""
+        return read(self.path, now, move_corrupt=True)
+
+    def save(self, owned: Mapping[EntryKey, Optional[Record]], now: datetime) -> bool:
+        """Write the run's own entries (None: remove it) over what the file holds now, keeping
+        every other entry; drop the expired ones. False (warned once) when it cannot."""
+        records = read(self.path, now, move_corrupt=True, say_missing=False)
+        for key, record in owned.items():
+            if record is None or record.memory == Memory():
+                records.pop(key, None)
+            else:
+                records[key] = record
+        records = {k: (r if r.last_seen is not None else Record(r.memory, r.incarnation, now))
+                   for k, r in fresh(records, now).items()}
+        try:
+            write(self.path, records)
+        except OSError as e:
+            if not self._failing:
+                log.warning("Cannot write state file %s: %s (said once; the memory is kept in the process "
+                            "and saved when it can be)", self.path, e.strerror or e)
+            self._failing = True
+            return False
+        if self._failing:
+            log.info("State file %s written again", self.path)
+            self._failing = False
+        return True
+
+    def release(self) -> None:
+        """Give up the lock (the lock file stays: removing it would race with a new holder)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+def _read_holder(fd: int) -> Optional[int]:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        return int(text) if text.isdigit() else None
+    except OSError:
+        return None
+
+
+# ---- one-shot helpers (tests, tools): no lock ---------------------------------------------
+
+
+def load_placed(path: str) -> dict[PlacementKey, dict[Target, Memory]]:
+    """The saved memory by (region, role ARN); a missing or corrupt file starts fresh."""
+    return placed(read(path))
 
 
 def load(path: str) -> dict[Target, Memory]:
@@ -92,32 +419,9 @@ def save(path: str, memory: dict[Target, Memory]) -> None:
     save_placed(path, {UNPLACED: memory})
 
 
-def save_placed(path: str, placed: dict[PlacementKey, dict[Target, Memory]]) -> None:
-    """Write the memory of every placement atomically (a crash leaves the old file or the new
-    one, never half)."""
-    targets = []
-    for (region, role), memory in sorted(placed.items(), key=lambda kv: (kv[0][0] or "", kv[0][1] or "")):
-        for t, m in sorted(memory.items(), key=lambda kv: str(kv[0])):
-            if m != Memory():
-                entry: dict[str, Any] = {"table": t.table, "index": t.index}
-                if region is not None:
-                    entry["region"] = region
-                if role is not None:
-                    entry["role_arn"] = role
-                entry["memory"] = _encode(m)
-                targets.append(entry)
-    data = {"version": VERSION, "targets": targets}
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = None
+def save_placed(path: str, memory: Mapping[PlacementKey, Mapping[Target, Memory]]) -> None:
+    """Write the memory of every placement atomically; a failure is a warning."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".state-", dir=directory)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1)
-        os.replace(tmp, path)
+        write(path, {(where, t): Record(m) for where, targets in memory.items() for t, m in targets.items()})
     except OSError as e:
         log.warning("Cannot write state file %s: %s", path, e.strerror or e)
-        if tmp is not None:  # never leave a temporary file behind, one per pass
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass

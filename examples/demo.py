@@ -154,9 +154,10 @@ def main() -> int:
             env.pop("AWS_PROFILE", None)
             print(f"demo: running `dynamic-dynamodb --config demo.conf` for {RUN_SECONDS:.0f} s "
                   "(check interval 15 s)\n", flush=True)
-            # a state file of its own: the demo's tables are new each time
+            # instance "demo": a state file of its own in the default place, never the
+            # default instance's; the demo's tables are new each run, so their memory starts fresh
             daemon = subprocess.Popen([sys.executable, "-m", "dynamic_dynamodb", "--config", str(conf),
-                                       "--state-file", str(Path(tmp) / "demo.state.json")], env=env)
+                                       "--instance", "demo"], env=env)
             time.sleep(RUN_SECONDS)
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(timeout=30)
@@ -168,6 +169,7 @@ def main() -> int:
             verdict = "scaled up" if (r1, w1) > (r0, w0) and (r1 > r0 or w1 > w0) else (
                 "scaled down" if r1 < r0 or w1 < w0 else "left alone")
             print(f"  {name:14} {r0:>4}/{w0:<4} -> {r1:>4}/{w1:<4} {verdict}")
+        print(f"demo: what it remembers is in {default_state_file('demo')}")
     finally:
         stop.set()
         if daemon is not None:
@@ -175,6 +177,14 @@ def main() -> int:
         moto.terminate()
         moto.wait(timeout=10)
     return simulate_sample()
+
+
+def default_state_file(instance: str) -> str:
+    """Where an instance keeps its state by default (see docs/service.rst)."""
+    sys.path.insert(0, str(ROOT))
+    from dynamic_dynamodb.state import default_path
+
+    return default_path(instance)
 
 
 def simulate_sample() -> int:

@@ -16,6 +16,10 @@ Fixtures (function scope unless noted):
                             ``--state-file`` in tmp_path unless ``args`` give one
 ``config_file``             ``config_file(text, name="dynamic-dynamodb.conf")`` writes a
                             config into tmp_path and returns its path
+
+Every test (autouse ``_state_directory``) has ``$STATE_DIRECTORY`` set to tmp_path/state, so
+the default state file of any run it starts is never the machine's (tests run as root here:
+that would be /var/lib/dynamic-dynamodb).
 """
 from __future__ import annotations
 
@@ -40,6 +44,11 @@ apply_fake_aws_env(os.environ)
 from support.breaker import BreakerServer  # noqa: E402
 from support.cli import run_cli  # noqa: E402
 from support.rules_proxy import RulesProxy  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _state_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
 
 
 @pytest.fixture(scope="session")

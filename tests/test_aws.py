@@ -62,7 +62,7 @@ def test_update_table_errors_become_domain_errors(code, error):
 def test_one_update_table_carries_the_table_and_its_gsis():
     ddb = client("dynamodb")
     with Stubber(ddb) as stub:
-        stub.add_response("update_table", {}, {
+        stub.add_response("update_table", {"TableDescription": {"TableName": "orders"}}, {
             "TableName": "orders",
             "ProvisionedThroughput": {"ReadCapacityUnits": 20, "WriteCapacityUnits": 5},
             "GlobalSecondaryIndexUpdates": [{"Update": {"IndexName": "by-customer", "ProvisionedThroughput": {

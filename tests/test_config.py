@@ -1278,6 +1278,8 @@ EXPECTED_GROUPS = {
         "--run-once",
         "--strict-config",
         "--state-file",
+        "--state-table",
+        "--state-table-create",
         "--log-format",
         "--metrics-port",
         "--status",

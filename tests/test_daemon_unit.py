@@ -25,10 +25,15 @@ from fakes import ManualClock
 REPO = Path(__file__).resolve().parents[1]
 
 
-def spawn_sleeper(ignore_term: bool = False, ours: bool = True) -> subprocess.Popen:
-    """A child that sleeps; `ours`: its command line names dynamic-dynamodb, like a daemon's."""
+def spawn_sleeper(ignore_term: bool = False, ours: bool = True, pid_file: Path | None = None,
+                  name: str = "x") -> subprocess.Popen:
+    """A child that sleeps; `ours`: its command line names dynamic-dynamodb; with `pid_file`
+    it also takes the process title of that instance's daemon, as daemon.start gives it."""
     code = "# dynamic-dynamodb stand-in\n" if ours else ""
     code += "import signal, time\n"
+    if pid_file is not None:
+        title = daemon.instance_title(str(pid_file), name, ["--daemon", "start"])
+        code += f"import setproctitle; setproctitle.setproctitle({title!r})\n"
     if ignore_term:
         code += "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
     code += "print('ready', flush=True)\ntime.sleep(60)\n"
@@ -41,8 +46,9 @@ def spawn_sleeper(ignore_term: bool = False, ours: bool = True) -> subprocess.Po
 def sleeper():
     procs: list[subprocess.Popen] = []
 
-    def make(ignore_term: bool = False, ours: bool = True) -> subprocess.Popen:
-        procs.append(spawn_sleeper(ignore_term, ours))
+    def make(ignore_term: bool = False, ours: bool = True, pid_file: Path | None = None,
+             name: str = "x") -> subprocess.Popen:
+        procs.append(spawn_sleeper(ignore_term, ours, pid_file, name))
         return procs[-1]
 
     yield make
@@ -124,8 +130,8 @@ def test_running_pid_removes_a_stale_pid_file(tmp_path, sleeper, capsys):
 
 
 def test_running_pid_finds_a_live_process(tmp_path, sleeper):
-    proc = sleeper()
     path = tmp_path / "dynamic-dynamodb.x.pid"
+    proc = sleeper(pid_file=path)
     path.write_text(f"{proc.pid}\n")
     assert daemon.running_pid(str(path)) == proc.pid
     assert path.exists()
@@ -139,6 +145,107 @@ def test_a_pid_file_naming_init_or_nothing_is_stale(tmp_path, content):
     assert not path.exists()
 
 
+@pytest.mark.parametrize("content", [str(2**31), "99999999999999999999999", "-1", "", "12abc", "\x00\xff\xfe",
+                                     "pid: 1234"],
+                         ids=["2^31", "huge", "negative", "empty", "text after digits", "binary", "text"])
+def test_a_pid_file_holding_nonsense_is_stale_with_a_warning(tmp_path, capsys, content):
+    path = tmp_path / "dynamic-dynamodb.x.pid"
+    path.write_bytes(content.encode("latin-1"))
+    assert daemon.stop(str(path), "x", timeout=1) == 0
+    assert not path.exists()
+    err = capsys.readouterr().err
+    assert err.strip() == f"dynamic-dynamodb: warning: removed stale pid file {path} (no daemon's pid in it)"
+
+
+def _needs_proc() -> None:
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("needs /proc")
+
+
+def test_a_look_alike_whose_command_line_names_dynamic_dynamodb_is_never_signalled(tmp_path, capsys):
+    _needs_proc()
+    path = tmp_path / "dynamic-dynamodb.x.pid"
+    # a `sleep` whose whole argv says dynamic-dynamodb, even this instance's pid file
+    look_alike = subprocess.Popen(["bash", "-c", f'exec -a "dynamic-dynamodb --daemon start --instance x '
+                                   f'--pid-file-dir {tmp_path} tail -f {path}" sleep 60'])
+    try:
+        wait_for(lambda: b"sleep" not in Path(f"/proc/{look_alike.pid}/cmdline").read_bytes()
+                 and b"dynamic-dynamodb" in Path(f"/proc/{look_alike.pid}/cmdline").read_bytes())
+        path.write_text(f"{look_alike.pid}\n")
+        assert daemon.running_pid(str(path)) is None
+        assert look_alike.poll() is None and not path.exists()
+        assert f"(pid {look_alike.pid} is another program now)" in capsys.readouterr().err
+        path.write_text(f"{look_alike.pid}\n")
+        assert daemon.stop(str(path), "x", timeout=1) == 0
+        time.sleep(0.2)
+        assert look_alike.poll() is None  # never signalled
+    finally:
+        look_alike.kill()
+        look_alike.wait()
+
+
+@pytest.mark.parametrize("args, ours", [
+    (["--daemon", "start", "--instance", "x", "--pid-file-dir", "{dir}"], True),
+    (["-c", "/etc/dd.conf", "--daemon=restart", "--instance=x", "--pid-file-dir={dir}"], True),
+    (["--daemon", "start", "--instance", "y", "--pid-file-dir", "{dir}"], False),  # another instance
+    (["--daemon", "start", "--instance", "x", "--pid-file-dir", "run"], False),  # relative: cannot tell
+    (["--daemon", "stop", "--instance", "x", "--pid-file-dir", "{dir}"], False),  # a stop command
+    (["--instance", "x", "--pid-file-dir", "{dir}"], False),  # the foreground loop writes no pid file
+], ids=["start", "restart with =", "another instance", "relative dir", "stop", "foreground"])
+def test_a_daemon_of_an_earlier_release_is_recognised_by_its_arguments(tmp_path, args, ours):
+    _needs_proc()
+    path = tmp_path / "dynamic-dynamodb.x.pid"
+    argv = ["dynamic-dynamodb", *(a.replace("{dir}", str(tmp_path)) for a in args)]
+    code = "import time; print('ready', flush=True); time.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", code, *argv], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        path.write_text(f"{proc.pid}\n")
+        assert (daemon.not_this_instance(proc.pid, str(path)) is None) is ours
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_another_instances_daemon_is_not_this_instance(tmp_path, sleeper, capsys):
+    _needs_proc()
+    other = sleeper(pid_file=tmp_path / "dynamic-dynamodb.y.pid", name="y")
+    path = tmp_path / "dynamic-dynamodb.x.pid"
+    path.write_text(f"{other.pid}\n")
+    assert daemon.stop(str(path), "x", timeout=1) == 0
+    time.sleep(0.2)
+    assert other.poll() is None
+    assert "is another program now" in capsys.readouterr().err
+    # nor one whose pid file name merely starts like this one's
+    longer = sleeper(pid_file=tmp_path / "dynamic-dynamodb.x.pid.pid", name="x.pid")
+    path.write_text(f"{longer.pid}\n")
+    assert daemon.running_pid(str(path)) is None and longer.poll() is None
+
+
+def test_a_process_started_after_the_pid_file_was_written_is_not_its_daemon(tmp_path, sleeper, capsys):
+    _needs_proc()
+    path = tmp_path / "dynamic-dynamodb.x.pid"
+    proc = sleeper(pid_file=path)  # this instance's title, as a reused pid could have by chance
+    path.write_text(f"{proc.pid}\n")
+    assert daemon.not_this_instance(proc.pid, str(path)) is None
+    written = time.time() - 60
+    os.utime(path, (written, written))  # the pid file is older than the process
+    assert daemon.running_pid(str(path)) is None
+    assert proc.poll() is None and not path.exists()
+    assert "started after the pid file was written" in capsys.readouterr().err
+
+
+def test_the_detached_daemon_is_titled_with_its_instance_and_pid_file(fake_daemon):
+    _needs_proc()
+    assert fake_daemon("start").returncode == 0
+    pid = daemon.read_pid(str(fake_daemon.pid_file))
+    command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    assert command.startswith(f"dynamic-dynamodb: instance {fake_daemon.pid_file.name.split('.')[1]}, "
+                              f"pid file {fake_daemon.pid_file}")
+    assert daemon.not_this_instance(pid, str(fake_daemon.pid_file)) is None
+    assert fake_daemon("stop").returncode == 0 and not daemon.process_alive(pid)
+
+
 # ---- stop -----------------------------------------------------------------------------
 
 
@@ -148,8 +255,8 @@ def test_stop_without_pid_file_says_not_running_and_succeeds(tmp_path, capsys):
 
 
 def test_stop_sends_sigterm_waits_and_removes_the_pid_file(tmp_path, sleeper, capsys):
-    proc = sleeper()
     path = tmp_path / "dynamic-dynamodb.x.pid"
+    proc = sleeper(pid_file=path)
     path.write_text(f"{proc.pid}\n")
     assert daemon.stop(str(path), "x", timeout=5) == 0
     assert proc.wait(timeout=5) == -signal.SIGTERM
@@ -158,8 +265,8 @@ def test_stop_sends_sigterm_waits_and_removes_the_pid_file(tmp_path, sleeper, ca
 
 
 def test_stop_gives_up_after_its_timeout(tmp_path, sleeper):
-    proc = sleeper(ignore_term=True)
     path = tmp_path / "dynamic-dynamodb.x.pid"
+    proc = sleeper(ignore_term=True, pid_file=path)
     path.write_text(f"{proc.pid}\n")
     started = time.monotonic()
     with pytest.raises(daemon.DaemonError, match=r"still running 0.3 s after SIGTERM") as error:

@@ -28,7 +28,7 @@ from dynamic_dynamodb.model import (
 )
 from dynamic_dynamodb.policy import Memory
 from dynamic_dynamodb.settings import ConfigError, Placement, Settings
-from fakes import ManualClock
+from fakes import FakeBreaker, ManualClock
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -295,7 +295,7 @@ def test_the_same_table_in_two_regions_keeps_two_memories_in_the_state_file(tmp_
     }
     state.save_placed(path, placed)
     raw = json.loads(Path(path).read_text())
-    assert raw["version"] == 2
+    assert raw["version"] == 3
     assert {(e["table"], e.get("region"), e.get("role_arn")) for e in raw["targets"]} == {
         ("orders", "us-east-1", None), ("orders", "eu-west-1", None), ("orders", "eu-west-1", ROLE)}
     loaded = state.load_placed(path)
@@ -360,15 +360,6 @@ class FakeMetrics:
             per_minute = cap * pct / 100 * 60 if q.metric.startswith("Consumed") else 0.0
             out[q] = [(q.start + timedelta(minutes=m), per_minute) for m in range(5)]
         return out
-
-
-class FakeBreaker:
-    def __init__(self) -> None:
-        self.probes = 0
-
-    def is_closed(self, url, timeout_ms, headers):
-        self.probes += 1
-        return True
 
 
 class FakeWorld:

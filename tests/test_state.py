@@ -56,3 +56,300 @@ def test_the_demand_policy_history_round_trips(tmp_path):
     memory = {Target("orders"): Memory(reads_demand=history, writes_demand=DemandState())}
     state.save(path, memory)
     assert state.load(path) == memory
+
+
+# ---- where the state lives ------------------------------------------------------------------
+
+import json  # noqa: E402
+import os  # noqa: E402
+import stat  # noqa: E402
+from datetime import timedelta  # noqa: E402
+
+import pytest  # noqa: E402
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from dynamic_dynamodb.fleet import Fleet, Ledger  # noqa: E402
+from dynamic_dynamodb.loop import Ports  # noqa: E402
+from dynamic_dynamodb.model import Capacity, TableDescription, TargetStatus  # noqa: E402
+from dynamic_dynamodb.settings import Settings  # noqa: E402
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+EAST = ("us-east-1", None)
+
+
+@pytest.fixture
+def messages():
+    """The daemon logger's messages at INFO and above, whatever its propagation."""
+    import logging
+
+    lines: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda r: lines.append(r.getMessage())
+    logger = logging.getLogger("dynamic-dynamodb")
+    old = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield lines
+    logger.removeHandler(handler)
+    logger.setLevel(old)
+
+
+@pytest.mark.parametrize("euid, environ, expected", [
+    (0, {}, "/var/lib/dynamic-dynamodb/blue.state.json"),
+    (0, {"XDG_STATE_HOME": "/x", "HOME": "/root"}, "/var/lib/dynamic-dynamodb/blue.state.json"),
+    (1000, {"HOME": "/home/ann"}, "/home/ann/.local/state/dynamic-dynamodb/blue.state.json"),
+    (1000, {"HOME": "/home/ann", "XDG_STATE_HOME": "/srv/st"}, "/srv/st/dynamic-dynamodb/blue.state.json"),
+    # the XDG spec: a relative XDG_STATE_HOME is invalid, ignored
+    (1000, {"HOME": "/home/ann", "XDG_STATE_HOME": "rel"}, "/home/ann/.local/state/dynamic-dynamodb/blue.state.json"),
+    # systemd's StateDirectory= says where, for root and others alike
+    (0, {"STATE_DIRECTORY": "/var/lib/dd"}, "/var/lib/dd/blue.state.json"),
+    (1000, {"STATE_DIRECTORY": "/var/lib/dd:/var/lib/other", "HOME": "/h"}, "/var/lib/dd/blue.state.json"),
+])
+def test_the_default_state_file_is_per_instance_and_never_in_tmp(euid, environ, expected):
+    assert state.default_path("blue", euid=euid, environ=environ) == expected
+
+
+def test_the_state_directory_is_created_mode_0700(tmp_path):
+    old = os.umask(0o022)
+    try:
+        held = state.StateFile.claim(str(tmp_path / "a" / "b" / "s.json"))
+    finally:
+        os.umask(old)
+    held.release()
+    assert stat.S_IMODE(os.stat(tmp_path / "a" / "b").st_mode) == 0o700
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda p: (p / "file").write_text("x") and p / "file" / "s.json", "cannot create it"),
+    (lambda p: (p / "dir").mkdir() or p / "dir", "is a directory"),
+    (lambda p: os.mkfifo(p / "fifo") or p / "fifo", "not a regular file"),
+])
+def test_an_unusable_state_path_is_one_line_and_status_2(tmp_path, make, expected):
+    with pytest.raises(state.StateError) as e:
+        state.StateFile.claim(str(make(tmp_path)))
+    assert e.value.status == 2 and expected in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_second_holder_is_refused_with_the_file_and_the_holders_pid(tmp_path):
+    path = str(tmp_path / "s.json")
+    held = state.StateFile.claim(path)
+    with pytest.raises(state.StateError) as e:
+        state.StateFile.claim(path)  # flock is per open file: refused within one process too
+    assert e.value.status == 1
+    assert path in str(e.value) and f"pid {os.getpid()}" in str(e.value)
+    held.release()
+    state.StateFile.claim(path).release()  # free again once released
+
+
+def test_stale_temporary_files_of_this_state_file_only_are_removed_on_claim(tmp_path):
+    mine = tmp_path / ".s.json.tmp-abc_1234"
+    others = [tmp_path / ".t.json.tmp-abc_1234", tmp_path / ".s.json.x.tmp-abc_1234",
+              tmp_path / ".s.json.tmp-abc_1234.keep", tmp_path / ".s.json.x.json.tmp-abcd1234"]
+    for p in [mine, *others]:
+        p.write_text("{")
+    state.StateFile.claim(str(tmp_path / "s.json")).release()
+    assert not mine.exists() and all(p.exists() for p in others)
+
+
+# ---- merging, expiry, corruption -------------------------------------------------------------
+
+def record(checks: int, seen=NOW, incarnation=None) -> state.Record:
+    return state.Record(Memory(read_checks=checks), incarnation, seen)
+
+
+def test_saving_keeps_the_entries_of_other_configs_regions_and_roles(tmp_path):
+    path = str(tmp_path / "s.json")
+    others = {(EAST, Target("theirs")): record(1), (("eu-west-1", None), Target("mine")): record(2),
+              (("us-east-1", "arn:aws:iam::1:role/r"), Target("mine")): record(3)}
+    state.write(path, others)
+    held = state.StateFile.claim(path)
+    assert held.save({(EAST, Target("mine")): record(4)}, NOW)
+    held.release()
+    assert state.read(path, NOW) == {**others, (EAST, Target("mine")): record(4)}
+
+
+def test_an_owned_entry_with_nothing_to_remember_is_removed(tmp_path):
+    path = str(tmp_path / "s.json")
+    state.write(path, {(EAST, Target("a")): record(1), (EAST, Target("b")): record(2)})
+    held = state.StateFile.claim(path)
+    held.save({(EAST, Target("a")): None, (EAST, Target("b")): state.Record(Memory(), None, NOW)}, NOW)
+    held.release()
+    assert state.read(path, NOW) == {}
+
+
+def test_entries_unseen_for_7_days_expire_and_unstamped_ones_are_stamped(tmp_path):
+    path = str(tmp_path / "s.json")
+    state.write(path, {(EAST, Target("old")): record(1, NOW - timedelta(days=7, seconds=1)),
+                       (EAST, Target("recent")): record(2, NOW - timedelta(days=6)),
+                       (EAST, Target("v2")): record(3, None)})
+    held = state.StateFile.claim(path)
+    held.save({}, NOW)
+    held.release()
+    saved = state.read(path)
+    assert set(t.table for _, t in saved) == {"recent", "v2"}
+    assert saved[(EAST, Target("v2"))].last_seen == NOW
+
+
+def test_a_corrupt_state_file_is_moved_aside_with_a_warning(tmp_path, caplog):
+    path = tmp_path / "s.json"
+    path.write_bytes(b'{"version": 3, "targets": [{"table": \xff')
+    held = state.StateFile.claim(str(path))
+    assert held.load(NOW) == {}
+    held.release()
+    aside = tmp_path / "s.json.corrupt-20261128T120000Z"
+    assert aside.read_bytes().startswith(b'{"version": 3') and not path.exists()
+    assert "s.json.corrupt-20261128T120000Z" in caplog.text and "starting fresh" in caplog.text
+
+
+def test_a_dry_run_read_of_a_fifo_does_not_hang(tmp_path, messages):
+    os.mkfifo(tmp_path / "s.json")
+    assert state.read(str(tmp_path / "s.json"), NOW) == {}
+    assert any("not a regular file" in m for m in messages)
+
+
+def test_a_dry_run_read_never_moves_a_corrupt_file(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text("{not json")
+    assert state.read(str(path), NOW) == {}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json"]
+
+
+def test_a_save_that_fails_warns_once_and_says_when_it_works_again(tmp_path, messages):
+    directory = tmp_path / "d"
+    held = state.StateFile.claim(str(directory / "s.json"))
+    (directory / "s.json.lock").unlink()
+    directory.rmdir()  # the directory is gone under the running process
+    for _ in range(3):
+        assert not held.save({(EAST, Target("t")): record(1)}, NOW)
+    assert sum("Cannot write state file" in m for m in messages) == 1
+    directory.mkdir()
+    assert held.save({(EAST, Target("t")): record(1)}, NOW)
+    assert "written again" in messages[-1] and list(directory.iterdir()) == [directory / "s.json"]
+    held.release()
+
+
+keys = st.sampled_from([(EAST, Target(n)) for n in "abcd"] + [(("eu-west-1", None), Target("a"))])
+records = st.builds(lambda c, age: record(c, NOW - timedelta(days=age)), st.integers(1, 9), st.integers(0, 9))
+
+
+@given(on_file=st.dictionaries(keys, records), owned=st.dictionaries(keys, st.none() | records))
+def test_a_save_is_the_file_updated_with_the_owned_entries_minus_the_expired(tmp_path_factory, on_file, owned):
+    path = str(tmp_path_factory.mktemp("merge") / "s.json")
+    state.write(path, on_file)
+    held = state.StateFile.claim(path)
+    held.save(owned, NOW)
+    held.release()
+    expected = {k: r for k, r in {**on_file, **owned}.items()
+                if r is not None and NOW - r.last_seen <= timedelta(days=7)}
+    assert state.read(path) == expected
+    assert sorted(os.listdir(os.path.dirname(path))) == ["s.json", "s.json.lock"]
+
+
+# ---- memory belongs to a table's incarnation -------------------------------------------------
+
+class OneTable:
+    """A table `orders` (10 units, 10 % used) of a given incarnation, with one GSI."""
+
+    def __init__(self, incarnation):
+        self.incarnation = incarnation
+        self.updates = []
+
+    def ports(self, settings, placement):
+        return Ports(self, self)
+
+    def list_tables(self):
+        return ["orders"]
+
+    def describe(self, table):
+        def status(index=None):
+            return TargetStatus(Target(table, index), "ACTIVE", "PROVISIONED", Capacity(10, 10),
+                                incarnation=self.incarnation)
+        return TableDescription(status(), (status("by-day"),))
+
+    def update(self, update):
+        self.updates.append(update)
+
+    def fetch(self, qs):
+        return {q: [(q.start + timedelta(minutes=m), 60.0 if q.metric.startswith("Consumed") else 0.0)
+                    for m in range(5)] for q in qs}
+
+
+def orders_settings():
+    import re
+
+    from dynamic_dynamodb.rules import TargetRules
+    from dynamic_dynamodb.settings import GsiSection, TableSection
+    return Settings(tables=(TableSection("orders", re.compile("orders"), TargetRules(),
+                                         (GsiSection(".*", re.compile(".*"), "orders", TargetRules()),)),))
+
+
+def run_and_save(world, path, now):
+    held = state.StateFile.claim(path)
+    records = held.load(now)
+    fleet = Fleet(orders_settings(), world.ports, memory=state.placed(records), ledger=Ledger.of(records))
+    fleet.run_pass(now)
+    held.save(fleet.records(), now)
+    held.release()
+    return fleet
+
+
+def test_a_table_recreated_under_the_same_name_starts_with_fresh_memory(tmp_path, messages):
+    path = str(tmp_path / "s.json")
+    first = run_and_save(OneTable("id-1"), path, NOW)
+    assert first.memory[EAST][Target("orders")].decreases_today == 1
+    saved = state.read(path)
+    assert {k: r.incarnation for k, r in saved.items()} == {(EAST, Target("orders")): "id-1",
+                                                            (EAST, Target("orders", "by-day")): "id-1"}
+    # the same table an hour later: its spent decrease is remembered
+    same = run_and_save(OneTable("id-1"), path, NOW + timedelta(hours=1))
+    assert same.memory[EAST][Target("orders")].decreases_today == 2
+    # deleted and recreated: DynamoDB's own budget, not the old table's
+    new = run_and_save(OneTable("id-2"), path, NOW + timedelta(hours=2))
+    assert new.memory[EAST][Target("orders")].decreases_today == 1
+    assert new.memory[EAST][Target("orders", "by-day")].decreases_today == 1
+    assert any(m.startswith("orders: a new table of that name (id-2") for m in messages)
+    assert state.read(path)[(EAST, Target("orders"))].incarnation == "id-2"
+
+
+def test_a_memory_without_a_recorded_incarnation_is_kept_and_adopts_the_tables(tmp_path):
+    path = str(tmp_path / "s.json")
+    spent = Memory(decrease_day=NOW.date(), decreases_today=2, last_decrease=NOW - timedelta(hours=2))
+    state.save_placed(path, {EAST: {Target("orders"): spent}})  # a version 2 file: no incarnation
+    fleet = run_and_save(OneTable("id-1"), path, NOW)
+    assert fleet.memory[EAST][Target("orders")].decreases_today == 3  # counted on, not reset
+    assert state.read(path)[(EAST, Target("orders"))].incarnation == "id-1"
+
+
+def test_the_state_file_records_what_a_pass_saw_and_when(tmp_path):
+    path = str(tmp_path / "s.json")
+    run_and_save(OneTable("id-1"), path, NOW)
+    raw = json.loads((tmp_path / "s.json").read_text())
+    assert raw["version"] == 3
+    assert {(e["table"], e["index"], e["region"], e["last_seen"]) for e in raw["targets"]} == {
+        ("orders", None, "us-east-1", NOW.isoformat()), ("orders", "by-day", "us-east-1", NOW.isoformat())}
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ({"TableId": "4a2f-9c", "CreationDateTime": datetime(2026, 1, 2, tzinfo=timezone.utc)}, "4a2f-9c"),
+    # moto answers without TableId: the creation time stands in
+    ({"CreationDateTime": datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)},
+     "created 2026-01-02T03:04:05.678000+00:00"),
+    ({"CreationDateTime": 1767323045.678}, "created 2026-01-02T03:04:05.678000+00:00"),
+    ({"CreationDateTime": "garbage"}, None),
+    ({}, None),
+])
+def test_describe_table_gives_the_table_and_its_gsis_the_tables_incarnation(extra, expected):
+    from dynamic_dynamodb import aws
+
+    desc = aws.parse_description({"TableName": "orders", **extra, "GlobalSecondaryIndexes": [
+        {"IndexName": "by-day", "ProvisionedThroughput": {"ReadCapacityUnits": 1, "WriteCapacityUnits": 1}}]})
+    assert desc.table.incarnation == expected and [i.incarnation for i in desc.indexes] == [expected]
+
+
+def test_a_lock_file_that_is_a_symbolic_link_is_refused(tmp_path):
+    (tmp_path / "elsewhere").write_text("")
+    (tmp_path / "s.json.lock").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(state.StateError) as e:
+        state.StateFile.claim(str(tmp_path / "s.json"))
+    assert e.value.status == 2 and "lock file" in str(e.value)

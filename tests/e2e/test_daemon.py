@@ -427,3 +427,85 @@ def test_log_level_warning_drops_the_info_lines(tmp_path, rules_proxy, proxy_aws
                       "--pid-file-dir", str(tmp_path)], endpoint_url=rules_proxy.url)
     assert result.returncode == 0, describe(result)
     assert " - INFO - " not in log.read_text() and " - INFO - " not in result.stderr
+
+
+# ---- process safety and secrets ---------------------------------------------------------
+
+SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYPSSECRET"
+KEY_ID = "AKIAPSSECRETKEYID"
+
+
+def cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc")
+def test_secrets_on_the_command_line_are_hidden_from_ps(tmp_path, rules_proxy, proxy_aws):
+    create_table(proxy_aws.dynamodb, "daemon_orders")
+    config = tmp_path / "dd.conf"
+    config.write_text(table_config("daemon_orders"))
+    console = tmp_path / "console.txt"
+    with open(console, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "dynamic_dynamodb", "-c", str(config), "--daemon", "fg",
+                                 "--aws-access-key-id", KEY_ID, f"--aws-secret-access-key={SECRET}",
+                                 "--state-file", str(tmp_path / "state.json")],
+                                env=cli_env(rules_proxy.url), cwd=str(REPO), stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: re.search(pass_line("daemon_orders"), console.read_text()), 15, "the first pass")
+        shown = cmdline(proc.pid)
+        assert SECRET not in shown and KEY_ID not in shown, shown
+        assert shown.startswith("dynamic-dynamodb -c ") and "--aws-secret-access-key=***" in shown
+        assert "--aws-access-key-id ***" in shown
+        ps = subprocess.run(["ps", "-o", "args=", "-p", str(proc.pid)], capture_output=True, text=True)
+        assert ps.returncode != 0 or (SECRET not in ps.stdout and "dynamic-dynamodb" in ps.stdout)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = console.read_text()
+    assert SECRET not in text and KEY_ID not in text and "Traceback" not in text
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc")
+def test_a_detached_daemon_names_its_instance_and_hides_its_secrets(instance, proxy_aws):
+    create_table(proxy_aws.dynamodb, "daemon_orders")
+    inst = instance("titled", table_config("daemon_orders"))
+    pid = inst.start("--aws-access-key-id", KEY_ID, "--aws-secret-access-key", SECRET)
+    shown = cmdline(pid)
+    assert shown.startswith(f"dynamic-dynamodb: instance {inst.name}, pid file {inst.pid_file} -- "), shown
+    assert SECRET not in shown and KEY_ID not in shown
+    inst.wait_for_log(pass_line("daemon_orders"))
+    assert inst.run("stop").returncode == 0 and not process_alive(pid)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc")
+def test_stop_spares_look_alikes_and_other_instances(instance, proxy_aws, tmp_path):
+    create_table(proxy_aws.dynamodb, "daemon_orders")
+    blue = instance("blue", table_config("daemon_orders"))
+    green = instance("green", table_config("daemon_orders"))
+    green_pid = green.start()
+    green.wait_for_log(pass_line("daemon_orders"))
+    named = tmp_path / "dynamic-dynamodb.log"
+    named.symlink_to(green.log)
+    tail = subprocess.Popen(["tail", "-f", str(named)], stdout=subprocess.DEVNULL)  # names dynamic-dynamodb
+    try:
+        for stranger in (tail.pid, green_pid):  # blue's pid file, pointing at a look-alike or at green
+            blue.pid_file.write_text(f"{stranger}\n")
+            result = blue.run("stop")
+            assert result.returncode == 0, describe(result)
+            assert "is not running" in result.stdout and "removed stale pid file" in result.stderr
+            assert "another program now" in result.stderr
+            assert process_alive(stranger) and tail.poll() is None
+        # and a start of blue is not blocked by it either
+        blue.pid_file.write_text(f"{tail.pid}\n")
+        blue_pid = blue.start()
+        assert blue_pid != tail.pid and process_alive(green_pid)
+        assert blue.run("stop").returncode == 0
+        assert green.pid() == green_pid and process_alive(green_pid)
+    finally:
+        tail.kill()
+        tail.wait()
+    assert green.run("stop").returncode == 0 and not process_alive(green_pid)

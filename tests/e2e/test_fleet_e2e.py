@@ -99,7 +99,7 @@ def test_a_pass_over_30_tables_with_2_gsis_makes_1_list_30_describes_and_1_metri
     calls = daemon_calls(rules_proxy)
     queries = 30 * 3 * 4
     assert calls == {"ListTables": 1, "DescribeTable": 30, "GetMetricData": math.ceil(queries / 500),
-                     "UpdateTable": 3}, calls
+                     "DescribeLimits": 1, "UpdateTable": 3}, calls
     assert sorted(c["table"] for c in rules_proxy.calls("DescribeTable")) == names
     [metrics] = rules_proxy.calls("GetMetricData")
     ids = [q["Id"] for q in metrics["params"]["MetricDataQueries"]]
@@ -147,7 +147,7 @@ def test_one_pass_scales_the_same_table_name_in_each_region_by_its_own_metrics(
     assert "[eu-west-1] orders: " in out and "[us-east-1] orders: " in out
     # the decrease is remembered for eu-west-1's orders only
     saved = json.loads((tmp_path / "state.json").read_text())
-    assert saved["version"] == 2
+    assert saved["version"] == 3
     assert [(e["table"], e.get("region")) for e in saved["targets"]
             if e["memory"]["decreases_today"]] == [("orders", "eu-west-1")]
 

@@ -44,8 +44,13 @@ A fault is a dict: ``operation`` (``X-Amz-Target`` suffix or query ``Action``, e
 request's TableName or a ``TableName`` metric dimension), ``times`` (default 1), and one
 action: ``{"status": 400, "code": "ThrottlingException", "message": ...}`` /
 ``{"slow": 2.5}`` (sleep, then forward normally) / ``{"reset": true}`` (TCP RST) /
-``{"drop": true}`` (close without an answer).  The string shorthands ``"slow:N"``,
-``"reset"`` and ``"STATUS:Code"`` are accepted in a ``fault`` key.
+``{"drop": true}`` (close without an answer) / ``{"body": "..."}`` (answer with these
+bytes, status ``status`` or 200: the text's characters U+0000-U+00FF are sent as the bytes
+0x00-0xFF, so ``"\u00ff"`` is a byte of bad UTF-8) / ``{"json": {...}}`` (answer with this
+JSON object, status ``status`` or 200) / ``{"truncate": n}`` (forward, then send only the
+first ``n`` bytes of the real answer).  A DynamoDB answer made this way carries a correct
+``x-amz-crc32``, so botocore reads it instead of retrying.  The string shorthands
+``"slow:N"``, ``"reset"`` and ``"STATUS:Code"`` are accepted in a ``fault`` key.
 """
 from __future__ import annotations
 
@@ -220,8 +225,8 @@ def _parse_fault(spec: dict) -> dict:
             fault["status"], fault["code"] = int(status), code
         else:
             raise ValueError(f"unknown fault {short!r}")
-    if not any(k in fault for k in ("status", "slow", "reset", "drop")):
-        raise ValueError(f"fault needs status, slow, reset or drop: {spec!r}")
+    if not any(k in fault for k in ("status", "slow", "reset", "drop", "body", "json", "truncate")):
+        raise ValueError(f"fault needs status, slow, reset, drop, body, json or truncate: {spec!r}")
     fault.setdefault("times", 1)
     return fault
 
@@ -697,6 +702,21 @@ class _Handler(QuickHandler):
                    f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>").encode()
             self._send(status, xml, [("Content-Type", "text/xml")])
 
+    def _send_answer(self, info: RequestInfo, fault: dict, entry: dict) -> None:
+        """A made-up (or cut-short) answer in place of moto's, for answers botocore cannot read."""
+        if "truncate" in fault:
+            status, headers, raw = self.proxy.upstream(self.command, self.path, dict(self.headers.items()),
+                                                       info.body)
+            raw = raw[:int(fault["truncate"])]
+        else:
+            status = int(fault.get("status", 200))
+            raw = fault["body"].encode("latin-1") if "body" in fault else json.dumps(fault["json"]).encode()
+            content_type = JSON_CT if info.operation and "x-amz-target" in {k.lower() for k in info.headers} \
+                else "text/xml"
+            headers = [("Content-Type", content_type), ("x-amzn-RequestId", str(uuid.uuid4()))]
+        entry["status"] = status
+        self._send(status, raw, headers)
+
     def _reset_connection(self) -> None:
         try:
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -732,6 +752,8 @@ class _Handler(QuickHandler):
                     entry["status"] = "dropped"
                     self.close_connection = True
                     return
+                if any(k in fault for k in ("body", "json", "truncate")):
+                    return self._send_answer(info, fault, entry)
                 if "status" in fault:
                     entry["status"], entry["error"] = fault["status"], fault.get("code")
                     return self._send_error(info, int(fault["status"]), fault.get("code", "InternalError"),

@@ -1,0 +1,104 @@
+"""End to end: the region of a run comes from --region/config, else boto3's chain, and a run
+that matches no table in any region says where it looked (issue 10, point 1)."""
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+
+import boto3
+import pytest
+
+from support import metrics as M
+from support.cli import REPO, assert_no_traceback, cli_env, describe
+from support.moto import CLIENT_CONFIG
+from support.wait import wait_for
+
+pytestmark = pytest.mark.e2e
+
+NO_REGION = {"AWS_REGION": None, "AWS_DEFAULT_REGION": None}
+
+
+def regional(endpoint: str, region: str):
+    """(dynamodb, cloudwatch) clients of one region."""
+    session = boto3.session.Session()
+    return tuple(session.client(s, region_name=region, endpoint_url=endpoint, config=CLIENT_CONFIG,
+                                aws_access_key_id="testing", aws_secret_access_key="testing")
+                 for s in ("dynamodb", "cloudwatch"))
+
+
+def once(cli, tmp_path, *args: str, env: dict):
+    result = cli(["--run-once", "--state-file", str(tmp_path / "state.json"), *args], env_extra=env)
+    assert_no_traceback(result)
+    return result
+
+
+def test_readmes_first_command_looks_in_aws_default_region(rules_proxy, tmp_path, cli):
+    ddb, cw = regional(rules_proxy.url, "eu-west-1")
+    M.create_table(ddb, "orders", 10, 10)
+    M.put_consumption(cw, "orders", read_per_second=9.5, write_per_second=5)
+    result = once(cli, tmp_path, "--table-name", "orders", "--dry-run",
+                  env={**NO_REGION, "AWS_DEFAULT_REGION": "eu-west-1"})
+    assert result.returncode == 0, describe(result)
+    assert "Regions: eu-west-1 (AWS_DEFAULT_REGION)" in result.stderr
+    assert re.search(r"orders: reads 95\.0% of 10 -> 15", result.stderr), describe(result)
+
+
+def test_aws_region_is_read_although_this_botocore_does_not(rules_proxy, tmp_path, cli, config_file):
+    ddb, _ = regional(rules_proxy.url, "ap-southeast-2")
+    M.create_table(ddb, "orders", 10, 10)
+    result = once(cli, tmp_path, "--config", str(config_file("[table: orders]\n")),
+                  env={**NO_REGION, "AWS_REGION": "ap-southeast-2"})
+    assert result.returncode == 0, describe(result)
+    assert "Regions: ap-southeast-2 (AWS_REGION)" in result.stderr
+
+
+def test_no_table_in_any_region_is_exit_1_naming_regions_and_sections(rules_proxy, proxy_aws, tmp_path, cli,
+                                                                       config_file):
+    M.create_table(proxy_aws.dynamodb, "orders")  # in us-east-1, where the run does not look
+    path = config_file("[table: orders]\n[table: events]\nregion: eu-central-1\n")
+    result = once(cli, tmp_path, "--config", str(path), env={**NO_REGION, "AWS_DEFAULT_REGION": "eu-west-1"})
+    assert result.returncode == 1, describe(result)
+    [line] = [line for line in result.stderr.splitlines() if " - ERROR - " in line]
+    assert line.endswith("No table matches any section: looked in eu-west-1 (AWS_DEFAULT_REGION), "
+                         "eu-central-1 (region of [table: events]) for [table: orders], [table: events]"), line
+
+
+def test_the_built_in_region_is_named_as_such(rules_proxy, proxy_aws, tmp_path, cli):
+    M.create_table(proxy_aws.dynamodb, "orders")
+    result = once(cli, tmp_path, "--table-name", "orders", env=NO_REGION)
+    assert result.returncode == 0, describe(result)
+    assert "Regions: us-east-1 (built-in default)" in result.stderr
+
+
+def test_foreground_logs_no_match_every_pass_and_an_unscaled_gsi_once(rules_proxy, proxy_aws, tmp_path):
+    M.create_table(proxy_aws.dynamodb, "orders", gsis={"by-date": (5, 5)})
+    console = tmp_path / "console.txt"
+    procs = []
+    for table in ("orders", "nothing-here"):
+        out = open(tmp_path / f"{table}.txt", "w")
+        procs.append((table, out, subprocess.Popen(
+            [sys.executable, "-m", "dynamic_dynamodb", "--table-name", table, "--check-interval", "1",
+             "--state-file", str(tmp_path / f"{table}.state.json")],
+            env=cli_env(rules_proxy.url), cwd=str(REPO), stdin=subprocess.DEVNULL, stdout=out,
+            stderr=subprocess.STDOUT)))
+    try:
+        for table, _, _ in procs:
+            console = tmp_path / f"{table}.txt"
+            wait_for(lambda: console.read_text().count("Pass done") >= 3, 30, f"three passes for {table}")
+        for _, _, proc in procs:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=10) == 0
+    finally:
+        for _, out, proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            out.close()
+    scaled = (tmp_path / "orders.txt").read_text()
+    assert scaled.count("orders/by-date: GSI left unscaled: --table-name scales the table only") == 1, scaled
+    missing = (tmp_path / "nothing-here.txt").read_text()
+    errors = [line for line in missing.splitlines() if " - ERROR - No table matches any section" in line]
+    assert len(errors) >= 3 and len(errors) == missing.count("Pass done"), missing
+    assert "Traceback" not in scaled + missing

@@ -1,0 +1,76 @@
+"""Where the region comes from: --region or the config, else boto3's chain, else us-east-1."""
+from __future__ import annotations
+
+import pytest
+
+from dynamic_dynamodb import aws, config
+from dynamic_dynamodb.settings import ConfigError
+
+CHAIN = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE")
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path):
+    """No region in the environment and an empty AWS config file; returns a setter."""
+    for name in CHAIN:
+        monkeypatch.delenv(name, raising=False)
+    aws_config = tmp_path / "aws-config"
+    aws_config.write_text("", encoding="utf-8")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(aws_config))
+
+    def set_env(profile_text: str = "", **variables: str) -> None:
+        aws_config.write_text(profile_text, encoding="utf-8")
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+    return set_env
+
+
+@pytest.mark.parametrize("variables, profile_text, expected", [
+    ({}, "", ("us-east-1", "built-in default")),
+    ({"AWS_REGION": "eu-west-1"}, "", ("eu-west-1", "AWS_REGION")),
+    ({"AWS_DEFAULT_REGION": "eu-west-2"}, "", ("eu-west-2", "AWS_DEFAULT_REGION")),
+    ({"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "eu-west-2"}, "", ("eu-west-1", "AWS_REGION")),
+    ({}, "[default]\nregion = ap-south-1\n", ("ap-south-1", "profile default")),
+    ({"AWS_PROFILE": "prod"}, "[default]\nregion = ap-south-1\n[profile prod]\nregion = sa-east-1\n",
+     ("sa-east-1", "profile prod")),
+    ({"AWS_DEFAULT_REGION": "eu-west-2"}, "[default]\nregion = ap-south-1\n", ("eu-west-2", "AWS_DEFAULT_REGION")),
+    # a profile that does not exist names no region; building the session says what is wrong
+    ({"AWS_PROFILE": "missing"}, "[default]\nregion = ap-south-1\n", ("us-east-1", "built-in default")),
+    ({}, "this is not an ini file", ("us-east-1", "built-in default")),
+])
+def test_default_region_follows_boto3s_chain(env, variables, profile_text, expected):
+    env(profile_text, **variables)
+    assert aws.default_region() == expected
+
+
+@pytest.mark.parametrize("argv, file_text, variables, expected", [
+    ([], "", {"AWS_DEFAULT_REGION": "eu-west-1"}, ("eu-west-1", "AWS_DEFAULT_REGION")),
+    (["--region", "eu-central-1"], "", {"AWS_REGION": "eu-west-1"}, ("eu-central-1", "command line --region")),
+    ([], "[global]\nregion: eu-north-1\n", {"AWS_REGION": "eu-west-1"}, ("eu-north-1", "{path} [global] region")),
+    ([], "[global]\ncheck-interval: 60\n", {}, ("us-east-1", "built-in default")),
+])
+def test_settings_remember_where_the_region_came_from(env, tmp_path, argv, file_text, variables, expected):
+    env(**variables)
+    path = tmp_path / "dd.conf"
+    path.write_text(file_text + "[table: orders]\n", encoding="utf-8")
+    settings = config.load_settings(["--config", str(path), *argv])
+    region, source = expected
+    assert (settings.region, settings.region_source) == (region, source.format(path=path))
+    assert settings.regions_line() == f"{region} ({source.format(path=path)})"
+
+
+def test_a_region_from_the_environment_is_checked_like_any_other(env):
+    env(AWS_REGION="Not A Region")
+    with pytest.raises(ConfigError, match=r"^AWS_REGION: expected an AWS region such as us-east-1, got 'Not A Region'$"):
+        config.load_settings(["--table-name", "orders"])
+
+
+def test_the_regions_line_names_each_region_once_with_its_source(env, tmp_path):
+    env(AWS_REGION="eu-west-1")
+    path = tmp_path / "dd.conf"
+    path.write_text("[table: orders]\n[table: events]\nregion: ap-southeast-2\n[table: logs]\n", encoding="utf-8")
+    settings = config.load_settings(["--config", str(path)])
+    assert settings.regions_line() == "eu-west-1 (AWS_REGION), ap-southeast-2 (region of [table: events])"
+    listed = config.load_settings(["--config", str(path), "--region", "sa-east-1"])
+    assert listed.region_origins() == {"sa-east-1": "command line --region",
+                                       "ap-southeast-2": "region of [table: events]"}
