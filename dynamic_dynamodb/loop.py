@@ -331,7 +331,8 @@ class Scaler:
             log.warning("%s", note.message)
             rules = job.rules
             if rules.sns_topic_arn and "high-throughput-alarm" in rules.sns_message_types:
-                self._publish(rules.sns_topic_arn, f"ALARM: {note.subject}", note.message + "\n", target)
+                self._publish(notifications.Message(rules.sns_topic_arn, f"ALARM: {note.subject}",
+                                                    note.message + "\n", target))
 
     # ---- applying ---------------------------------------------------------------------
 
