@@ -224,7 +224,7 @@ def main() -> int:
 
     print(f"machine: {os.cpu_count()} cores, {cpu_model()}, Python {platform.python_version()}")
     print(f"fleet: {args.tables} tables x {args.gsis} GSIs = {args.tables * (args.gsis + 1)} targets in "
-          f"{args.regions} region(s), {args.tables * (args.gsis + 1) * 4} CloudWatch series; "
+          f"{args.regions} region(s), {args.tables * (args.gsis + 1) * 12} CloudWatch series; "
           f"GetMetricData latency {args.latency_ms:g} ms")
     with tempfile.TemporaryDirectory(prefix="dd-scale-") as tmp:
         work = Path(tmp)

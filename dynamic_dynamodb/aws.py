@@ -391,6 +391,11 @@ class DynamoTables:
                 {"Update": {"IndexName": name, "ProvisionedThroughput": _throughput(cap)}}
                 for name, cap in sorted(update.index_capacities.items())
             ]
+        if update.billing_mode is not None:
+            kwargs["BillingMode"] = update.billing_mode
+            limits = dict(zip(("MaxReadRequestUnits", "MaxWriteRequestUnits"), update.on_demand_max or ()))
+            if any(v is not None for v in limits.values()):
+                kwargs["OnDemandThroughput"] = {k: v for k, v in limits.items() if v is not None}
         call(lambda: _field(self.client.update_table(**kwargs), "TableDescription", dict))
 
 

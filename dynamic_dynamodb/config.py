@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from . import __version__, edge
 from .breaker import redact_url
+from .capacity_mode import CAPACITY_MODES, MAX_DAYS, ModeRules
 from .edge import EXIT_USAGE
 from .model import Dim
 from .policy import SCALING_POLICIES
@@ -133,6 +134,11 @@ def to_unit(text: str) -> str:
 def to_policy(text: str) -> str:
     """threshold or demand."""
     return _choice(text, SCALING_POLICIES)
+
+
+def to_capacity_mode(text: str) -> str:
+    """provisioned, on-demand or auto."""
+    return _choice(text, CAPACITY_MODES)
 
 
 def to_log_level(text: str) -> str:
@@ -325,6 +331,7 @@ TYPE_NAMES: dict[Callable[[str], Any], str] = {
     to_bool: "boolean",
     to_unit: "percent/units",
     to_policy: "threshold/demand",
+    to_capacity_mode: "provisioned/on-demand/auto",
     to_log_level: "log level",
     to_log_format: "text/json",
     to_daemon: "command",
@@ -549,6 +556,9 @@ GLOBAL_KEYS: tuple[GlobalKey, ...] = (
              "its own role-arn, e.g. to reach tables in another account."),
     GlobalKey(GLOBAL, "metrics-batch-size", "metrics_batch_size", to_batch_size,
         help="CloudWatch GetMetricData queries per call, at most 500 (the default); lower only for debugging."),
+    GlobalKey(GLOBAL, "throttle-causes", "throttle_causes", to_bool,
+        help="Also fetch the throttle events by cause (8 more CloudWatch series per table or GSI), so that only "
+             "provisioned-throughput throttles raise capacity; false: every throttle counts, as before."),
     GlobalKey(GLOBAL, "check-interval", "check_interval", to_int, low=0, high=MAX_CHECK_INTERVAL,
         flag="--check-interval", help="Seconds from the start of one pass to the start of the next; 0: back to "
                                       "back, at most one a second."),
@@ -602,6 +612,86 @@ PLACEMENT_KEYS: tuple[PlacementKey, ...] = (
         "IAM role to assume for the tables of this section (another account); default: [global] role-arn."),
 )
 PLACEMENT_KEYS_BY_NAME: dict[str, PlacementKey] = {key.name: key for key in PLACEMENT_KEYS}
+
+
+@dataclass(frozen=True)
+class ModeKey:
+    """A key of `[default_options]` and `[table: ...]` about the table's capacity mode (its GSIs follow it)."""
+
+    name: str
+    attr: str  # field of capacity_mode.ModeRules
+    convert: Callable[[str], Any]
+    help: str
+    low: Optional[float] = None
+    high: Optional[float] = None
+    optional: bool = False
+    default_text: Optional[str] = None
+
+    @property
+    def default(self) -> Any:
+        """The built-in default, taken from ModeRules."""
+        return ModeRules.__dataclass_fields__[self.attr].default
+
+    @property
+    def shown_default(self) -> str:
+        """The default as the docs show it."""
+        return self.default_text or _show(self.default)
+
+    @property
+    def type_name(self) -> str:
+        """The value type as the docs name it."""
+        return TYPE_NAMES[self.convert]
+
+
+MODE_KEYS: tuple[ModeKey, ...] = (
+    ModeKey("capacity-mode", "mode", to_capacity_mode,
+        "provisioned: scale provisioned capacity, leave on-demand tables alone (as before); on-demand: switch "
+        "the table to on-demand and keep it there; auto: switch to whichever mode its recent history says."),
+    ModeKey("capacity-mode-days", "days", to_int, low=1, high=MAX_DAYS,
+        help="Days of CloudWatch history that capacity-mode auto simulates with this config."),
+    ModeKey("capacity-mode-margin", "margin", to_float, low=0, high=100,
+        help="Percent by which a mode must be cheaper before auto switches to it."),
+    ModeKey("capacity-mode-max-throttled", "max_throttled", to_float, low=0, high=100,
+        help="Percent of demand provisioned may throttle before auto switches to on-demand whatever the cost."),
+    ModeKey("capacity-mode-min-hours", "min_hours", to_float, low=0, high=MAX_DAYS * 24,
+        help="Hours a table stays in a mode after auto switched it."),
+    ModeKey("on-demand-max-reads", "on_demand_max_reads", to_int, low=1, optional=True, default_text="no cap",
+        help="OnDemandThroughput MaxReadRequestUnits set when the table is switched to on-demand: a spend cap."),
+    ModeKey("on-demand-max-writes", "on_demand_max_writes", to_int, low=1, optional=True, default_text="no cap",
+        help="OnDemandThroughput MaxWriteRequestUnits set when the table is switched to on-demand: a spend cap."),
+)
+MODE_KEYS_BY_NAME: dict[str, ModeKey] = {key.name: key for key in MODE_KEYS}
+
+
+def _mode_values(sections: Iterable[_Section], path: str) -> dict[str, Any]:
+    """The capacity-mode keys of these sections (later ones win), as ModeRules fields."""
+    values: dict[str, Any] = {}
+    for section in sections:
+        for name, raw in section.values.items():
+            key = MODE_KEYS_BY_NAME.get(name)
+            if key is None or (not raw.strip() and not key.optional):  # an empty value leaves the default
+                continue
+            try:
+                value = None if not raw.strip() else key.convert(raw)
+                _check_range(value, key.low, key.high)
+            except ValueError as error:
+                raise ConfigError(f"{path} {section.where} {name}: {error}") from None
+            values[key.attr] = value
+    return values
+
+
+def _moded(tables: Sequence[TableSection], sections: Sequence[_Section], path: str,
+           from_command_line: bool) -> list[TableSection]:
+    """Each table section with its capacity-mode keys: its own over [default_options]'s."""
+    defaults = _mode_values([s for s in sections if s.kind == DEFAULT_OPTIONS], path)
+    own = {s.key: s for s in sections if s.kind == "table"}
+    out = []
+    for table in tables:
+        values = dict(defaults)
+        if not from_command_line and table.key in own:
+            values.update(_mode_values([own[table.key]], path))
+        out.append(dataclasses.replace(table, mode=ModeRules(**values)) if values else table)
+    return out
 
 
 @dataclass(frozen=True)
@@ -1082,13 +1172,15 @@ def _unknown_keys(section: _Section, path: str) -> Iterable[str]:
     """Messages about keys the section does not know."""
     known: Iterable[str] = SECTION_KEYS[section.kind] if section.kind in SECTION_KEYS else KEYS_BY_NAME
     if section.kind in ("table", DEFAULT_OPTIONS):
-        known = {**KEYS_BY_NAME, **PLACEMENT_KEYS_BY_NAME}
+        known = {**KEYS_BY_NAME, **PLACEMENT_KEYS_BY_NAME, **MODE_KEYS_BY_NAME}
     for name in section.values:
         if name not in known:
             hint = difflib.get_close_matches(name, list(known), n=1)
             more = f" (did you mean {hint[0]!r}?)" if hint else ""
             if name in PLACEMENT_KEYS_BY_NAME:
                 more = " (a GSI lives where its table does: set it in the [table: ...] section)"
+            if name in MODE_KEYS_BY_NAME:
+                more = " (a GSI follows its table's capacity mode: set it in the [table: ...] section)"
             yield f"{path} {section.where}: unknown key {name!r}{more}"
 
 
@@ -1290,6 +1382,7 @@ def load_settings(argv: Sequence[str]) -> Settings:
             flags = ", ".join(KEYS_BY_NAME[name].flag for name in cli_table)
             warnings.append(f"command-line table options ignored without --table-name: {flags}")
     tables = _placed(tables, sections, path, from_command_line=args.table_name is not None)
+    tables = _moded(tables, sections, path, from_command_line=args.table_name is not None)
     warnings += _edge_value_warnings(tables, glob["check_interval"])
     if args.simulate_output and not (args.simulate or args.backtest):
         warnings.append("--simulate-output has no effect without --simulate or --backtest")
@@ -1316,6 +1409,7 @@ def load_settings(argv: Sequence[str]) -> Settings:
         state_table_region=glob["state_table_region"].value,
         state_table_create=glob["state_table_create"].value,
         lease_seconds=glob["lease_seconds"].value,
+        throttle_causes=glob["throttle_causes"].value,
         log_file=glob["log_file"].value,
         log_level=glob["log_level"].value,
         log_config_file=glob["log_config_file"].value,

@@ -16,11 +16,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Optional, Union
 
-from . import maxima, notifications, policy
+from . import maxima, mode_switch, notifications, policy, throttle_causes
 from .breaker import redact_url
 from .edge import LOGGER
 from .model import (
     CONSUMED_METRIC,
+    THROTTLE_CAUSE_METRIC,
+    THROTTLE_CAUSES,
     THROTTLE_METRIC,
     AwsError,
     Breaker,
@@ -92,7 +94,8 @@ class Job:
 
     status: TargetStatus
     rules: TargetRules
-    queries: tuple[MetricQuery, MetricQuery, MetricQuery, MetricQuery]  # consumed r/w, throttled r/w
+    # consumed r/w, throttled r/w, then the throttles by cause (THROTTLE_CAUSE_METRIC), reads then writes
+    queries: tuple[MetricQuery, ...]
 
 
 class Scaler:
@@ -112,6 +115,7 @@ class Scaler:
         # and the lease check just before an UpdateTable
         self.owns: Callable[[str], bool] = lambda table: True
         self.fence: Callable[[str], bool] = lambda table: True
+        self.causes_reported: dict[tuple[Target, str], datetime] = {}  # (target, kind) -> last report
 
     # ---- matching -------------------------------------------------------------------
 
@@ -206,6 +210,8 @@ class Scaler:
             if isinstance(desc, Decision):
                 report.decisions.append(desc)
                 continue
+            if section.mode.mode != "provisioned" and mode_switch.manage(self, section, desc, now, report):
+                continue  # switched this pass: scaled, if provisioned, from the next
             targets = [(desc.table, section.rules)]
             # while the table is not ACTIVE DynamoDB refuses any UpdateTable, its GSIs' too
             table_busy = not desc.table.active and not desc.table.on_demand
@@ -221,7 +227,8 @@ class Scaler:
             for status, rules in targets:
                 if self._skip(status, rules, report):
                     continue
-                jobs.append(Job(status, rules, _queries(status.target, rules, now, self.settings.check_interval)))
+                jobs.append(Job(status, rules, _queries(status.target, rules, now, self.settings.check_interval,
+                                                        causes=self.settings.throttle_causes)))
         return jobs
 
     def _skip(self, status: TargetStatus, rules: TargetRules, report: PassReport) -> bool:
@@ -307,7 +314,10 @@ class Scaler:
 
     def _decide(self, job: Job, data: dict, breaker: dict[tuple, bool], now: datetime) -> Decision:
         window = int((job.queries[0].end - job.queries[0].start).total_seconds())
-        cr, cw, tr, tw = (data.get(q, ()) for q in job.queries)
+        cr, cw, tr, tw = (data.get(q, ()) for q in job.queries[:4])
+        causes = _by_cause(job.queries[4:], data)
+        tr = throttle_causes.capacity_throttles(tr, causes[Dim.READS])
+        tw = throttle_causes.capacity_throttles(tw, causes[Dim.WRITES])
         reads = Observed(_total(cr), _total(tr), window, _series(cr, tr))
         writes = Observed(_total(cw), _total(tw), window, _series(cw, tw))
         key = self._breaker_key(job)
@@ -318,7 +328,23 @@ class Scaler:
         self.memory[target] = memory
         if log.isEnabledFor(logging.INFO):
             _log_decision(decision, json_lines=self.settings.log_format == "json")
+        self._report_causes(job, causes, now)
         return decision
+
+    def _report_causes(self, job: Job, causes: dict[Dim, dict[str, list]], now: datetime) -> None:
+        """Throttles that capacity does not cure: a warning (and SNS alarm) at most hourly per target."""
+        target = job.status.target
+        splits = {dim: throttle_causes.split(dim, by) for dim, by in causes.items()}
+        for note in throttle_causes.notes(target, splits):
+            key = (target, note.kind)
+            if not throttle_causes.due(self.causes_reported.get(key), now):
+                continue
+            self.causes_reported[key] = now
+            log.warning("%s", note.message)
+            rules = job.rules
+            if rules.sns_topic_arn and "high-throughput-alarm" in rules.sns_message_types:
+                self._publish(notifications.Message(rules.sns_topic_arn, f"ALARM: {note.subject}",
+                                                    note.message + "\n", target))
 
     # ---- applying ---------------------------------------------------------------------
 
@@ -463,8 +489,18 @@ def _name_unscaled_once(region: str, target: Target) -> None:
                     "[gsi: REGEX table: KEY] section scales its GSIs", target)
 
 
-def _queries(target: Target, rules: TargetRules, now: datetime, interval: int = 60) -> tuple[MetricQuery, ...]:
-    """The four series a decision needs, over the target's lookback window."""
+def _by_cause(queries: Iterable[MetricQuery], data: dict) -> dict[Dim, dict[str, list]]:
+    """The datapoints of the throttles-by-cause queries, by dimension and cause."""
+    out: dict[Dim, dict[str, list]] = {Dim.READS: {}, Dim.WRITES: {}}
+    for q in queries:
+        dim, cause = throttle_causes.CAUSE_OF_METRIC[q.metric]
+        out[dim][cause] = list(data.get(q, ()))
+    return out
+
+
+def _queries(target: Target, rules: TargetRules, now: datetime, interval: int = 60,
+             causes: bool = True) -> tuple[MetricQuery, ...]:
+    """The series a decision needs, over the target's lookback window: four, then the throttles by cause."""
     end_minute = now.replace(second=0, microsecond=0)
     start = end_minute - timedelta(minutes=rules.lookback_window_start)
     end = start + timedelta(minutes=rules.lookback_period)
@@ -473,7 +509,9 @@ def _queries(target: Target, rules: TargetRules, now: datetime, interval: int = 
         # since the last pass, and the CloudWatch delay, so that no minute is missed
         start = min(start, end - timedelta(minutes=math.ceil(interval / 60) + CLOUDWATCH_DELAY_MINUTES))
     return tuple(MetricQuery(target, metric[dim], start, end, 60)
-                 for metric in (CONSUMED_METRIC, THROTTLE_METRIC) for dim in (Dim.READS, Dim.WRITES))
+                 for metric in (CONSUMED_METRIC, THROTTLE_METRIC) for dim in (Dim.READS, Dim.WRITES)) + \
+        tuple(MetricQuery(target, THROTTLE_CAUSE_METRIC[dim][cause], start, end, 60)
+              for dim in (Dim.READS, Dim.WRITES) for cause in THROTTLE_CAUSES if causes)
 
 
 def _update(table: str, decisions: list[Decision]) -> Update:

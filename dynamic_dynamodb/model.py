@@ -17,6 +17,15 @@ class Dim(str, Enum):
 # CloudWatch metric names by dimension.
 CONSUMED_METRIC = {Dim.READS: "ConsumedReadCapacityUnits", Dim.WRITES: "ConsumedWriteCapacityUnits"}
 THROTTLE_METRIC = {Dim.READS: "ReadThrottleEvents", Dim.WRITES: "WriteThrottleEvents"}
+# Throttle events by cause (published since 2025 beside the totals above; absent in older history
+# and in other DynamoDB implementations). Only the first argues for more provisioned capacity.
+PROVISIONED_THROTTLES = "ProvisionedThroughput"
+KEY_RANGE_THROTTLES = "KeyRangeThroughput"  # a hot key range: more table capacity does not help
+ACCOUNT_LIMIT_THROTTLES = "AccountLimit"
+MAX_ON_DEMAND_THROTTLES = "MaxOnDemandThroughput"
+THROTTLE_CAUSES = (PROVISIONED_THROTTLES, KEY_RANGE_THROTTLES, ACCOUNT_LIMIT_THROTTLES, MAX_ON_DEMAND_THROTTLES)
+THROTTLE_CAUSE_METRIC = {dim: {cause: f"{prefix}{cause}ThrottleEvents" for cause in THROTTLE_CAUSES}
+                         for dim, prefix in ((Dim.READS, "Read"), (Dim.WRITES, "Write"))}
 
 
 @dataclass(frozen=True)
@@ -98,6 +107,9 @@ class Update:
     table: str
     table_capacity: Optional[Capacity] = None
     index_capacities: Mapping[str, Capacity] = field(default_factory=dict)
+    # a capacity-mode switch: PROVISIONED (with the capacity of the table and every GSI) or PAY_PER_REQUEST
+    billing_mode: Optional[str] = None
+    on_demand_max: Optional[tuple[Optional[int], Optional[int]]] = None  # OnDemandThroughput reads, writes
 
 
 # ---- errors the adapters raise, already translated from botocore ----------------

@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 from typing import Optional, Protocol
 
 from . import demand
+from .capacity_mode import ModeMemory
 from .demand import DemandState
 from .model import Capacity, Dim, TargetStatus
 from .reasons import HOLDS, SKIPS, Reason, most_important
@@ -59,6 +60,7 @@ class Memory:
     budget_notified: Optional[date] = None  # UTC day we last said the decrease budget was spent
     reads_demand: Optional[DemandState] = None  # history kept by scaling-policy: demand
     writes_demand: Optional[DemandState] = None
+    mode: Optional[ModeMemory] = None  # capacity-mode switches of a table (kept on the table's memory)
     # the last decision's reason code(s) and its UTC time (ISO-8601), shown by --status
     last_reason: Optional[str] = None
     last_decided: Optional[str] = None

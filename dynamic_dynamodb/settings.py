@@ -5,6 +5,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .capacity_mode import ModeRules
 from .rules import TargetRules
 
 
@@ -45,6 +46,7 @@ class TableSection:
     # where the section applies; () means Settings.regions, else Settings.region
     regions: tuple[str, ...] = ()
     role_arn: Optional[str] = None  # None means Settings.role_arn
+    mode: ModeRules = ModeRules()  # capacity-mode and its keys (the table's GSIs follow it)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class Settings:
     state_table_region: Optional[str] = None  # None: the first region scaled
     state_table_create: str = "auto"  # or "never"
     lease_seconds: int = 60
+    throttle_causes: bool = True  # also fetch the throttle events by cause (8 more series per target)
     # [logging]
     log_file: Optional[str] = None
     log_level: str = "info"

@@ -26,6 +26,7 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Mapping, Optional
 
+from .capacity_mode import Costs, ModeMemory
 from .demand import DemandState
 from .edge import LOGGER
 from .model import Target
@@ -107,7 +108,9 @@ def _encode(memory: Memory) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in fields(Memory):
         value = getattr(memory, f.name)
-        if isinstance(value, DemandState):
+        if isinstance(value, ModeMemory):
+            value = _encode_mode(value)
+        elif isinstance(value, DemandState):
             value = {"last_minute": value.last_minute.isoformat() if value.last_minute else None,
                      "demand": list(value.demand), "bucket": value.bucket}
         elif isinstance(value, (date, datetime)):
@@ -129,7 +132,27 @@ def _decode(raw: dict[str, Any]) -> Memory:
             d = values[key]
             values[key] = DemandState(datetime.fromisoformat(d["last_minute"]) if d.get("last_minute") else None,
                                       tuple(float(x) for x in d.get("demand", ())), float(d.get("bucket", 0.0)))
+    if values.get("mode"):
+        values["mode"] = _decode_mode(values["mode"])
     return Memory(**values)
+
+
+def _encode_mode(mode: ModeMemory) -> dict[str, Any]:
+    return {"switches_to_on_demand": [t.isoformat() for t in mode.switches_to_on_demand],
+            "last_switch": mode.last_switch.isoformat() if mode.last_switch else None,
+            "history_read": mode.history_read.isoformat() if mode.history_read else None,
+            "costs": None if mode.costs is None else [mode.costs.provisioned, mode.costs.on_demand,
+                                                      mode.costs.throttled_share]}
+
+
+def _decode_mode(raw: dict[str, Any]) -> ModeMemory:
+    def when(text: Optional[str]) -> Optional[datetime]:
+        return datetime.fromisoformat(text) if text else None
+
+    costs = raw.get("costs")
+    return ModeMemory(tuple(datetime.fromisoformat(t) for t in raw.get("switches_to_on_demand", ())),
+                      when(raw.get("last_switch")), when(raw.get("history_read")),
+                      Costs(*(float(x) for x in costs)) if costs else None)
 
 
 def encode_memory(memory: Memory) -> dict[str, Any]:

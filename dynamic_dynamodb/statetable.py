@@ -92,7 +92,7 @@ class StateTable:
         except BotoCoreError as e:
             raise _error("DescribeTable", e) from None
         if not create:
-            raise StateTableError(f"state table {self.name} does not exist (and --state-table-create is never)")
+            raise StateTableError("does not exist, and state-table-create is never")
         try:
             self.client.create_table(
                 TableName=self.name, BillingMode="PAY_PER_REQUEST",

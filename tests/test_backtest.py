@@ -267,7 +267,8 @@ def fakes():
     descriptions = {
         "orders": TableDescription(status((20, 5), last_increase=NOW - timedelta(hours=2)),
                                    (status((8, 2), index="by_customer"), status((3, 3), index="unmatched_gsi"))),
-        "orders_archive": TableDescription(status(billing="PAY_PER_REQUEST")),
+        "orders_archive": TableDescription(TargetStatus(Target("orders_archive"), "ACTIVE", "PAY_PER_REQUEST",
+                                                        Capacity(0, 0))),
         "idle_table": TableDescription(TargetStatus(Target("idle_table"), "ACTIVE", "PROVISIONED", Capacity(5, 5))),
         "someone_elses": TableDescription(TargetStatus(Target("someone_elses"), "ACTIVE", "PROVISIONED",
                                                        Capacity(5, 5))),
@@ -296,14 +297,15 @@ def test_every_matched_table_and_gsi_gets_its_replay_and_the_others_a_line(tmp_p
     code, out, err, connected = run(tmp_path, *fakes)
     assert code == 0, err
     assert connected == [Placement("eu-west-1")]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["backtest-orders", "backtest-orders-by_customer"]
-    assert "orders_archive: on-demand (PAY_PER_REQUEST), skipped" in out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["backtest-orders", "backtest-orders-by_customer",
+                                                                     "fleet-report.json"]
+    assert "orders_archive: no CloudWatch data in the last 1 day(s), skipped" in out  # on-demand, but idle
     assert "idle_table: no CloudWatch data in the last 1 day(s), skipped" in out
     assert "someone_elses" not in out and "unmatched_gsi" not in out
     names = ("this config ", "aws-target-", "fixed-peak ", "on-demand ")
     rows = [line.split()[0] for line in out.splitlines() if line.startswith(names)]
     assert rows == ["this", "aws-target-70", "fixed-peak", "on-demand"] * 2
-    assert "Backtested 2 table(s) and GSI(s) over 1 day(s); skipped 1 on-demand, 1 without data" in out
+    assert "Backtested 2 table(s) and GSI(s) (0 on-demand) over 1 day(s); skipped 2 without data" in out
 
 
 def test_the_replayed_demand_is_consumed_plus_throttled_over_the_whole_window(tmp_path, fakes):
@@ -342,8 +344,8 @@ def test_the_history_is_asked_for_in_one_batch_of_sums_and_one_of_averages(tmp_p
     run(tmp_path, tables, history)
     (stat1, sums), (stat2, levels) = history.asked
     assert (stat1, stat2) == ("Sum", "Average")
-    assert len(sums) == 3 * 4 and {(q.start, q.end, q.period) for q in sums} == {(START, END, 60)}
-    assert len(levels) == 3 * 2
+    assert len(sums) == 4 * 4 and {(q.start, q.end, q.period) for q in sums} == {(START, END, 60)}
+    assert len(levels) == 4 * 2
 
 
 def test_a_failing_list_tables_is_one_error_line_and_exit_1(tmp_path, fakes):
@@ -381,3 +383,27 @@ def test_each_region_of_the_config_is_backtested_into_its_own_directories(tmp_pa
 def read_timeline(path: Path):
     with path.open(newline="") as fh:
         return list(csv.DictReader(fh))
+
+
+def test_the_fleet_report_covers_on_demand_tables_and_recommends_a_mode_each(tmp_path, fakes):
+    tables, history = fakes
+    archive = Target("orders_archive")
+    # steady all day: provisioned at this config costs far less than its requests on demand
+    history.sums[(archive, CR)] = [(k, 50 * 60.0) for k in range(1440)]
+    history.sums[(archive, CW)] = [(k, 10 * 60.0) for k in range(1440)]
+    code, out, err, _ = run(tmp_path, tables, history)
+    assert code == 0, err
+    rows = json.loads((tmp_path / "out" / "fleet-report.json").read_text())
+    by_name = {(r["table"], r["index"]): r for r in rows}
+    assert set(by_name) == {("orders", None), ("orders", "by_customer"), ("orders_archive", None)}
+    arch = by_name[("orders_archive", None)]
+    assert arch["billing_mode"] == "PAY_PER_REQUEST" and arch["recommended_mode"] == "PROVISIONED"
+    assert arch["region"] == "eu-west-1" and arch["cost_this_config"] < arch["cost_on_demand"]
+    assert set(arch) >= {"cost_aws_target_70", "throttled_share_this_config"}
+    assert [r["saving"] for r in rows] == sorted((r["saving"] for r in rows), reverse=True)
+    assert rows[0]["table"] == "orders_archive" and rows[0]["saving"] > 0
+    table = out[out.index("Fleet report"):].splitlines()
+    assert table[1].split()[:5] == ["table", "index", "region", "mode", "recommended"]
+    assert table[2].split()[:5] == ["orders_archive", "-", "eu-west-1", "on-demand", "provisioned"]
+    assert any(line.startswith("total") for line in table)
+    assert "(1 on-demand)" in out

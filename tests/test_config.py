@@ -1528,6 +1528,14 @@ def test_the_docs_give_every_command_line_option_its_type(option) -> None:
     assert _documented_type(page, option.flags[-1]) == option.type_name
 
 
+@pytest.mark.parametrize("key", config.MODE_KEYS, ids=lambda k: f"the docs give {k.name} its type and default")
+def test_the_docs_give_every_capacity_mode_key_its_type_and_default(key) -> None:
+    page = (DOCS / "configuration.rst").read_text().split("\nCapacity mode\n", 1)[1]
+    row = re.search(rf"^\s*\* - ``{re.escape(key.name)}``\n\s*- (.*)\n\s*- (.*)\n", page, re.M)
+    assert row, key.name
+    assert row[1] == key.type_name and key.shown_default in row[2], (key.name, row[1], row[2])
+
+
 # ---- compatibility details: accepted as the original did, with a warning ----------------------
 
 

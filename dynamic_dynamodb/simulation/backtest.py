@@ -5,8 +5,10 @@ adapters; the tables a `[table: ...]` section matches (the first match wins, as 
 and their GSIs a `[gsi: ...]` section matches; GetMetricData for the 1-minute Sums of
 consumed and throttled units of the last N days; demand per minute = (consumed + throttled)
 / 60 units/s, a minute without datapoints 0; then simulate() on that trace, one output
-directory per table or GSI. On-demand tables, and tables without any datapoint, are skipped
-with a line that says so.
+directory per table or GSI. Tables without any datapoint are skipped with a line that says
+so. On-demand tables are replayed too: their consumed units say what this config would cost
+them in provisioned mode. The run ends with the fleet report (fleet-report.json and a table):
+per table and GSI, its mode, the mode the figures recommend and the costs behind it.
 """
 from __future__ import annotations
 
@@ -32,9 +34,11 @@ from ..model import (
     Target,
     TargetStatus,
 )
+from ..capacity_mode import Costs, cheaper_mode
 from ..edge import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, LOGGER, error
 from ..settings import Placement, Settings, TableSection
-from .run import MakeScaler, production_scaler, simulate
+from .output import format_fleet, write_json
+from .run import MakeScaler, Report, production_scaler, simulate
 from .trace import write_trace
 
 log = logging.getLogger(LOGGER)
@@ -47,6 +51,7 @@ PROVISIONED_METRIC = {Dim.READS: "ProvisionedReadCapacityUnits", Dim.WRITES: "Pr
 # the provisioning at the start of the history: the first PROVISIONED_PERIOD bucket's Average
 PROVISIONED_PERIOD = 300
 HISTORY_FILE = "history.csv"
+FLEET_REPORT = "fleet-report.json"
 
 
 class History(Protocol):
@@ -93,6 +98,58 @@ class Tally:
     no_data: int = 0
     failures: int = 0
     matched: int = 0
+
+
+@dataclass(frozen=True)
+class FleetRow:
+    """One table or GSI of the fleet report."""
+
+    table: str
+    index: Optional[str]
+    region: str
+    billing_mode: str  # PROVISIONED or PAY_PER_REQUEST
+    recommended_mode: str
+    cost_this_config: float
+    cost_on_demand: float
+    cost_aws_target: float
+    throttled_share_this_config: float
+    aws_label: str = "aws-target-70"
+    reason: str = ""
+
+    def cost_of(self, mode: str) -> float:
+        """What the history cost (or would have) in a mode: this config when provisioned."""
+        return self.cost_on_demand if mode == "PAY_PER_REQUEST" else self.cost_this_config
+
+    @property
+    def saving(self) -> float:
+        """Dollars saved over the history by the recommended mode against the current one."""
+        return round(self.cost_of(self.billing_mode) - self.cost_of(self.recommended_mode), 4)
+
+    def as_dict(self) -> dict:
+        """One object of fleet-report.json."""
+        return {"table": self.table, "index": self.index, "region": self.region,
+                "billing_mode": self.billing_mode, "recommended_mode": self.recommended_mode,
+                "cost_this_config": self.cost_this_config, "cost_on_demand": self.cost_on_demand,
+                "cost_" + self.aws_label.replace("-", "_"): self.cost_aws_target,
+                "throttled_share_this_config": self.throttled_share_this_config,
+                "saving": self.saving, "reason": self.reason}
+
+
+def fleet_row(subject: "Subject", report: Report) -> FleetRow:
+    """The fleet report's line for a replayed table or GSI."""
+    aws_label = next(iter(report.baselines))
+    mine = report.config
+    current = subject.status.billing_mode
+    mode = subject.section.mode
+    recommended, why = cheaper_mode(current, _costs(report), mode.margin, mode.max_throttled)
+    return FleetRow(subject.target.table, subject.target.index, subject.placement.region, current, recommended,
+                    mine.cost_usd, mine.on_demand_cost_usd, report.baselines[aws_label].cost_usd,
+                    mine.throttled_share, aws_label, why)
+
+
+def _costs(report: Report) -> Costs:
+    """The figures the capacity-mode rule decides on."""
+    return Costs(report.config.cost_usd, report.config.on_demand_cost_usd, report.config.throttled_share)
 
 
 def window(now: datetime, days: int) -> tuple[datetime, datetime]:
@@ -165,6 +222,7 @@ class Backtest:
         self.quiet = quiet  # around each replay: the passes' own logging
         self.tally = Tally()
         self.base = Path(settings.simulate_output or ".")
+        self.fleet: list[FleetRow] = []
 
     def run(self, now: Optional[datetime] = None) -> int:
         """Backtest every placement; the exit status."""
@@ -183,9 +241,23 @@ class Backtest:
                         f"{', '.join('[table: ' + s.key + ']' for s in settings.tables)}")
             return EXIT_FAILURE
         failed = f"; {t.failures} failure(s)" if t.failures else ""
-        print(f"Backtested {t.done} table(s) and GSI(s) over {settings.backtest_days} day(s); skipped "
-              f"{t.on_demand} on-demand, {t.no_data} without data{failed}", file=self.out)
+        if self.fleet:
+            self._fleet_report()
+        print(f"Backtested {t.done} table(s) and GSI(s) ({t.on_demand} on-demand) over {settings.backtest_days} "
+              f"day(s); skipped {t.no_data} without data{failed}", file=self.out)
         return EXIT_FAILURE if t.failures else EXIT_OK
+
+    def _fleet_report(self) -> None:
+        """fleet-report.json, and the same as a table sorted by the saving, with the total."""
+        rows = sorted(self.fleet, key=lambda r: (-r.saving, r.table, r.index or ""))
+        self.base.mkdir(parents=True, exist_ok=True)
+        path = self.base / FLEET_REPORT
+        write_json(path, [r.as_dict() for r in rows])
+        print("Fleet report (saving: the recommended mode against the current one, over the history)",
+              file=self.out)
+        print(format_fleet(rows), file=self.out)
+        print(f"Written to {path}", file=self.out)
+        print("", file=self.out)
 
     def _error(self, message: str) -> None:
         error(message, stream=self.err)
@@ -238,18 +310,15 @@ class Backtest:
                 self._error(f"{name}: DescribeTable failed: {e}")
                 self.tally.failures += 1
                 continue
-            if desc.table.on_demand:
-                print(f"{name}: on-demand (PAY_PER_REQUEST), skipped: it has no provisioned capacity to "
-                      "compare", file=self.out)
-                self.tally.on_demand += 1
-                continue
             # the simulated table has no GSI: the table's own section, its GSIs each as a table of their own
             subjects.append(Subject(placement, desc.table, dataclasses.replace(section, gsis=())))
             for status in desc.indexes:
                 gsi = next((g for g in section.gsis if g.regex.fullmatch(status.target.index or "")), None)
                 if gsi is None:
                     continue
-                alone = TableSection(gsi.key, re.compile(re.escape(str(status.target))), gsi.rules)
+                # a GSI follows its table's capacity mode
+                alone = TableSection(gsi.key, re.compile(re.escape(str(status.target))), gsi.rules,
+                                     mode=section.mode)
                 subjects.append(Subject(placement, status, alone))
         return subjects
 
@@ -267,7 +336,10 @@ class Backtest:
         reads = per_minute(start, minutes, series[CONSUMED_METRIC[Dim.READS]], series[THROTTLE_METRIC[Dim.READS]])
         writes = per_minute(start, minutes, series[CONSUMED_METRIC[Dim.WRITES]],
                             series[THROTTLE_METRIC[Dim.WRITES]])
-        initial, known = initial_capacity(subject.status, start, prov_reads, prov_writes)
+        if subject.status.on_demand:
+            initial, known = None, "on-demand: what this config would provision, from its consumed units"
+        else:
+            initial, known = initial_capacity(subject.status, start, prov_reads, prov_writes)
         out = self.base / output_name(target, subject.placement, several)
         out.mkdir(parents=True, exist_ok=True)
         trace = out / HISTORY_FILE
@@ -285,6 +357,8 @@ class Backtest:
         print(f"Demand trace: {trace} (replay it with --simulate)", file=self.out)
         print("", file=self.out)
         self.tally.done += 1
+        self.tally.on_demand += subject.status.on_demand
+        self.fleet.append(fleet_row(subject, report))
 
 
 def _stamp(when: datetime) -> str:

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Mapping, Optional, TextIO
+from typing import Any, Mapping, Optional, Sequence, TextIO
 
 from .score import Figures
 from .world import World
 
 TIMELINE_COLUMNS = (
     "timestamp", "provisioned_reads", "provisioned_writes", "demand_reads", "demand_writes",
-    "consumed_reads", "consumed_writes", "throttled_reads", "throttled_writes", "decision", "reason",
+    "consumed_reads", "consumed_writes", "throttled_reads", "throttled_writes", "billing_mode", "decision",
+    "reason",
 )
 
 
@@ -19,7 +20,7 @@ def write_timeline(path: Path, world: World, decisions: Mapping[int, str],
     """One row per minute; demand, consumed and throttled in units/s like the trace; the pass's codes."""
     trace = world.trace
     reasons = reasons or {}
-    row = "%s,%d,%d,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%s,%s\n"
+    row = "%s,%d,%d,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%s,%s,%s\n"
     with path.open("w", encoding="utf-8", newline="") as fh:
         fh.write(",".join(TIMELINE_COLUMNS) + "\n")
         for m in range(world.minute):
@@ -28,7 +29,7 @@ def write_timeline(path: Path, world: World, decisions: Mapping[int, str],
                 world.provisioned_reads[m], world.provisioned_writes[m],
                 trace.reads[m], trace.writes[m],
                 world.served_reads[m] / 60.0, world.served_writes[m] / 60.0,
-                world.throttled_reads[m] / 60.0, world.throttled_writes[m] / 60.0,
+                world.throttled_reads[m] / 60.0, world.throttled_writes[m] / 60.0, world.billing_modes[m],
                 _csv_field(decisions[m]) if m in decisions else "",
                 _csv_field(reasons.get(m, "")),
             ))
@@ -40,7 +41,7 @@ def _csv_field(text: str) -> str:
     return text
 
 
-def write_json(path: Path, data: dict) -> None:
+def write_json(path: Path, data: Any) -> None:
     """report.json, stable key order, trailing newline."""
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
@@ -59,6 +60,31 @@ def format_table(config: Figures, baselines: Mapping[str, Figures]) -> str:
         cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
         lines.append("  ".join(cells))
     return "\n".join(lines)
+
+
+def format_fleet(rows: Sequence[Any]) -> str:
+    """The fleet report as a table (rows as given: sorted by the saving), and the total."""
+    mode = {"PROVISIONED": "provisioned", "PAY_PER_REQUEST": "on-demand"}
+    aws = rows[0].aws_label if rows else "aws-target-70"
+    head = ("table", "index", "region", "mode", "recommended", "this config $", "on-demand $", f"{aws} $",
+            "throttled", "saving $")
+    lines = [head]
+    for r in rows:
+        lines.append((r.table, r.index or "-", r.region, mode.get(r.billing_mode, r.billing_mode),
+                      mode.get(r.recommended_mode, r.recommended_mode), f"{r.cost_this_config:.2f}",
+                      f"{r.cost_on_demand:.2f}", f"{r.cost_aws_target:.2f}",
+                      f"{r.throttled_share_this_config * 100:.3f} %", f"{r.saving:.2f}"))
+    now = sum(r.cost_of(r.billing_mode) for r in rows)
+    then = sum(r.cost_of(r.recommended_mode) for r in rows)
+    lines.append(("total", "", "", "", "", "", "", "", "", f"{now - then:.2f}"))
+    widths = [max(len(x[i]) for x in lines) for i in range(len(head))]
+    text = []
+    for x in lines:
+        left = [c.ljust(w) for c, w in zip(x[:5], widths[:5])]
+        text.append("  ".join(left + [c.rjust(w) for c, w in zip(x[5:], widths[5:])]).rstrip())
+    text.append(f"Total: ${now:.2f} in the current modes, ${then:.2f} in the recommended ones "
+                f"(this config where provisioned).")
+    return "\n".join(text)
 
 
 class Progress:

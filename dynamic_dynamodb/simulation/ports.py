@@ -53,13 +53,13 @@ class SimTables:
         w = self.world
         rule = w.rule
         today = rule.count_on(w.minute)
-        key = (w.reads, w.writes, w.pending is None, today, rule.last, w.last_increase)
+        key = (w.reads, w.writes, w.busy, today, rule.last, w.last_increase, w.billing)
         if self._described is not None and self._described[0] == key:
             return self._described[1]  # passes between changes ask the same question: answer from cache
         status = TargetStatus(
             target=_target(self.name),
-            status="ACTIVE" if w.pending is None else "UPDATING",
-            billing_mode="PROVISIONED",
+            status="UPDATING" if w.busy else "ACTIVE",
+            billing_mode=w.billing,
             capacity=Capacity(w.reads, w.writes),
             decreases_today=today,
             last_decrease=None if rule.last is None else w.time_of(rule.last),
@@ -77,6 +77,10 @@ class SimTables:
         if problem:
             self.world.rejected += 1
             raise AwsError(problem, code="ValidationException")
+        if update.billing_mode is not None:
+            cap = update.table_capacity
+            self.world.switch(update.billing_mode, cap.reads if cap else 0, cap.writes if cap else 0)
+            return
         self.world.update(update.table_capacity.reads, update.table_capacity.writes)
 
     def _not_found(self, table: str) -> TableNotFound:
@@ -88,7 +92,7 @@ def _invalid(update: Update) -> str:
     """Why DynamoDB would reject this update outright, or "" (the simulated table has no GSI)."""
     if update.index_capacities:
         return f"The table does not have the specified index: {', '.join(sorted(update.index_capacities))}"
-    if update.table_capacity is None:
+    if update.table_capacity is None and update.billing_mode is None:
         return "At least one of ProvisionedThroughput or GlobalSecondaryIndexUpdates is required"
     return ""
 
@@ -128,6 +132,12 @@ class SimMetrics:
             else:
                 out[q] = [(stamp, sum(series[b_lo:b_hi])) for stamp, b_lo, b_hi in buckets]
         return out
+
+    def fetch_history(self, queries: Sequence[MetricQuery], stat: str = "Sum") -> dict[MetricQuery, Datapoints]:
+        """Long series, for capacity-mode auto: the Sums of the visible minutes (no other statistic is kept)."""
+        if stat != "Sum":
+            return {q: [] for q in queries}
+        return self.fetch(queries)
 
     def _layout(self, start: datetime, end: datetime, period: int, visible: int) -> _Layout:
         """Minutes [lo, hi) of the window that are visible, and their buckets.

@@ -92,15 +92,17 @@ def passes_every(settings: Settings) -> int:
     return max(1, int(settings.check_interval / 60 + 0.5))
 
 
-def simulate(settings: Settings, trace_path: Union[str, Path], output_dir: Optional[Union[str, Path]],
+def simulate(settings: Settings, trace_path: Union[str, Path, Trace], output_dir: Optional[Union[str, Path]],
              make_scaler: MakeScaler = production_scaler, *, table: Optional[str] = None,
              initial: Optional[tuple[int, int]] = None, aws_target: float = 70.0,
-             progress: Optional[TextIO] = sys.stderr) -> Report:
+             progress: Optional[TextIO] = sys.stderr, baselines: bool = True) -> Report:
     """Replay the trace; write timeline.csv, report.json and plot.png into `output_dir` unless it is None.
 
-    Raises TraceError for a bad trace.
+    `baselines=False` scores the config alone (for capacity-mode auto's hourly look back). Raises TraceError
+    for a bad trace.
     """
-    trace = load_trace(trace_path, name=table or "")  # a backtest's plot is titled with its table
+    # a backtest's plot is titled with its table
+    trace = trace_path if isinstance(trace_path, Trace) else load_trace(trace_path, name=table or "")
     name = table or table_name(settings, trace)
     world = World(trace, initial)
     tables, metrics = SimTables(world, name), SimMetrics(world, name)
@@ -125,6 +127,8 @@ def simulate(settings: Settings, trace_path: Union[str, Path], output_dir: Optio
 
     oracle = oracle_cost(trace)
     mine = score(world, oracle)
+    if not baselines:
+        return Report(trace, name, every, passes, mine, {}, "")
     others = {label: replay(trace, policy, initial) for label, policy in baseline_policies(trace, aws_target).items()}
     theirs = {label: score(w, oracle) for label, w in others.items()}
     aws_label = next(iter(others))
@@ -143,6 +147,12 @@ def simulate(settings: Settings, trace_path: Union[str, Path], output_dir: Optio
 def recommend(config: Figures, aws_label: str, aws: Figures) -> str:
     """One sentence: what to do with this table, given the config's figures and AWS target tracking's."""
     cost, od = config.cost_usd, config.on_demand_cost_usd
+    if config.on_demand_minutes:
+        share = config.on_demand_minutes / max(1, config.minutes)
+        vs = f"{abs(1 - cost / od):.0%} {'below' if cost <= od else 'above'} on-demand" if od else "no on-demand cost"
+        return (f"Provisioned and on-demand by turns with capacity-mode (on-demand {share:.0%} of the time, "
+                f"{config.switches_to_on_demand} switch(es) to on-demand): ${cost:.2f}, {vs}, "
+                f"{config.throttled_share:.3%} of demand throttled.")
     if od < cost:
         return (f"On-demand would be cheaper for this traffic: ${od:.2f} against ${cost:.2f} provisioned "
                 f"with this config.")

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Optional
 
 from .trace import Trace
-from .world import OD_READ_PER_UNIT, OD_WRITE_PER_UNIT, RCU_HOUR, WCU_HOUR, DecreaseRule, World
+from .world import ON_DEMAND, OD_READ_PER_UNIT, OD_WRITE_PER_UNIT, RCU_HOUR, WCU_HOUR, DecreaseRule, World
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,8 @@ class Figures:
     cost_vs_oracle: Optional[float]
     minutes: int
     rejected_updates: int = 0  # refused for another reason: table busy, no change, invalid
+    on_demand_minutes: int = 0  # minutes the table spent in on-demand mode (capacity-mode)
+    switches_to_on_demand: int = 0
 
     def as_dict(self) -> dict:
         """Plain dict for report.json."""
@@ -50,6 +52,8 @@ def count_decreases(trace: Trace, reads: list[int], writes: list[int]) -> tuple[
     rule = DecreaseRule(trace.start)
     decreases = illegal = 0
     for m in range(1, len(reads)):
+        if not (reads[m] and reads[m - 1]):
+            continue  # a minute in on-demand mode (nothing provisioned): a mode switch is no decrease
         if reads[m] < reads[m - 1] or writes[m] < writes[m - 1]:
             decreases += 1
             # in force from minute m, so it was issued at minute m - 1
@@ -66,6 +70,9 @@ def score(world: World, oracle: Optional[float] = None) -> Figures:
         oracle = oracle_cost(trace)
     n = world.minute
     cost = provisioned_cost(world.provisioned_reads[:n], world.provisioned_writes[:n])
+    on_demand = [m for m in range(n) if world.billing_modes[m] == ON_DEMAND]
+    # minutes in on-demand mode provision nothing and pay per request
+    cost += sum(trace.reads[m] * 60 * OD_READ_PER_UNIT + trace.writes[m] * 60 * OD_WRITE_PER_UNIT for m in on_demand)
     dem_r = sum(d * 60 for d in trace.reads[:n])
     dem_w = sum(d * 60 for d in trace.writes[:n])
     thr_r = sum(world.throttled_reads[:n])
@@ -85,4 +92,6 @@ def score(world: World, oracle: Optional[float] = None) -> Figures:
         cost_vs_oracle=round(cost / oracle, 3) if oracle else None,
         minutes=n,
         rejected_updates=world.rejected,
+        on_demand_minutes=len(on_demand),
+        switches_to_on_demand=len(world.switches_to_on_demand),
     )

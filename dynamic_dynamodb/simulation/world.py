@@ -17,6 +17,8 @@ LAG = 2  # a pass at the start of minute m sees CloudWatch datapoints of minutes
 FREE_DECREASES = 4  # decreases of a UTC day allowed at any time
 DECREASE_GAP = 60  # minutes after the last accepted decrease before the next one, once the free ones are used
 MINUTES_PER_DAY = 1440
+PROVISIONED, ON_DEMAND = "PROVISIONED", "PAY_PER_REQUEST"
+MAX_SWITCHES_TO_ON_DEMAND = 4  # per rolling day, DynamoDB's limit
 
 
 def initial_capacity(trace: Trace) -> tuple[int, int]:
@@ -82,6 +84,10 @@ class World:
         if min(self.reads, self.writes) < 1:
             raise ValueError(f"initial capacity must be at least 1 unit, got {self.reads}/{self.writes}")
         self.pending: Optional[tuple[int, int]] = None
+        self.billing = PROVISIONED  # in force for the current minute
+        self.pending_mode: Optional[tuple[str, int, int]] = None  # a switch, in force from the next minute
+        self.switches_to_on_demand: list[int] = []  # minutes the accepted switches were issued
+        self.billing_modes = [PROVISIONED] * n
         self.rule = DecreaseRule(trace.start)
         self.last_increase: Optional[int] = None
         self.refused = 0  # updates refused by the decrease rule
@@ -109,9 +115,42 @@ class World:
         """Virtual time of the start of a minute."""
         return self.trace.start + timedelta(minutes=minute)
 
+    @property
+    def busy(self) -> bool:
+        """True while an update or a mode switch is in progress (UPDATING)."""
+        return self.pending is not None or self.pending_mode is not None
+
+    def switch(self, mode: str, reads: int = 0, writes: int = 0) -> None:
+        """UpdateTable with BillingMode: on-demand, or back to provisioned at (reads, writes), from the next minute."""
+        if self.busy:
+            self.rejected += 1
+            raise TableBusy("Attempt to change a resource which is still in use: Table is being updated",
+                            code="ResourceInUseException")
+        if mode == self.billing:
+            self.rejected += 1
+            raise AwsError(f"The table is already in billing mode {mode}", code="ValidationException")
+        if mode == PROVISIONED and (reads < 1 or writes < 1):
+            self.rejected += 1
+            raise AwsError("One or more parameter values were invalid: ReadCapacityUnits and WriteCapacityUnits "
+                           "must both be specified when BillingMode is PROVISIONED", code="ValidationException")
+        m = self.minute
+        if mode == ON_DEMAND:
+            recent = [k for k in self.switches_to_on_demand if m - k < MINUTES_PER_DAY]
+            if len(recent) >= MAX_SWITCHES_TO_ON_DEMAND:
+                self.refused += 1
+                raise LimitExceeded("Subscriber limit exceeded: the table was switched to PAY_PER_REQUEST "
+                                    f"{len(recent)} times in the last 24 hours", code="LimitExceededException")
+            self.switches_to_on_demand.append(m)
+        self.pending_mode = (mode, reads, writes)
+
     def update(self, reads: int, writes: int) -> None:
         """UpdateTable at the current minute, with DynamoDB's refusals; a refused update changes nothing."""
-        if self.pending is not None:
+        if self.billing == ON_DEMAND:
+            self.rejected += 1
+            raise AwsError("One or more parameter values were invalid: Neither ReadCapacityUnits nor "
+                           "WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST",
+                           code="ValidationException")
+        if self.busy:
             self.rejected += 1
             raise TableBusy("Attempt to change a resource which is still in use: Table is being updated",
                             code="ResourceInUseException")
@@ -148,12 +187,25 @@ class World:
     def serve(self) -> None:
         """Serve the current minute's demand, record it, and move to the next minute."""
         m = self.minute
-        r, w = self.reads, self.writes
-        self.provisioned_reads[m] = r
-        self.provisioned_writes[m] = w
-        self.served_reads[m], self.throttled_reads[m], self._burst_r = serve(r, self._burst_r, self.trace.reads[m])
-        self.served_writes[m], self.throttled_writes[m], self._burst_w = serve(w, self._burst_w, self.trace.writes[m])
+        self.billing_modes[m] = self.billing
+        if self.billing == ON_DEMAND:
+            # every request is served and billed; nothing is provisioned (0 in the timeline)
+            self.served_reads[m], self.served_writes[m] = self.trace.reads[m] * 60.0, self.trace.writes[m] * 60.0
+        else:
+            r, w = self.reads, self.writes
+            self.provisioned_reads[m] = r
+            self.provisioned_writes[m] = w
+            self.served_reads[m], self.throttled_reads[m], self._burst_r = serve(r, self._burst_r,
+                                                                                 self.trace.reads[m])
+            self.served_writes[m], self.throttled_writes[m], self._burst_w = serve(w, self._burst_w,
+                                                                                   self.trace.writes[m])
         self.minute = m + 1
+        if self.pending_mode is not None:
+            mode, reads, writes = self.pending_mode
+            self.billing, self.pending_mode = mode, None
+            if mode == PROVISIONED:
+                self.reads, self.writes = reads, writes
+                self._burst_r = self._burst_w = 0.0  # a switched table starts without burst credit
         if self.pending is not None:
             # an update issued during minute m is in force from minute m + 1
             self.reads, self.writes = self.pending

@@ -172,10 +172,10 @@ def test_backtest_replays_each_matched_table_and_gsi_from_its_cloudwatch_history
     assert table_rows(out) == list(TABLE_ROWS) * 2
     assert "== orders in us-east-1: 1 day(s)" in out and "initial capacity 12 reads / 6 writes" in out
     assert "== orders/by_customer in us-east-1: 1 day(s)" in out and "initial capacity 4 reads / 2 writes" in out
-    assert "orders_ondemand: on-demand (PAY_PER_REQUEST), skipped" in out
+    assert "orders_ondemand: no CloudWatch data in the last 1 day(s), skipped" in out  # on-demand and idle
     assert "idle_table: no CloudWatch data in the last 1 day(s), skipped" in out
     assert "not_in_config" not in out
-    assert "Backtested 2 table(s) and GSI(s) over 1 day(s); skipped 1 on-demand, 1 without data" in out
+    assert "Backtested 2 table(s) and GSI(s) (0 on-demand) over 1 day(s); skipped 2 without data" in out
     assert sorted(p.name for p in tmp_path.glob("backtest-*")) == ["backtest-orders", "backtest-orders-by_customer"]
 
     table = tmp_path / "backtest-orders"
