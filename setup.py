@@ -20,7 +20,8 @@ setup(
     data_files=[("share/man/man1", ["docs/dynamic-dynamodb.1"])],
     python_requires=">=3.10",
     # tzdata: IANA time zones for [schedule:] sections where the system has none (slim images, Windows)
-    install_requires=["boto3>=1.28", "python-daemon>=3.0", "lockfile>=0.12", "setproctitle>=1.3", "tzdata"],
+    install_requires=["boto3>=1.28", "python-daemon>=3.0", "lockfile>=0.12", "setproctitle>=1.3", "tzdata",
+                      "prometheus-client>=0.17", "python-json-logger>=3.1"],
     extras_require={
         "test": [
             "pytest>=7",
@@ -29,7 +30,7 @@ setup(
             "moto[server]>=5.0",
             "supervisor>=4.2",
         ],
-        "plot": ["matplotlib>=3.6"],
+        "plot": ["matplotlib>=3.7"],
         "docs": ["sphinx>=7"],
         "dev": ["ruff>=0.6", "mypy>=1.10"],
     },

@@ -15,3 +15,5 @@ exclude_patterns = ["_build"]
 html_theme = "alabaster"
 # the man page is the command-line reference; `make man` rebuilds docs/dynamic-dynamodb.1 (installed by setup.py)
 man_pages = [("command_line", "dynamic-dynamodb", "autoscale provisioned DynamoDB tables and GSIs", [author], 1)]
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]  # wide key tables wrap instead of overflowing the page

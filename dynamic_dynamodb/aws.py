@@ -29,6 +29,7 @@ from botocore.credentials import (
 )
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from .edge import LOGGER
 from .model import (
     AccessDenied,
     AwsError,
@@ -58,7 +59,7 @@ REQUIRED_IAM_ACTIONS = (
 )
 ROLE_SESSION_NAME = "dynamic-dynamodb"  # how CloudTrail names our AssumeRole sessions
 
-log = logging.getLogger("dynamic-dynamodb")
+log = logging.getLogger(LOGGER)
 
 MAX_QUERIES_PER_CALL = 500  # GetMetricData's limit; moto does not enforce it, we do
 MAX_DATAPOINTS_PER_CALL = 100_800  # GetMetricData returns at most this many per call (more: NextToken)

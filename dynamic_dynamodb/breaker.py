@@ -8,7 +8,9 @@ import urllib.parse
 import urllib.request
 from typing import Mapping
 
-log = logging.getLogger("dynamic-dynamodb")
+from .edge import LOGGER
+
+log = logging.getLogger(LOGGER)
 
 
 def split_credentials(url: str) -> tuple[str, str | None]:

@@ -7,20 +7,20 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Optional, Sequence
 
-from . import config, state
+from . import config, edge, state
 from .coordination import Coordinator
+from .edge import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, LOGGER, error
 from .fleet import Fleet, Ledger
-from .loop import PassReport, Ports, run_forever, utcnow
-from .logsetup import LOGGER, setup_logging
+from .loop import PassReport, Ports, pass_period, run_forever, utcnow
+from .logsetup import setup_logging
 from .model import AwsError
 from .settings import ConfigError, Placement, Settings
 from .statetable import StateTable, StateTableError
 
 log = logging.getLogger(LOGGER)
-
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
 def build_ports(settings: Settings, placement: Optional[Placement] = None) -> Ports:
@@ -46,11 +46,6 @@ def build_ports(settings: Settings, placement: Optional[Placement] = None) -> Po
         breaker=HttpBreaker(),
         limits=aws.DynamoLimits(dynamodb),
     )
-
-
-def _fail(message: str, status: int) -> int:
-    print(f"dynamic-dynamodb: error: {message}", file=sys.stderr)
-    return status
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -89,18 +84,19 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     except ConfigError as e:
         stopping = _stop_settings(argv)
         if stopping is None:
-            return _fail(config.mask_text(str(e), argv), EXIT_USAGE)
-        print(f"dynamic-dynamodb: warning: {config.mask_text(str(e), argv)} (--daemon stop goes ahead)",
-              file=sys.stderr)
+            return error(config.mask_text(str(e), argv), EXIT_USAGE)
+        edge.warning(f"{config.mask_text(str(e), argv)} (--daemon {stopping.daemon} goes ahead)")
         settings = stopping
     if settings.show_config:
         print(json.dumps(config.settings_as_dict(settings), indent=2, sort_keys=True))
+        for warning in settings.warnings:  # also in the JSON, but a person reads stderr
+            edge.warning(warning)
         return EXIT_OK
     try:
-        if settings.daemon in ("start", "stop", "restart"):
+        if settings.daemon in ("start", "stop", "restart", "status"):
             from . import daemon
 
-            return daemon.control(settings)
+            return daemon.control(settings, run, None if settings.dry_run else claim_state)
         setup_logging(settings)  # attached here: start, stop and restart were handled above
         for warning in settings.warnings:
             log.warning(warning)
@@ -109,11 +105,13 @@ def _main(argv: Optional[Sequence[str]]) -> int:
 
             return simulation_cli.main(settings)
         if not settings.tables:
-            return _fail("nothing to scale: give --table-name, or --config with [table: REGEX] sections",
+            return error("nothing to scale: give --table-name, or --config with [table: REGEX] sections",
                          EXIT_USAGE)
+        if settings.status:
+            return show_status(settings)
         return run(settings)
     except ConfigError as e:
-        return _fail(str(e), EXIT_USAGE)
+        return error(str(e), EXIT_USAGE)
     except KeyboardInterrupt:
         return EXIT_OK
 
@@ -122,9 +120,9 @@ def _stop_settings(argv: Sequence[str]) -> Optional[Settings]:
     """For `--daemon stop` only: the pid file options, so a broken config file cannot
     keep a running daemon from being stopped."""
     args = config.build_parser().parse_args(list(argv))
-    if args.daemon != "stop":
+    if args.daemon not in ("stop", "status"):  # status too: it reads only the pid and heartbeat files
         return None
-    return Settings(argv=tuple(argv), daemon="stop", instance=args.instance, pid_file_dir=args.pid_file_dir)
+    return Settings(argv=tuple(argv), daemon=args.daemon, instance=args.instance, pid_file_dir=args.pid_file_dir)
 
 
 def build_coordinator(settings: Settings) -> Coordinator:
@@ -149,7 +147,7 @@ def run(settings: Settings, held: Optional[state.StateFile] = None) -> int:
         try:
             held = claim_state(settings)
         except state.StateError as e:
-            return _fail(str(e), e.status)
+            return error(str(e), e.status)
     log.info("Regions: %s", settings.regions_line())
     coordinator = None
     try:
@@ -161,7 +159,7 @@ def run(settings: Settings, held: Optional[state.StateFile] = None) -> int:
                 coordinator = build_coordinator(settings)
                 coordinator.start()
             except (AwsError, StateTableError) as e:
-                return _fail(f"state table {settings.state_table}: {e}", EXIT_FAILURE)
+                return error(f"state table {settings.state_table}: {e}", EXIT_FAILURE)
             log.info("Sharing the tables through state table %s as %s (lease %d s)", settings.state_table,
                      coordinator.me, settings.lease_seconds)
         now = utcnow()
@@ -199,6 +197,78 @@ def run_pass(scaler: Fleet, now, held: Optional[state.StateFile] = None) -> Pass
     return report
 
 
+def show_status(settings: Settings) -> int:
+    """--status / --status-json: DescribeTable and the state file, no UpdateTable."""
+    from . import status
+
+    now = utcnow()
+    try:
+        records = state.read(state_path(settings), now)  # read only: a running daemon holds the lock
+    except state.StateError as e:
+        return error(str(e), e.status)
+    fleet = Fleet(settings, build_ports, memory=state.placed(records))
+    found = status.collect(fleet, now)
+    (status.print_json if settings.status == "json" else status.print_table)(found.rows, sys.stdout)
+    return EXIT_OK if found.failures == 0 else EXIT_FAILURE
+
+
+class Watch:
+    """What watches the loop from outside: Prometheus metrics and /healthz, systemd's notify
+    socket, and a detached daemon's heartbeat file (for --daemon status)."""
+
+    def __init__(self, settings: Settings, interval) -> None:
+        from .metrics import Liveness, Metrics
+        from .sdnotify import SystemdNotifier
+
+        self.liveness = Liveness(interval)
+        self.metrics: Optional[Metrics] = None
+        self.server = None
+        self.systemd = SystemdNotifier()
+        self.started = utcnow()
+        self.heartbeat: Optional[str] = None
+        if settings.daemon in ("start", "restart"):
+            from .status import heartbeat_path
+
+            self.heartbeat = heartbeat_path(settings.pid_file_dir, settings.instance)
+        if settings.metrics_port:
+            from . import metrics
+
+            self.metrics = Metrics()
+            self.server = metrics.serve(self.metrics, self.liveness, settings.metrics_port, settings.metrics_address)
+            log.info("Serving /metrics and /healthz on %s:%d", settings.metrics_address, settings.metrics_port)
+        self.systemd.start_watchdog(self.liveness.healthy)
+
+    def run_pass(self, scaler: Fleet, now, held: Optional[state.StateFile] = None) -> PassReport:
+        """One pass, observed."""
+        self.systemd.ready()
+        started = time.monotonic()
+        report = run_pass(scaler, now, held)
+        seconds = time.monotonic() - started
+        self.liveness.pass_ended()
+        if self.metrics is not None:
+            from .metrics import samples_of
+
+            self.metrics.observe(samples_of(scaler), report.updates, report.failures, report.aws_errors, now,
+                                 seconds)
+        if self.heartbeat is not None:
+            from .status import write_heartbeat
+
+            write_heartbeat(self.heartbeat, os.getpid(), scaler.settings.instance, self.started, utcnow(), report.ok)
+        return report
+
+    def close(self) -> None:
+        """On the way out: STOPPING=1, the metrics server and the heartbeat file gone."""
+        self.systemd.stopping()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+        if self.heartbeat is not None:
+            try:
+                os.unlink(self.heartbeat)
+            except OSError:
+                pass
+
+
 def serve(scaler: Fleet, held: Optional[state.StateFile] = None) -> int:
     """The foreground loop with its signal handling (also what a daemon runs after detaching)."""
     stop = threading.Event()
@@ -227,8 +297,17 @@ def serve(scaler: Fleet, held: Optional[state.StateFile] = None) -> int:
     log.info("Starting: check interval %s s, %d table section(s)%s", scaler.settings.check_interval,
              len(scaler.settings.tables), ", dry run" if scaler.dry_run else "")
     coordinator = scaler.coordinator
-    run_forever(lambda now: run_pass(current[0], now, held), lambda: current[0].settings.check_interval, stop,
-                before_pass, wake=coordinator.wake if coordinator is not None else None)
+    try:
+        watch = Watch(scaler.settings, lambda: current[0].settings.check_interval)
+    except ConfigError as e:  # the metrics port is taken: one line, in the log a daemon has
+        log.error("%s", e)
+        return EXIT_USAGE
+    try:
+        run_forever(lambda now: watch.run_pass(current[0], now, held),
+                    lambda: pass_period(current[0].settings.check_interval), stop, before_pass,
+                    wake=coordinator.wake if coordinator is not None else None)
+    finally:
+        watch.close()
     log.info("Stopped")
     return EXIT_OK
 

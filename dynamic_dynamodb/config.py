@@ -24,13 +24,14 @@ from typing import Any, Callable, Iterable, Mapping, NoReturn, Optional, Sequenc
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import __version__
+from . import __version__, edge
 from .breaker import redact_url
 from .capacity_mode import CAPACITY_MODES, MAX_DAYS, ModeRules
+from .edge import EXIT_USAGE
 from .model import Dim
+from .policy import SCALING_POLICIES
 from .rules import (
     PERCENT,
-    SCALING_POLICIES,
     SNS_MESSAGE_TYPES,
     UNIT_CHOICES,
     UNITS,
@@ -42,7 +43,8 @@ from .rules import (
 from .settings import ConfigError, GsiSection, Settings, TableSection
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
-DAEMON_COMMANDS = ("start", "stop", "restart", "foreground", "fg")
+DAEMON_COMMANDS = ("start", "stop", "restart", "status", "foreground", "fg")
+LOG_FORMATS = ("text", "json")
 MAX_BACKTEST_DAYS = 15
 MAX_CHECK_INTERVAL = 86400  # a day: DynamoDB's decrease allowance is per day
 MAX_LOOKBACK_MINUTES = 15 * 24 * 60  # CloudWatch keeps 1-minute datapoints 15 days
@@ -144,6 +146,11 @@ def to_capacity_mode(text: str) -> str:
 def to_log_level(text: str) -> str:
     """debug, info, warning or error."""
     return _choice(text, LOG_LEVELS)
+
+
+def to_log_format(text: str) -> str:
+    """text or json."""
+    return _choice(text, LOG_FORMATS)
 
 
 def to_daemon(text: str) -> str:
@@ -391,6 +398,7 @@ TYPE_NAMES: dict[Callable[[str], Any], str] = {
     to_policy: "threshold/demand/forecast",
     to_capacity_mode: "provisioned/on-demand/auto",
     to_log_level: "log level",
+    to_log_format: "text/json",
     to_daemon: "command",
     to_path: "path",
     to_instance: "string",
@@ -486,7 +494,7 @@ def _dim_keys(dim: Dim) -> tuple[Key, ...]:
         Key(f"increase-{d}-with", "increase_with", to_amount, dim=dim, low=0, cli=True,
             help=f"How much to increase {d} by, in {inc_unit}; percentages above 100 are allowed."),
         Key(f"decrease-{d}-with", "decrease_with", to_amount, dim=dim, low=0, cli=True,
-            help=f"How much to decrease {d} by, in decrease-{d}-unit (at most 100 when in percent)."),
+            help=f"How much to decrease {d} by, in decrease-{d}-unit (above 100 in percent means 100)."),
         Key(inc_unit, "increase_unit", to_unit, dim=dim, cli=True,
             help=f"Unit of increase-{d}-with: percent of the current provisioning, or units."),
         Key(f"decrease-{d}-unit", "decrease_unit", to_unit, dim=dim, cli=True,
@@ -623,8 +631,9 @@ GLOBAL_KEYS: tuple[GlobalKey, ...] = (
     GlobalKey(GLOBAL, "throttle-causes", "throttle_causes", to_bool,
         help="Also fetch the throttle events by cause (8 more CloudWatch series per table or GSI), so that only "
              "provisioned-throughput throttles raise capacity; false: every throttle counts, as before."),
-    GlobalKey(GLOBAL, "check-interval", "check_interval", to_int, low=1, high=MAX_CHECK_INTERVAL,
-        flag="--check-interval", help="Seconds from the start of one pass to the start of the next."),
+    GlobalKey(GLOBAL, "check-interval", "check_interval", to_int, low=0, high=MAX_CHECK_INTERVAL,
+        flag="--check-interval", help="Seconds from the start of one pass to the start of the next; 0: back to "
+                                      "back, at most one a second."),
     GlobalKey(GLOBAL, "circuit-breaker-url", "circuit_breaker_url", to_url,
         help="Circuit breaker for every table without its own: no change unless a GET of this URL answers 2xx."),
     GlobalKey(GLOBAL, "circuit-breaker-timeout", "circuit_breaker_timeout", to_float, low=1,
@@ -644,6 +653,12 @@ GLOBAL_KEYS: tuple[GlobalKey, ...] = (
     GlobalKey(LOGGING, "log-file", "log_file", to_path, "Also log to this file.", flag="--log-file"),
     GlobalKey(LOGGING, "log-config-file", "log_config_file", to_path, flag="--log-config-file",
         help="A Python logging configuration file (logging.config.fileConfig); replaces log-level and log-file."),
+    GlobalKey(LOGGING, "log-format", "log_format", to_log_format, flag="--log-format",
+        help="text (a UTC time first) or json (one JSON object a line)."),
+    GlobalKey(GLOBAL, "metrics-port", "metrics_port", to_int, low=1, high=65535, flag="--metrics-port",
+        help="Serve Prometheus /metrics and /healthz on this TCP port while the loop runs."),
+    GlobalKey(GLOBAL, "metrics-address", "metrics_address", to_str,
+        help="The address metrics-port listens on; 0.0.0.0 for every interface."),
 )
 
 SECTION_KEYS: dict[str, dict[str, GlobalKey]] = {
@@ -852,7 +867,8 @@ CLI_OPTIONS: tuple[CliOption, ...] = (
         help="Compute and log the decisions, but never change provisioning."),
     CliOption(("--check-interval",), GENERAL, dest="check_interval", convert=to_int, metavar="SECONDS",
         default_text="300",
-        help="Seconds from the start of one pass to the start of the next; overrides [global] check-interval."),
+        help="Seconds from the start of one pass to the start of the next (0: back to back, at most one a "
+             "second); overrides [global] check-interval."),
     CliOption(("--log-file",), GENERAL, dest="log_file", convert=to_path, metavar="FILE",
         help="Also log to this file; overrides [logging] log-file."),
     CliOption(("--log-level",), GENERAL, dest="log_level", convert=str.lower, choices=LOG_LEVELS,
@@ -860,6 +876,16 @@ CLI_OPTIONS: tuple[CliOption, ...] = (
         help="Log level, case-insensitive; overrides [logging] log-level."),
     CliOption(("--log-config-file",), GENERAL, dest="log_config_file", convert=to_path, metavar="FILE",
         help="Python logging configuration file (logging.config.fileConfig); overrides --log-level and --log-file."),
+    CliOption(("--log-format",), GENERAL, dest="log_format", convert=str.lower, choices=LOG_FORMATS,
+        metavar="{text,json}", default_text="text",
+        help="text, or json: one JSON object a line; overrides [logging] log-format."),
+    CliOption(("--metrics-port",), GENERAL, dest="metrics_port", convert=to_int, metavar="PORT",
+        help="Serve Prometheus /metrics and /healthz on this port while the loop runs; overrides [global] "
+             "metrics-port."),
+    CliOption(("--status",), GENERAL, dest="status", action="store_true", default=False,
+        help="Print a table of every matched table and GSI: capacity, last decision, decreases left; no change."),
+    CliOption(("--status-json",), GENERAL, dest="status_json", action="store_true", default=False,
+        help="The same as --status, as a JSON array on stdout."),
     CliOption(("--version",), GENERAL, "Print the version and exit.", action="version"),
     CliOption(("--aws-access-key-id",), GENERAL, dest="aws_access_key_id", convert=to_str, metavar="KEY_ID",
         help="AWS access key id; used only together with the secret key. Default: the AWS credential chain."),
@@ -885,7 +911,7 @@ CLI_OPTIONS: tuple[CliOption, ...] = (
         help="Whether a missing state table is created (auto) or is an error (never); overrides [global] "
              "state-table-create."),
     CliOption(("--daemon",), DAEMON, dest="daemon", convert=str.lower, choices=DAEMON_COMMANDS,
-        help="Run as a daemon: start, stop, restart, or foreground (alias fg: the loop without forking)."),
+        help="Run as a daemon: start, stop, restart, status, or foreground (alias fg: the loop without forking)."),
     CliOption(("--instance",), DAEMON, dest="instance", convert=to_instance, default="default", metavar="NAME",
         default_text="default",
         help="Instance name, part of the pid file name, so several daemons can run."),
@@ -942,7 +968,8 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # argparse echoes what it cannot use: a mistyped secret option's value among it
         message = mask_text(" ".join(message.split()), self.argv)
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        edge.error(f"{message} (see {self.prog} --help)", EXIT_USAGE)
+        self.exit(EXIT_USAGE)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1064,15 +1091,17 @@ def _check_config_path(path: str) -> None:
         raise ConfigError(f"-c/--config: {path!r} is {size} bytes; a config file is at most 1 MiB")
 
 
-def _read_file(path: str) -> list[_Section]:
-    """The sections of the config file, in file order."""
-    # " ; comment" after a value is a comment, as in Python 2's parser that 1.6.0 used
-    ini = _IniParser(interpolation=None, default_section="\0no-default-section", strict=True,
+def _read_file(path: str, warnings: Optional[list[str]] = None) -> list[_Section]:
+    """The sections of the config file, in file order; a section or key given twice is a warning."""
+    # " ; comment" after a value is a comment, as in Python 2's parser that 1.6.0 used;
+    # not strict, as that parser was: repeated sections merge and the last value of a key wins
+    ini = _IniParser(interpolation=None, default_section="\0no-default-section", strict=False,
                      inline_comment_prefixes=(";",))
     try:
         _check_config_path(path)
         with open(path, encoding="utf-8") as handle:
-            ini.read_file(handle, source=path)
+            lines = handle.readlines()
+        ini.read_file(lines, source=path)
     except OSError as error:
         raise ConfigError(f"-c/--config: cannot read config file {path!r}: {error.strerror or error}") from None
     except UnicodeDecodeError as error:
@@ -1093,7 +1122,42 @@ def _read_file(path: str) -> list[_Section]:
         raise ConfigError(f"{path} line {lineno}: {problem}") from None
     except configparser.Error as error:
         raise ConfigError(f"{path}: {str(error).splitlines()[0]}") from None
-    return [_classify(name, dict(ini.items(name, raw=True)), path) for name in ini.sections()]
+    if warnings is not None:
+        warnings += _repeats(lines, path, ini)
+    sections = [_classify(name, dict(ini.items(name, raw=True)), path) for name in ini.sections()]
+    for section in sections:
+        for key, value in section.values.items():
+            # an optional key may be emptied: it unsets what [default_options] gave
+            if not (value or "").strip() and not getattr(KEYS_BY_NAME.get(key), "optional", False):
+                raise ConfigError(f"{path} {section.where} {key}: empty value (give a value, or remove the key)")
+    return sections
+
+
+def _repeats(lines: Sequence[str], path: str, ini: configparser.ConfigParser) -> list[str]:
+    """Warnings naming both places of a section or a key given twice (configparser merges them silently)."""
+    warnings: list[str] = []
+    headers: dict[str, int] = {}
+    keys: dict[tuple[str, str], int] = {}
+    section: Optional[str] = None
+    for n, line in enumerate(lines, 1):
+        if not line.strip() or line[0].isspace() or line.lstrip().startswith(("#", ";")):
+            continue  # blank, a continuation line or a comment
+        header = ini.SECTCRE.match(line)
+        if header:
+            section = header.group("header")
+            if section in headers:
+                warnings.append(f"{path} line {n}: section [{section}] given again (first on line "
+                                f"{headers[section]}); the two are merged, the last value of a key wins")
+            headers.setdefault(section, n)
+            continue
+        option = ini.OPTCRE.match(line)
+        if option and section is not None:
+            key = ini.optionxform(option.group("option").strip())
+            if (section, key) in keys:
+                warnings.append(f"{path} line {n}: [{section}] {key} given again (first on line "
+                                f"{keys[section, key]}); the last value wins")
+            keys.setdefault((section, key), n)
+    return warnings
 
 
 # ---- merging and validation ------------------------------------------------------------
@@ -1180,8 +1244,6 @@ def _check_amount(merged: Mapping[str, _Value], name: str, unit_names: Sequence[
     for value in (v for v in values if v is not None):
         if unit == UNITS and not float(value).is_integer():
             raise ConfigError(f"{label}: amounts in units must be whole numbers, got {_show(value)}")
-        if unit == PERCENT and decrease and value > 100:
-            raise ConfigError(f"{label}: a decrease in percent must be at most 100, got {_show(value)}")
 
 
 def _validate(merged: Mapping[str, _Value]) -> None:
@@ -1338,6 +1400,33 @@ def _table_sections(
     return [dataclasses.replace(table, gsis=tuple(gsis[key])) for key, (_, table) in tables.items()]
 
 
+def _edge_value_warnings(tables: Sequence[TableSection], check_interval: _Value) -> list[str]:
+    """Values accepted as the original did, with a warning: decreases above 100 %, check-interval 0."""
+    warnings = []
+    for table in tables:
+        targets = [(f"[table: {table.key}]", table.rules)]
+        targets += [(f"[gsi: {g.key} table: {g.table_key}]", g.rules) for g in table.gsis]
+        for label, rules in targets:
+            for dim in Dim:
+                r, d = rules.dim(dim), dim.value
+                amounts = [(f"decrease-{d}-with", r.decrease_unit, [r.decrease_with])]
+                consumed_unit = r.decrease_consumed_unit or r.decrease_unit
+                if r.decrease_consumed_with is not None:
+                    amounts.append((f"decrease-consumed-{d}-with", consumed_unit, [r.decrease_consumed_with]))
+                if r.decrease_consumed_scale:
+                    amounts.append((f"decrease-consumed-{d}-scale", consumed_unit,
+                                    list(r.decrease_consumed_scale.values())))
+                for name, unit, values in amounts:
+                    if unit == PERCENT and any(v > 100 for v in values):
+                        warnings.append(f"{label} {name}: a decrease above 100 percent means 100 percent "
+                                        f"(the capacity goes to its minimum)")
+    if check_interval.value == 0:
+        warnings.append(f"check-interval 0 ({check_interval.where}): passes run back to back, at most one a "
+                        f"second; each reads 4 CloudWatch metrics per table and GSI, up to $3.46 a day for each "
+                        f"at $0.01 per 1,000 metrics")
+    return warnings
+
+
 def _placement_values(sections: Iterable[_Section], path: str) -> dict[str, Any]:
     """region and role-arn of these sections (later ones win), as TableSection fields."""
     values: dict[str, Any] = {}
@@ -1451,7 +1540,7 @@ def load_settings(argv: Sequence[str]) -> Settings:
     args = build_parser().parse_args(list(argv))
     warnings: list[str] = []
     path = args.config
-    sections = _read_file(path) if path else []
+    sections = _read_file(path, warnings) if path else []
     warnings += _unknown(sections, path, args.strict_config)
 
     glob = _global_values(sections, path, args)
@@ -1494,6 +1583,7 @@ def load_settings(argv: Sequence[str]) -> Settings:
     schedules = _schedules(sections, path)
     _check_schedule_names(sections, path, schedules)
     tables = _tables_with_schedules(tables, schedules, path)
+    warnings += _edge_value_warnings(tables, glob["check_interval"])
     if args.simulate_output and not (args.simulate or args.backtest):
         warnings.append("--simulate-output has no effect without --simulate or --backtest")
     if args.aws_target_utilization is not None and not (args.simulate or args.backtest):
@@ -1523,6 +1613,10 @@ def load_settings(argv: Sequence[str]) -> Settings:
         log_file=glob["log_file"].value,
         log_level=glob["log_level"].value,
         log_config_file=glob["log_config_file"].value,
+        log_format=glob["log_format"].value,
+        metrics_port=glob["metrics_port"].value,
+        metrics_address=glob["metrics_address"].value,
+        status="json" if args.status_json else "table" if args.status else None,
         dry_run=args.dry_run,
         run_once=args.run_once,
         daemon="foreground" if args.daemon == "fg" else args.daemon,

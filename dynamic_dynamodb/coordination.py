@@ -22,13 +22,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Optional
 
+from .edge import LOGGER
 from .leases import SHARDS, Lease, account_of, plan, shard_of
 from .model import Target
 from .policy import Memory
 from .settings import Placement
 from .statetable import LeaseLost, StateTable, StateTableError, parse_state_key, state_key
 
-log = logging.getLogger("dynamic-dynamodb")
+log = logging.getLogger(LOGGER)
 
 EXPIRY_DAYS = 7  # memory of a target not seen for this long is dropped, as in the state file
 RENEW_FRACTION = 3  # renew every lease-seconds / 3: two renewals may fail before a lease lapses

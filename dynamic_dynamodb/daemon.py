@@ -29,17 +29,17 @@ import lockfile
 from daemon import DaemonContext
 from daemon.pidfile import TimeoutPIDLockFile
 
-from .logsetup import LOGGER, setup_logging
+from . import edge
+from .edge import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, LOGGER, PROG, error
+from .logsetup import setup_logging
 from .settings import Settings
 from .state import StateError
 
 log = logging.getLogger(LOGGER)
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 STOP_TIMEOUT = 30.0  # seconds `stop` waits for the daemon to end after SIGTERM
 START_TIMEOUT = 30.0  # seconds `start` waits for the detached daemon to report
 OUR_COMMAND = re.compile(rb"dynamic[-_]dynamodb")  # in the command line of every daemon of ours
-PROG = "dynamic-dynamodb"
 
 # path options a detached daemon (working directory /) must see as absolute paths
 PATH_OPTIONS = (
@@ -66,7 +66,7 @@ def say(message: str) -> None:
 
 def warn(message: str) -> None:
     """A warning of a daemon command, on stderr."""
-    print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
+    edge.warning(message)
 
 
 # ---- the pid file ---------------------------------------------------------------------
@@ -458,6 +458,42 @@ def stop(path: str, name: str = "default", timeout: float = STOP_TIMEOUT) -> int
     return EXIT_OK
 
 
+# ---- status ---------------------------------------------------------------------------
+
+LSB_RUNNING, LSB_DEAD_PID_FILE, LSB_NOT_RUNNING = 0, 1, 3  # `status` exit codes of LSB init scripts
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    days, rest = divmod(seconds, 86400)
+    text = f"{rest // 3600}h{rest % 3600 // 60:02d}m{rest % 60:02d}s"
+    return f"{days}d{text}" if days else text
+
+
+def report_status(path: str, heartbeat: str, name: str = "default") -> int:
+    """One line about the instance; LSB exit code: 0 running, 1 dead but pid file left, 3 not running.
+
+    Unlike start and stop, it never removes a stale pid file: it reports it."""
+    from .status import read_heartbeat
+
+    if not os.path.lexists(path):
+        say(f"instance '{name}' is not running (no pid file {path})")
+        return LSB_NOT_RUNNING
+    pid = read_pid(path)
+    if pid is None or not process_alive(pid) or not_this_instance(pid, path) is not None:
+        say(f"instance '{name}' is dead but its pid file {path} is left (pid {pid or '?'})")
+        return LSB_DEAD_PID_FILE
+    try:
+        up = _duration(time.time() - os.stat(path).st_mtime)  # the daemon writes its pid file at start
+    except OSError:
+        up = "?"
+    beat = read_heartbeat(heartbeat)
+    last = beat.get("last_pass_at") if beat.get("pid") == pid else None
+    outcome = "" if last is None or beat.get("last_pass_ok", True) else " (with failures)"
+    say(f"instance '{name}' is running (pid {pid}, up {up}, last completed pass {last or 'none yet'}{outcome})")
+    return LSB_RUNNING
+
+
 # ---- the --daemon command -------------------------------------------------------------
 
 
@@ -480,16 +516,11 @@ def absolute_paths(settings: Settings, cwd: Optional[str] = None) -> Settings:
     return dataclasses.replace(settings, argv=tuple(settings.argv) + tuple(extra), **changes)
 
 
-def control(settings: Settings, run: Optional[Callable[..., int]] = None,
-            claim: Optional[Callable[[Settings], object]] = None) -> int:
-    """`--daemon start|stop|restart`: the exit status (0 ok, 1 failure, 2 usage).
+def control(settings: Settings, run: Callable[..., int], claim: Optional[Callable[[Settings], object]] = None) -> int:
+    """`--daemon start|stop|restart|status` of `run` (the CLI's loop): the exit status (0 ok, 1 failure,
+    2 usage; the LSB codes for status).
 
     `claim(settings)`, in the daemon after detaching, takes what `run(settings, claimed)` needs."""
-    if run is None:
-        from .cli import claim_state  # the loop of the CLI; imported late, cli imports this module
-        from .cli import run as cli_run
-
-        run, claim = cli_run, (None if settings.dry_run else claim_state)
     name = settings.instance
     try:
         if not name or "/" in name or "\0" in name or name in (".", ".."):
@@ -498,8 +529,12 @@ def control(settings: Settings, run: Optional[Callable[..., int]] = None,
         path = pid_file_path(settings.pid_file_dir, name)
         if settings.daemon == "stop":
             return stop(path, name)
+        if settings.daemon == "status":
+            from .status import heartbeat_path
+
+            return report_status(path, heartbeat_path(settings.pid_file_dir, name), name)
         if settings.daemon != "start" and settings.daemon != "restart":
-            raise DaemonError(f"--daemon {settings.daemon}: not a start/stop/restart command", EXIT_USAGE)
+            raise DaemonError(f"--daemon {settings.daemon}: not a start/stop/restart/status command", EXIT_USAGE)
         if not settings.tables:
             raise DaemonError("nothing to scale: give --table-name, or --config with [table: REGEX] sections",
                               EXIT_USAGE)
@@ -509,8 +544,7 @@ def control(settings: Settings, run: Optional[Callable[..., int]] = None,
                 return status
         return _start(settings, path, run, claim)
     except DaemonError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr, flush=True)
-        return e.status
+        return error(str(e), e.status)
 
 
 def _start(settings: Settings, path: str, run: Callable[..., int],

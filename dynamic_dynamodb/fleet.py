@@ -22,13 +22,14 @@ from datetime import datetime
 from typing import Callable, Iterator, Mapping, Optional
 
 from .coordination import Coordinator
+from .edge import LOGGER
 from .loop import PassReport, Ports, Scaler
 from .model import AwsError, Breaker, TableAdmin, TableDescription, Target, Update
 from .policy import Memory
 from .settings import Placement, Settings
 from .state import UNPLACED, EntryKey, PlacementKey, Record
 
-log = logging.getLogger("dynamic-dynamodb")
+log = logging.getLogger(LOGGER)
 
 # (the settings of one placement: its region, role and table sections; the placement)
 PortsFactory = Callable[[Settings, Placement], Ports]
@@ -237,8 +238,10 @@ class Fleet:
                 except Exception:  # a bug must not cost the other regions their pass
                     log.exception("Unexpected error in the pass; the other regions and accounts go on")
                     report = PassReport(failures=1)
+            scaler.last_report = report  # for the metrics, with the placement's region
             self._saw(placement, report, now)
-            tables += len({d.target.table for d in report.decisions})
+            tables += len({d.target.table for d in report.decided})
+            total.aws_errors.extend(report.aws_errors)
             total.decisions.extend(report.decisions)
             total.updates += report.updates
             total.skipped += report.skipped
@@ -251,5 +254,5 @@ class Fleet:
             self.coordinator.end_pass(self.scalers, now)
         log.info("Pass done in %.1f s: %d table(s) and GSI(s) decided in %d table(s), %d region/account "
                  "group(s); %d update(s), %d skipped, %d failure(s)", time.monotonic() - started,
-                 len(total.decisions), tables, len(self.scalers), total.updates, total.skipped, total.failures)
+                 len(total.decided), tables, len(self.scalers), total.updates, total.skipped, total.failures)
         return total

@@ -5,11 +5,11 @@ import logging
 import logging.config
 import logging.handlers
 import sys
+import time
 
+from .edge import LOGGER, PROG  # noqa: F401  (LOGGER re-exported: the name used to live here)
 from .settings import ConfigError, Settings
 
-LOGGER = "dynamic-dynamodb"
-PROG = "dynamic-dynamodb"
 FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
 DRY_RUN_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - dryrun - %(message)s"
 
@@ -38,13 +38,45 @@ def setup_logging(settings: Settings, console: bool = True) -> None:
     level = getattr(logging, settings.log_level.upper(), logging.INFO)
     logger.setLevel(level)
     logger.propagate = False
-    formatter = logging.Formatter(DRY_RUN_FORMAT if settings.dry_run else FORMAT)
+    formatter = make_formatter(settings)
     for handler in handlers:
         handler.setFormatter(formatter)
         handler.setLevel(level)
         logger.addHandler(handler)
     # boto's own warnings still reach the console
     logging.getLogger("botocore").setLevel(logging.WARNING)
+
+
+def utc_time(record: logging.LogRecord) -> str:
+    """A record's time in UTC, ISO-8601 with milliseconds: 2026-12-01T20:49:20.057Z."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+
+
+class UtcFormatter(logging.Formatter):
+    """Times in UTC, ISO-8601 with milliseconds and a Z (maintenance windows are in UTC too)."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        """2026-12-01T20:49:20.057Z."""
+        return utc_time(record)
+
+
+def make_formatter(settings: Settings) -> logging.Formatter:
+    """The text format (a UTC time first) or, with log-format json, one JSON object a line."""
+    if settings.log_format == "json":
+        from pythonjsonlogger.json import JsonFormatter
+
+        class UtcJsonFormatter(JsonFormatter):
+            """python-json-logger with the UTC time of the text format."""
+
+            def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+                """The UTC time of the text format."""
+                return utc_time(record)
+
+        # extra= fields of a record (table, index, dimension, reason...) become keys of their own
+        return UtcJsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s",
+                                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+                                static_fields={"dry_run": True} if settings.dry_run else None)
+    return UtcFormatter(DRY_RUN_FORMAT if settings.dry_run else FORMAT)
 
 
 def _remove_handlers(logger: logging.Logger) -> None:

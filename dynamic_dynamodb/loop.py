@@ -14,10 +14,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, Union
 
-from . import forecast, maxima, mode_switch, policy, throttle_causes
+from . import forecast, maxima, mode_switch, notifications, policy, throttle_causes
 from .breaker import redact_url
+from .edge import LOGGER
 from .model import (
     CONSUMED_METRIC,
     THROTTLE_CAUSE_METRIC,
@@ -43,12 +44,14 @@ from .model import (
     Update,
 )
 from .policy import Decision, Memory, Observed
+from .reasons import Reason
 from .rules import TargetRules
 from .settings import Settings, TableSection
 
-log = logging.getLogger("dynamic-dynamodb")
+log = logging.getLogger(LOGGER)
 
 DESCRIBE_CONCURRENCY = 8
+MIN_PASS_PERIOD = 1.0  # check-interval: 0 means passes back to back, at most one a second
 CLOUDWATCH_DELAY_MINUTES = 3  # a minute's datapoint is usually published within two or three
 
 
@@ -67,16 +70,22 @@ class Ports:
 class PassReport:
     """What one pass did."""
 
-    decisions: list[Decision] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)  # skipped targets too, with their code
     updates: int = 0
     skipped: int = 0
     failures: int = 0  # unexpected errors: the pass did not do all its work
     matched: int = 0  # tables that some section matched
+    aws_errors: list[tuple[str, str]] = field(default_factory=list)  # (operation, AWS error code), for metrics
 
     @property
     def ok(self) -> bool:
         """True when nothing unexpected went wrong."""
         return self.failures == 0
+
+    @property
+    def decided(self) -> list[Decision]:
+        """The decisions the policy made (the skipped targets left out)."""
+        return [d for d in self.decisions if d.skipped is None]
 
 
 @dataclass(frozen=True)
@@ -100,6 +109,8 @@ class Scaler:
         self.dry_run = settings.dry_run if dry_run is None else dry_run
         self._matches: dict[str, Optional[TableSection]] = {}
         self.stop = threading.Event()  # set by SIGTERM: finish the table in progress, leave the rest
+        self._aws_errors: list[tuple[str, str]] = []  # the pass's PassReport.aws_errors, for SNS failures
+        self.last_report: Optional[PassReport] = None  # set by Fleet.run_pass, read by the metrics
         # with several daemons sharing the tables (coordination.py): which tables are ours this pass,
         # and the lease check just before an UpdateTable
         self.owns: Callable[[str], bool] = lambda table: True
@@ -129,10 +140,12 @@ class Scaler:
     def run_pass(self, now: datetime) -> PassReport:
         """One pass over every matched table at time `now` (tz-aware UTC)."""
         report = PassReport()
+        self._aws_errors = report.aws_errors
         try:
             names = self.ports.tables.list_tables()
         except AwsError as e:
             log.error("Cannot list tables: %s", e)
+            report.aws_errors.append(("ListTables", e.code))
             report.failures += 1
             return report
         pairs = [(name, s) for name in sorted(names) if (s := self.section_for(name)) is not None]
@@ -148,9 +161,13 @@ class Scaler:
         by_table: dict[str, list[Decision]] = {}
         for job in jobs:
             if any(q not in data for q in job.queries):
-                decision = self._decide_without_metrics(job, breaker, now)
+                decision = replace(self._decide_without_metrics(job, breaker, now),
+                                   skipped=Reason.METRICS_UNAVAILABLE)
             else:
                 decision = self._decide(job, data, breaker, now)
+            if decision.skipped is None:  # metrics unavailable: nothing remembered, as the policy saw nothing
+                target = decision.target
+                self.memory[target] = _remember(self.memory.get(target, Memory()), decision, now)
             report.decisions.append(decision)
             by_table.setdefault(job.status.target.table, []).append(decision)
         for done, (table, decisions) in enumerate(by_table.items()):
@@ -169,16 +186,19 @@ class Scaler:
 
     def _gather(self, pairs: list[tuple[str, TableSection]], now: datetime, report: PassReport) -> list[Job]:
         """DescribeTable for every matched table (a few at a time) and the jobs that follow."""
-        def describe(name: str) -> Optional[TableDescription]:
+        def describe(name: str) -> Union[TableDescription, Decision]:
             try:
                 return self.ports.tables.describe(name)
-            except TableNotFound:
+            except TableNotFound as e:
                 log.info("%s: table no longer exists, skipped", name)
+                report.aws_errors.append(("DescribeTable", e.code))
                 report.skipped += 1
+                return _unknown(name, Reason.NOT_FOUND, "table no longer exists")
             except AwsError as e:
                 log.error("%s: DescribeTable failed: %s", name, e)
+                report.aws_errors.append(("DescribeTable", e.code))
                 report.failures += 1
-            return None
+                return _unknown(name, Reason.AWS_ERROR, f"DescribeTable failed: {e}")
 
         names = [name for name, _ in pairs]
         if len(names) > 1:
@@ -188,7 +208,8 @@ class Scaler:
             described = [describe(n) for n in names]
         jobs: list[Job] = []
         for (name, section), desc in zip(pairs, described):
-            if desc is None:
+            if isinstance(desc, Decision):
+                report.decisions.append(desc)
                 continue
             if section.mode.mode != "provisioned" and mode_switch.manage(self, section, desc, now, report):
                 continue  # switched this pass: scaled, if provisioned, from the next
@@ -199,27 +220,35 @@ class Scaler:
                 rules = self._gsi_rules(section, status.target.index or "")
                 if rules is None and self.settings.table_name is not None:
                     _name_unscaled_once(self.settings.region, status.target)
-                if rules is not None and not table_busy:
+                if rules is not None and table_busy:
+                    report.decisions.append(policy.skipped(status, Reason.GSI_BUSY,
+                                                           f"table is {desc.table.status}", rules))
+                elif rules is not None:
                     targets.append((status, rules))
             for status, rules in targets:
-                if self._skip(status, report):
+                if self._skip(status, rules, report):
                     continue
                 jobs.append(Job(status, rules, _queries(status.target, rules, now, self.settings.check_interval,
                                                         causes=self.settings.throttle_causes)))
         return jobs
 
-    def _skip(self, status: TargetStatus, report: PassReport) -> bool:
+    def _skip(self, status: TargetStatus, rules: TargetRules, report: PassReport) -> bool:
+        """True (and a skipped decision in the report) when the policy cannot decide on this target."""
         if status.on_demand:
             log.info("%s: on-demand (PAY_PER_REQUEST), nothing to scale", status.target)
+            code, why = Reason.ON_DEMAND, "on-demand (PAY_PER_REQUEST)"
         elif not status.active:
             log.info("%s: status %s, skipped until ACTIVE", status.target, status.status)
+            code, why = Reason.NOT_ACTIVE, f"status {status.status}"
         elif status.capacity.reads < 1 or status.capacity.writes < 1:
             # DynamoDB's floor is 1: no percentage of it can be computed, no decision made
             log.warning("%s: DescribeTable reports %d read and %d write units provisioned, skipped",
                         status.target, status.capacity.reads, status.capacity.writes)
+            code, why = Reason.NO_CAPACITY, "no capacity provisioned"
         else:
             return False
         report.skipped += 1
+        report.decisions.append(policy.skipped(status, code, why, rules))
         return True
 
     def _fetch_metrics(self, jobs: list[Job], report: PassReport) -> dict[MetricQuery, Datapoints]:
@@ -233,11 +262,13 @@ class Scaler:
                 errors.setdefault(q.target.table, error)
             for table, error in sorted(errors.items()):
                 log.error("%s: GetMetricData failed, no decrease this pass: %s", table, error)
+                report.aws_errors.append(("GetMetricData", error.code))
             report.failures += len(errors)
             return dict(e.data)
         except AwsError as e:
             tables = {job.status.target.table for job in jobs}
             log.error("Cannot read CloudWatch metrics, no decrease this pass for %d table(s): %s", len(tables), e)
+            report.aws_errors.append(("GetMetricData", e.code))
             report.failures += len(tables)
             return {}
 
@@ -324,7 +355,7 @@ class Scaler:
                                          self.memory.get(target, Memory()), now, closed)
         self.memory[target] = memory
         if log.isEnabledFor(logging.INFO):
-            log.info("%s: %s", target, decision.summary)
+            _log_decision(decision, json_lines=self.settings.log_format == "json")
         self._report_causes(job, causes, now)
         return decision
 
@@ -340,14 +371,15 @@ class Scaler:
             log.warning("%s", note.message)
             rules = job.rules
             if rules.sns_topic_arn and "high-throughput-alarm" in rules.sns_message_types:
-                self._publish(rules.sns_topic_arn, f"ALARM: {note.subject}", note.message + "\n", target)
+                self._publish(notifications.Message(rules.sns_topic_arn, f"ALARM: {note.subject}",
+                                                    note.message + "\n", target))
 
     # ---- applying ---------------------------------------------------------------------
 
     def _apply(self, table: str, decisions: list[Decision], now: datetime, report: PassReport) -> None:
         for d in decisions:
             if d.alarm:
-                self._notify_alarm(d)
+                self._publish(notifications.alarm_message(d))
             if d.budget_exhausted:
                 self._notify_budget(d)
         decisions = self._within_maxima(table, decisions, now)
@@ -378,7 +410,7 @@ class Scaler:
         return held
 
     def _floors(self, d: Decision) -> Capacity:
-        rules = self._rules_of(d)
+        rules = d.rules  # decisions carry the rules they were made with
         if rules is None:
             return Capacity(1, 1)
         return Capacity(rules.dim(Dim.READS).floor, rules.dim(Dim.WRITES).floor)
@@ -396,19 +428,22 @@ class Scaler:
                 report.failures += 1
                 return
             log.warning("%s: UpdateTable refused: %s", table, e)
-            increases = [held for held in map(Decision.without_decreases, changed) if held.changed]
-            if retry and increases and any(d.decreasing for d in changed):
+            report.aws_errors.append(("UpdateTable", e.code))
+            increases = policy.retry_increases(changed) if retry else []
+            if increases:
                 self._send(table, increases, now, report, retry=False)
             elif not retry:
                 report.failures += 1
             return
         except (TableBusy, TableNotFound) as e:
             gone = isinstance(e, TableNotFound)
+            report.aws_errors.append(("UpdateTable", e.code))
             log.info("%s: %s", table, "table no longer exists, skipped" if gone else f"busy ({e}), trying again next pass")
             report.skipped += 1
             return
         except AwsError as e:
             log.error("%s: UpdateTable failed: %s", table, e)
+            report.aws_errors.append(("UpdateTable", e.code))
             report.failures += 1
             return
         report.updates += 1
@@ -417,68 +452,46 @@ class Scaler:
                      "" if retry else " (increases only)")
             if d.decreasing:
                 self.memory[d.target] = policy.record_decrease(self.memory.get(d.target, Memory()), now)
-            self._notify_change(d)
-
-    def _notify_change(self, d: Decision) -> None:
-        rules = self._rules_of(d)
-        if rules is None or not rules.sns_topic_arn:
-            return
-        kinds = {"scale-up" if x.change == "up" else "scale-down" for x in d.dims() if x.change}
-        if not kinds & set(rules.sns_message_types):
-            return
-        what = f"GSI {d.target.index}" if d.target.index else f"table {d.target.table}"
-        prefix = f"{d.target.table} - GSI: {d.target.index}" if d.target.index else d.target.table
-        lines = [f"{prefix} - {x.dim.value.capitalize()}: {x.change.upper()} from {x.current} to {x.new}\n"
-                 for x in d.dims() if x.change]
-        self._publish(rules.sns_topic_arn, f"Updated provisioning for {what}", "".join(lines), d.target)
-
-    def _notify_alarm(self, d: Decision) -> None:
-        rules = self._rules_of(d)
-        kind = f"{d.alarm}-throughput-alarm"
-        if rules is None or not rules.sns_topic_arn or kind not in rules.sns_message_types:
-            return
-        label = f"Table {d.target.table}" + (f" - GSI: {d.target.index}" if d.target.index else "")
-        subject = f"ALARM: {'High' if d.alarm == 'high' else 'Low'} Throughput for {label}"
-        prefix = d.target.table + (f" - GSI: {d.target.index}" if d.target.index else "")
-        lines = []
-        for x in d.dims():
-            r, pct = rules.dim(x.dim), x.consumed_pct
-            capacity = "Read" if x.dim is Dim.READS else "Write"
-            if pct is None:
-                continue
-            if d.alarm == "high" and r.upper_alarm_threshold and pct >= r.upper_alarm_threshold:
-                lines.append(f"{prefix} - Consumed {capacity} Capacity {pct:f}% was greater than or equal to "
-                             f"the upper alarm threshold {r.upper_alarm_threshold:f}%\n")
-            elif d.alarm == "low" and r.lower_alarm_threshold and pct < r.lower_alarm_threshold:
-                lines.append(f"{prefix} - Consumed {capacity} Capacity {pct:f}% was below "
-                             f"the lower alarm threshold {r.lower_alarm_threshold:f}%\n")
-        self._publish(rules.sns_topic_arn, subject, "".join(lines), d.target)
+            self._publish(notifications.change_message(d))
 
     def _notify_budget(self, d: Decision) -> None:
         """Said once per UTC day: decreases wait because DynamoDB's daily allowance is spent."""
         at = d.budget_exhausted
         log.warning("%s: decrease budget for today is spent; decreases wait until %s", d.target,
                     f"{at:%H:%M} UTC" if at else "tomorrow")
-        rules = self._rules_of(d)
-        if rules is None or not rules.sns_topic_arn or "scale-down" not in rules.sns_message_types:
-            return
-        self._publish(rules.sns_topic_arn, f"Decrease budget spent for {d.target}",
-                      f"{d.target}: DynamoDB's decreases for today are used up; the next decrease is possible "
-                      f"at {at:%Y-%m-%d %H:%M} UTC. Decreases wait until then; increases go ahead.", d.target)
+        self._publish(notifications.budget_message(d))
 
-    def _publish(self, topic: str, subject: str, message: str, target: Target) -> None:
-        if self.ports.notifier is None or self.dry_run:
-            return
+    def _publish(self, message: Optional[notifications.Message]) -> None:
+        if message is None or self.ports.notifier is None or self.dry_run:
+            return  # a dry run sends no notification
+        log.info("%s: SNS publish to %s: %s", message.target, message.topic, message.subject,
+                 extra={"topic": message.topic, "subject": message.subject})
         try:
-            self.ports.notifier.publish(topic, subject, message)
+            self.ports.notifier.publish(message.topic, message.subject, message.body)
         except AwsError as e:
-            log.error("%s: SNS publish to %s failed: %s", target, topic, e)
+            log.error("%s: SNS publish to %s failed: %s", message.target, message.topic, e)
+            self._aws_errors.append(("Publish", e.code))
 
-    def _rules_of(self, d: Decision) -> Optional[TargetRules]:
-        section = self.section_for(d.target.table)
-        if section is None:
-            return None
-        return section.rules if d.target.index is None else self._gsi_rules(section, d.target.index)
+
+def _remember(memory: Memory, decision: Decision, now: datetime) -> Memory:
+    """The memory with the decision's reason code and time, for --status (kept as text: plain JSON)."""
+    return replace(memory, last_reason=decision.code.value, last_decided=now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+def _log_decision(decision: Decision, json_lines: bool) -> None:
+    """The decision line: one per target in text, one per dimension with its fields in JSON."""
+    target = decision.target
+    if not json_lines:
+        log.info("%s: %s", target, decision.summary)
+        return
+    for d in decision.dims():
+        log.info("%s: %s", target, policy._dim_summary(d), extra={
+            "table": target.table, "index": target.index, "dimension": d.dim.value, "current": d.current,
+            "new": d.new, "reason": d.code.value, "reason_text": d.reason, "consumed_pct": d.consumed_pct})
+
+def _unknown(table: str, code: Reason, why: str) -> Decision:
+    """The skipped decision for a table DescribeTable could not describe."""
+    return policy.skipped(TargetStatus(Target(table), "UNKNOWN", "", Capacity(0, 0)), code, why)
 
 
 def _total(points: Iterable) -> Optional[float]:
@@ -519,8 +532,8 @@ def _queries(target: Target, rules: TargetRules, now: datetime, interval: int = 
     end_minute = now.replace(second=0, microsecond=0)
     start = end_minute - timedelta(minutes=rules.lookback_window_start)
     end = start + timedelta(minutes=rules.lookback_period)
-    if rules.scaling_policy in ("demand", "forecast"):
-        # the demand policy keeps a per-minute history: reach back over the whole interval
+    if policy.POLICIES[rules.scaling_policy].keeps_history:
+        # a policy that keeps a per-minute history: reach back over the whole interval
         # since the last pass, and the CloudWatch delay, so that no minute is missed
         start = min(start, end - timedelta(minutes=math.ceil(interval / 60) + CLOUDWATCH_DELAY_MINUTES))
     return tuple(MetricQuery(target, metric[dim], start, end, 60)
@@ -544,6 +557,11 @@ def _update(table: str, decisions: list[Decision]) -> Update:
     return Update(table, table_cap, indexes)
 
 
+def pass_period(check_interval: float) -> float:
+    """Seconds from the start of one pass to the start of the next."""
+    return max(MIN_PASS_PERIOD, float(check_interval))
+
+
 def utcnow() -> datetime:
     """The wall clock, in UTC (only the shell reads it)."""
     return datetime.now(timezone.utc)
@@ -551,42 +569,47 @@ def utcnow() -> datetime:
 
 def run_forever(run_pass: Callable[[datetime], PassReport], interval: Callable[[], float],
                 stop: threading.Event, before_pass: Callable[[], None] = lambda: None,
-                wake: Optional[threading.Event] = None) -> None:
+                wake: Optional[threading.Event] = None, *,
+                monotonic: Callable[[], float] = time.monotonic, wall: Callable[[], datetime] = utcnow,
+                wait: Optional[Callable[[float], object]] = None) -> None:
     """Passes on a fixed period (no drift); an overrunning pass is logged and the next starts at once.
 
     `stop` ends the loop mid-sleep; the pass in progress always finishes first. `wake` (set
     when shards of a stopped daemon were taken over) runs an extra pass at once, off the period.
+    The clocks and the sleep (`wait`, by default stop.wait) are given so that tests need not sleep.
     """
-    next_start = time.monotonic()
+    wait = wait or stop.wait
+    next_start = monotonic()
     while not stop.is_set():
-        started = time.monotonic()
+        started = monotonic()
         try:
             before_pass()
-            run_pass(utcnow())
+            run_pass(wall())
         except Exception:  # the daemon must outlive any bug in one pass
             log.exception("Unexpected error in the pass; trying again next pass")
         period = interval()
         next_start += period
-        now = time.monotonic()
+        now = monotonic()
         if now > next_start:
             log.warning("Pass took %.1f s, longer than the check interval of %g s; starting the next at once",
                         now - started, period)
             next_start = now
-        while _sleep_until(next_start, stop, wake):
+        while _sleep_until(next_start, stop, wake, monotonic, wait):
             try:  # off the period: the schedule of the regular passes stays as it is
-                run_pass(utcnow())
+                run_pass(wall())
             except Exception:
                 log.exception("Unexpected error in the pass; trying again next pass")
 
 
-def _sleep_until(deadline: float, stop: threading.Event, wake: Optional[threading.Event]) -> bool:
+def _sleep_until(deadline: float, stop: threading.Event, wake: Optional[threading.Event],
+                 monotonic: Callable[[], float], wait: Callable[[float], object]) -> bool:
     """Sleep until the monotonic `deadline` or `stop`; True when `wake` cut it short (then cleared)."""
     if wake is None:
-        stop.wait(max(0.0, deadline - time.monotonic()))
+        wait(max(0.0, deadline - monotonic()))
         return False
-    while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+    while not stop.is_set() and (left := deadline - monotonic()) > 0:
         if wake.is_set():
             wake.clear()
             return True
-        stop.wait(min(left, 0.5))
+        wait(min(left, 0.5))
     return False

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Iterator, Optional, Sequence
 
 from . import capacity_mode as cm
-from .logsetup import LOGGER
+from .edge import LOGGER
 from .model import (
     CONSUMED_METRIC,
     THROTTLE_METRIC,

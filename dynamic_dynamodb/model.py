@@ -46,6 +46,10 @@ class Capacity:
     reads: int
     writes: int
 
+    def increases_only(self, current: "Capacity") -> "Capacity":
+        """This capacity with its decreases from `current` held back: the retry after a refused decrease."""
+        return Capacity(max(self.reads, current.reads), max(self.writes, current.writes))
+
 
 @dataclass(frozen=True)
 class TargetStatus:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from typing import Optional
+from typing import Optional, Protocol
 
 from . import demand, forecast, schedule
 from .capacity_mode import ModeMemory
 from .demand import DemandState
 from .forecast import ForecastState
 from .model import Capacity, Dim, TargetStatus
+from .reasons import HOLDS, SKIPS, Reason, most_important
 from .rules import PERCENT, DimensionRules, Scale, TargetRules
 
 FREE_DECREASES_PER_DAY = 4
@@ -63,6 +64,9 @@ class Memory:
     mode: Optional[ModeMemory] = None  # capacity-mode switches of a table (kept on the table's memory)
     reads_forecast: Optional[ForecastState] = None  # half-hour demand kept by scaling-policy: forecast
     writes_forecast: Optional[ForecastState] = None
+    # the last decision's reason code(s) and its UTC time (ISO-8601), shown by --status
+    last_reason: Optional[str] = None
+    last_decided: Optional[str] = None
 
     def checks(self, dim: Dim) -> int:
         """Consecutive qualifying checks before a decrease, for one dimension."""
@@ -72,16 +76,39 @@ class Memory:
         """A copy with one dimension's counter set."""
         return replace(self, read_checks=value) if dim is Dim.READS else replace(self, write_checks=value)
 
+    def dim(self, dim: Dim) -> "DimMemory":
+        """What the policies remember of one dimension."""
+        if dim is Dim.READS:
+            return DimMemory(self.read_checks, self.reads_demand, self.reads_forecast)
+        return DimMemory(self.write_checks, self.writes_demand, self.writes_forecast)
+
+    def with_dim(self, dim: Dim, m: "DimMemory") -> "Memory":
+        """A copy with one dimension's memory set."""
+        if dim is Dim.READS:
+            return replace(self, read_checks=m.checks, reads_demand=m.demand, reads_forecast=m.forecast)
+        return replace(self, write_checks=m.checks, writes_demand=m.demand, writes_forecast=m.forecast)
+
+
+@dataclass(frozen=True)
+class DimMemory:
+    """What the scaling policies remember of one dimension between passes; each uses its own field."""
+
+    checks: int = 0  # threshold: consecutive qualifying checks before a decrease
+    demand: Optional[DemandState] = None  # demand: the per-minute history and the burst estimate
+    forecast: Optional[ForecastState] = None  # forecast: the learned half-hour shape of demand
+
 
 @dataclass(frozen=True)
 class DimDecision:
-    """The outcome for one dimension, with the reason a person can read."""
+    """The outcome for one dimension: a code from the closed set, and the reason a person can read."""
 
     dim: Dim
     current: int
     new: int
     consumed_pct: Optional[float]
     reason: str
+    code: Reason
+    alarm: Optional[str] = None  # the throughput alarm level of this dimension: "high", "low" or None
 
     @property
     def change(self) -> str:
@@ -98,6 +125,16 @@ class Decision:
     writes: DimDecision
     alarm: Optional[str] = None  # a throughput alarm to notify now: "high" or "low"
     budget_exhausted: Optional[datetime] = None  # set once a day when the budget first holds a decrease
+    skipped: Optional[Reason] = None  # why no decision could be made for this target (one of SKIPS)
+    rules: Optional[TargetRules] = None  # the rules decided with (None for a table DescribeTable did not describe)
+
+    @property
+    def code(self) -> Reason:
+        """The one code for the target: the skip, else the most important code of a changed dimension, else of both."""
+        if self.skipped is not None:
+            return self.skipped
+        changed = [d.code for d in self.dims() if d.change]
+        return most_important(changed or [d.code for d in self.dims()])
 
     @property
     def target(self):
@@ -121,8 +158,8 @@ class Decision:
 
     def without_decreases(self) -> "Decision":
         """The same decision with its decreases held back."""
-        return replace(self, reads=replace(self.reads, new=max(self.reads.new, self.reads.current)),
-                       writes=replace(self.writes, new=max(self.writes.new, self.writes.current)))
+        held = self.capacity.increases_only(Capacity(self.reads.current, self.writes.current))
+        return replace(self, reads=replace(self.reads, new=held.reads), writes=replace(self.writes, new=held.writes))
 
     def dims(self) -> tuple[DimDecision, DimDecision]:
         """Reads and writes."""
@@ -132,6 +169,24 @@ class Decision:
     def summary(self) -> str:
         """One line: consumed %, current, new and reason for both dimensions."""
         return "; ".join(_dim_summary(d) for d in self.dims())
+
+
+def skipped(status: TargetStatus, code: Reason, reason: str, rules: Optional[TargetRules] = None) -> Decision:
+    """The decision for a target skipped before the policy ran: nothing changes, and the code says why."""
+    assert code in SKIPS, code
+    dims = (DimDecision(dim, value, value, None, reason, code)
+            for dim, value in ((Dim.READS, status.capacity.reads), (Dim.WRITES, status.capacity.writes)))
+    return Decision(status, *dims, skipped=code, rules=rules)
+
+
+def retry_increases(changed: list[Decision]) -> list[Decision]:
+    """After DynamoDB refused an update with a decrease in it: the update to send instead, its increases only.
+
+    Empty when there is nothing to retry (no decrease to blame, or no increase left).
+    """
+    if not any(d.decreasing for d in changed):
+        return []
+    return [held for held in map(Decision.without_decreases, changed) if held.changed]
 
 
 def _dim_summary(d: DimDecision) -> str:
@@ -151,9 +206,9 @@ def increase(base: int, amount: float, unit: str) -> int:
 
 
 def decrease(current: int, amount: float, unit: str) -> int:
-    """Decrease by percent (rounded down) or by units; may go below 1 before the limits."""
+    """Decrease by percent (rounded down; above 100 means 100) or by units; may go below 1 before the limits."""
     if unit == PERCENT:
-        return current - math.floor(current * amount / 100.0)
+        return current - math.floor(current * min(amount, 100.0) / 100.0)
     return current - int(amount)
 
 
@@ -176,9 +231,12 @@ def scale_up_amount(scale: Optional[Scale], value: float) -> float:
 
 
 def scale_down_amount(scale: Optional[Scale], value: float) -> float:
-    """Granular decrease: the amount of the smallest threshold > value (0 above all)."""
+    """Granular decrease: the amount of the smallest threshold >= value (0 above all).
+
+    A value equal to a threshold takes that threshold's amount, as 2.5.1's scale_reader_decrease did.
+    """
     for threshold in sorted(scale or {}):
-        if value < threshold:
+        if value <= threshold:
             return scale[threshold]
     return 0.0
 
@@ -186,40 +244,40 @@ def scale_down_amount(scale: Optional[Scale], value: float) -> float:
 # ---- one dimension ---------------------------------------------------------------------
 
 
-def propose(cur: int, obs: Observed, r: DimensionRules, checks: int) -> tuple[int, str, int]:
-    """Proposal from the load for one dimension: (new value, reason, consecutive-check counter)."""
+def propose(cur: int, obs: Observed, r: DimensionRules, checks: int) -> tuple[int, Reason, str, int]:
+    """Proposal from the load for one dimension: (new value, code, reason, consecutive-check counter)."""
     if not r.enabled:
-        return cur, "autoscaling disabled", 0
+        return cur, Reason.DISABLED, "autoscaling disabled", 0
     consumed = obs.consumed
     if consumed is None:
-        return cur, "no data", checks
+        return cur, Reason.NO_DATA, "no data", checks
     pct = consumed / cur * 100.0
     if r.checks_reset_percent and pct >= r.checks_reset_percent:
         checks = 0
     if r.up_scaling:
-        up, why = _increase_candidate(cur, obs, pct, r)
+        up, code, why = _increase_candidate(cur, obs, pct, r)
         if up > cur:
-            return up, why, 0
+            return up, code, why, 0
     down_wanted, down_why = _wants_decrease(pct, r)
     if not down_wanted:
-        return cur, down_why, 0
+        return cur, Reason.WITHIN_BAND, down_why, 0
     if not r.down_scaling:
-        return cur, "down-scaling disabled", 0
+        return cur, Reason.DOWN_DISABLED, "down-scaling disabled", 0
     if pct == 0 and not r.allow_scaling_down_on_0_percent:
-        return cur, "consumed 0%, not scaling down", checks
+        return cur, Reason.ZERO_PERCENT, "consumed 0%, not scaling down", checks
     if obs.throttled > 0:
-        return cur, "throttled, not scaling down", 0
+        return cur, Reason.THROTTLED_NO_DECREASE, "throttled, not scaling down", 0
     amount = scale_down_amount(r.decrease_consumed_scale, pct) if r.decrease_consumed_scale else (
         r.decrease_consumed_with if r.decrease_consumed_with is not None else r.decrease_with)
     unit = r.decrease_consumed_unit or r.decrease_unit
     # never below what is consumed now: that would throttle at once
     proposal = max(decrease(cur, amount, unit), math.ceil(consumed))
     if proposal >= cur:
-        return cur, down_why, checks
+        return cur, Reason.DECREASE_TOO_SMALL, down_why, checks
     checks += 1
     if checks < r.checks_before_scale_down:
-        return cur, f"{down_why}, check {checks}/{r.checks_before_scale_down}", checks
-    return proposal, down_why, checks
+        return cur, Reason.CHECKS_PENDING, f"{down_why}, check {checks}/{r.checks_before_scale_down}", checks
+    return proposal, Reason.LOW_LOAD, down_why, checks
 
 
 def _wants_decrease(pct: float, r: DimensionRules) -> tuple[bool, str]:
@@ -233,88 +291,175 @@ def _wants_decrease(pct: float, r: DimensionRules) -> tuple[bool, str]:
     return False, "within thresholds"
 
 
-def _increase_candidate(cur: int, obs: Observed, pct: float, r: DimensionRules) -> tuple[int, str]:
-    """The largest increase any up-scaling rule asks for, and its reason."""
+def _increase_candidate(cur: int, obs: Observed, pct: float, r: DimensionRules) -> tuple[int, Reason, str]:
+    """The largest increase any up-scaling rule asks for, its code and its reason."""
     consumed = obs.consumed or 0.0
     # when the table serves more than provisioned (burst), grow from what it serves
     base = max(cur, math.ceil(consumed))
-    candidates: list[tuple[int, str]] = []
+    candidates: list[tuple[int, Reason, str]] = []
     throttled_per_s = obs.throttled / obs.window_seconds
     if r.increase_throttled_by_provisioned_scale:
         tp = throttled_per_s / cur * 100.0
         amount = scale_up_amount(r.increase_throttled_by_provisioned_scale, tp)
         if amount:
             unit = r.increase_throttled_by_provisioned_unit or r.increase_unit
-            candidates.append((increase(base, amount, unit), f"throttled {tp:.1f}% of provisioned"))
+            candidates.append((increase(base, amount, unit), Reason.THROTTLED, f"throttled {tp:.1f}% of provisioned"))
     if r.increase_throttled_by_consumed_scale and consumed > 0:
         tc = obs.throttled / (consumed * obs.window_seconds) * 100.0
         amount = scale_up_amount(r.increase_throttled_by_consumed_scale, tc)
         if amount:
             unit = r.increase_throttled_by_consumed_unit or r.increase_unit
-            candidates.append((increase(base, amount, unit), f"throttled {tc:.1f}% of consumed"))
+            candidates.append((increase(base, amount, unit), Reason.THROTTLED, f"throttled {tc:.1f}% of consumed"))
     consumed_unit = r.increase_consumed_unit or r.increase_unit
     if r.increase_consumed_scale:
         amount = scale_up_amount(r.increase_consumed_scale, pct)
         if amount:
-            candidates.append((increase(base, amount, consumed_unit), "granular up-scale"))
+            candidates.append((increase(base, amount, consumed_unit), Reason.HIGH_LOAD, "granular up-scale"))
     elif r.upper_threshold and pct >= r.upper_threshold:
         amount = r.increase_consumed_with if r.increase_consumed_with is not None else r.increase_with
-        candidates.append((increase(base, amount, consumed_unit), f">= upper threshold {r.upper_threshold:g}%"))
+        candidates.append((increase(base, amount, consumed_unit), Reason.HIGH_LOAD,
+                           f">= upper threshold {r.upper_threshold:g}%"))
     if r.throttled_upper_threshold and obs.throttled > r.throttled_upper_threshold:
-        candidates.append((increase(base, r.increase_with, r.increase_unit),
+        candidates.append((increase(base, r.increase_with, r.increase_unit), Reason.THROTTLED,
                            f"{obs.throttled:g} throttle events > {r.throttled_upper_threshold:g}"))
     if not candidates:
-        return cur, ""
+        return cur, Reason.WITHIN_BAND, ""
     return max(candidates, key=lambda c: c[0])
+
+
+# ---- one protocol for every scaling policy -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What a scaling policy wants for one dimension, before the guards and the limits."""
+
+    new: int
+    code: Reason
+    reason: str
+    memory: DimMemory  # the dimension's memory after this proposal
+
+
+class ScalingPolicy(Protocol):
+    """A `scaling-policy:` value: proposes from the load; the guards and the limits come after it."""
+
+    name: str
+    keeps_history: bool  # True when it folds a per-minute history: the queries reach back over the interval
+
+    def propose(self, cur: int, obs: Observed, r: DimensionRules, rules: TargetRules,
+                memory: DimMemory, now: datetime) -> Proposal:
+        """The proposal for one dimension at `cur` units."""
+
+
+class ThresholdPolicy:
+    """`scaling-policy: threshold`: 1.6.0's thresholds, granular scales and consecutive checks."""
+
+    name = "threshold"
+    keeps_history = False
+
+    def propose(self, cur: int, obs: Observed, r: DimensionRules, rules: TargetRules,
+                memory: DimMemory, now: datetime) -> Proposal:
+        """Thresholds and throttling; a decrease only after its consecutive checks."""
+        new, code, reason, checks = propose(cur, obs, r, memory.checks)
+        return Proposal(new, code, reason, replace(memory, checks=checks))
+
+
+class DemandPolicy:
+    """`scaling-policy: demand`: provision for the demand, burst in mind (the maths are in demand.py)."""
+
+    name = "demand"
+    keeps_history = True
+
+    def propose(self, cur: int, obs: Observed, r: DimensionRules, rules: TargetRules,
+                memory: DimMemory, now: datetime) -> Proposal:
+        """demand.propose over the dimension's history."""
+        before = memory.demand or DemandState()
+        new, reason, state = demand.propose(cur, obs.series, rules.target_utilization, before)
+        return Proposal(new, _demand_code(cur, new, obs, before, state), reason, replace(memory, demand=state))
+
+
+class ForecastPolicy:
+    """`scaling-policy: forecast`: the demand policy, ahead of the rises its learned daily shape expects."""
+
+    name = "forecast"
+    keeps_history = True
+
+    def propose(self, cur: int, obs: Observed, r: DimensionRules, rules: TargetRules,
+                memory: DimMemory, now: datetime) -> Proposal:
+        """demand.propose, then forecast.adjust with the half-hour shape folded from the same minutes."""
+        before = memory.demand or DemandState()
+        new, reason, state = demand.propose(cur, obs.series, rules.target_utilization, before)
+        code = _demand_code(cur, new, obs, before, state)
+        learned = forecast.fold(memory.forecast or ForecastState(), obs.series)
+        if state.demand:
+            recent = state.demand[-demand.UP_LOOKBACK:]
+            ahead, why = forecast.adjust(cur, new, reason, learned, now, rules.target_utilization / 100.0,
+                                         sum(recent) / len(recent))
+            if ahead != new or why != reason:
+                code = Reason.FORECAST_UP if ahead > cur else Reason.FORECAST_HOLD if ahead >= cur > new else code
+            new, reason = ahead, why
+        return Proposal(new, code, reason, replace(memory, demand=state, forecast=learned))
+
+
+# The registry of `scaling-policy:` values; the first is the default.
+POLICIES: dict[str, ScalingPolicy] = {p.name: p for p in (ThresholdPolicy(), DemandPolicy(), ForecastPolicy())}
+SCALING_POLICIES = tuple(POLICIES)
+
+
+def decide_with(scaling: ScalingPolicy, dim: Dim, cur: int, obs: Observed, r: DimensionRules, rules: TargetRules,
+                memory: DimMemory, now: Optional[datetime] = None) -> tuple[DimDecision, DimMemory]:
+    """Any policy's proposal for one dimension, then the switches and the [min, max] limits."""
+    p = scaling.propose(cur, obs, r, rules, memory, now if now is not None else datetime.min)
+    new, code, reason = _switched(cur, p, r)
+    return _limited(dim, cur, obs, r, new, code, reason), p.memory
 
 
 def decide_dimension(dim: Dim, cur: int, obs: Observed, r: DimensionRules, checks: int) -> tuple[DimDecision, int]:
     """Threshold policy: proposal plus limits for one dimension."""
-    new, reason, checks = propose(cur, obs, r, checks)
-    return _limited(dim, cur, obs, r, new, reason), checks
+    d, memory = decide_with(POLICIES["threshold"], dim, cur, obs, r, TargetRules(), DimMemory(checks=checks))
+    return d, memory.checks
 
 
-def decide_demand_dimension(dim: Dim, cur: int, obs: Observed, r: DimensionRules, target_pct: float,
-                            state: Optional[DemandState]) -> tuple[DimDecision, DemandState]:
-    """Demand policy: proposal plus limits for one dimension."""
-    new, reason, state = demand.propose(cur, obs.series, target_pct, state or DemandState())
+def _switched(cur: int, p: Proposal, r: DimensionRules) -> tuple[int, Reason, str]:
+    """The proposal as enable-*-autoscaling, -up-scaling and -down-scaling allow it."""
     if not r.enabled:
-        new, reason = cur, "autoscaling disabled"
-    elif new > cur and not r.up_scaling:
-        new, reason = cur, "up-scaling disabled"
-    elif new < cur and not r.down_scaling:
-        new, reason = cur, "down-scaling disabled"
-    return _limited(dim, cur, obs, r, new, reason), state
+        return cur, Reason.DISABLED, "autoscaling disabled"
+    if p.new > cur and not r.up_scaling:
+        return cur, Reason.UP_DISABLED, "up-scaling disabled"
+    if p.new < cur and not r.down_scaling:
+        return cur, Reason.DOWN_DISABLED, "down-scaling disabled"
+    return p.new, p.code, p.reason
 
 
-def decide_forecast_dimension(dim: Dim, cur: int, obs: Observed, r: DimensionRules, target_pct: float,
-                              state: Optional[DemandState], learned: Optional[ForecastState], now: datetime
-                              ) -> tuple[DimDecision, DemandState, ForecastState]:
-    """Forecast policy: the demand policy's proposal, ahead of recurring rises, plus limits."""
-    new, reason, state = demand.propose(cur, obs.series, target_pct, state or DemandState())
-    learned = forecast.fold(learned or ForecastState(), obs.series)
-    if state.demand:
-        recent = sum(state.demand[-demand.UP_LOOKBACK:]) / len(state.demand[-demand.UP_LOOKBACK:])
-        new, reason = forecast.adjust(cur, new, reason, learned, now, target_pct / 100.0, recent)
-    if not r.enabled:
-        new, reason = cur, "autoscaling disabled"
-    elif new > cur and not r.up_scaling:
-        new, reason = cur, "up-scaling disabled"
-    elif new < cur and not r.down_scaling:
-        new, reason = cur, "down-scaling disabled"
-    return _limited(dim, cur, obs, r, new, reason), state, learned
+def _demand_code(cur: int, new: int, obs: Observed, before: DemandState, after: DemandState) -> Reason:
+    """The code of a demand proposal, from the values it was made of."""
+    if new > cur:
+        # the demand policy raises for throttling in the newest minute it folded in
+        return Reason.THROTTLED if obs.series and obs.series[-1][2] > 0 else Reason.DEMAND_UP
+    if new < cur:
+        return Reason.DEMAND_DOWN
+    if not after.demand:
+        return Reason.NO_DATA
+    fresh = bool(obs.series) and (before.last_minute is None or obs.series[-1][0] > before.last_minute)
+    return Reason.WITHIN_BAND if fresh else Reason.NO_NEW_DATA
 
 
-def _limited(dim: Dim, cur: int, obs: Observed, r: DimensionRules, new: int, reason: str) -> DimDecision:
-    """The proposal brought inside [min, max], with the reason saying so."""
+def _limited(dim: Dim, cur: int, obs: Observed, r: DimensionRules, new: int, code: Reason,
+             reason: str) -> DimDecision:
+    """The proposal brought inside [min, max], with the code and the reason saying so."""
     if r.enabled:
         limited = clamp(new, r)
         if limited != new:
             side = "min" if limited > new else "max"
-            reason = f"{reason}, limited to {side} {limited}" if new != cur else f"outside limits, {side} is {limited}"
+            if new != cur:
+                reason = f"{reason}, limited to {side} {limited}"
+                code = Reason.AT_MIN if side == "min" else Reason.AT_MAX
+            else:  # the load asked for nothing, but the capacity is outside the limits
+                reason = f"outside limits, {side} is {limited}"
+                code = Reason.BELOW_MIN if side == "min" else Reason.ABOVE_MAX
             new = limited
     pct = None if obs.consumed is None else obs.consumed / cur * 100.0
-    return DimDecision(dim, cur, new, pct, reason)
+    return DimDecision(dim, cur, new, pct, reason, code)
 
 
 # ---- the decrease budget ----------------------------------------------------------------
@@ -369,18 +514,27 @@ def in_maintenance_window(rules: TargetRules, now: datetime) -> bool:
     return any(w.contains(now.time()) for w in rules.maintenance_windows)
 
 
-def throughput_alarm(decisions: tuple[DimDecision, DimDecision], rules: TargetRules) -> Optional[str]:
-    """'high' when a dimension is at/above its upper alarm threshold, 'low' below its lower one."""
-    pairs = [(d.consumed_pct, rules.dim(d.dim)) for d in decisions if d.consumed_pct is not None]
-    if any(r.upper_alarm_threshold and pct >= r.upper_alarm_threshold for pct, r in pairs):
+def alarm_level(d: DimDecision, r: DimensionRules) -> Optional[str]:
+    """'high' when the dimension is at/above its upper alarm threshold, 'low' below its lower one."""
+    if d.consumed_pct is None:
+        return None
+    if r.upper_alarm_threshold and d.consumed_pct >= r.upper_alarm_threshold:
         return "high"
-    if any(r.lower_alarm_threshold and pct < r.lower_alarm_threshold for pct, r in pairs):
+    if r.lower_alarm_threshold and d.consumed_pct < r.lower_alarm_threshold:
         return "low"
     return None
 
 
-def _hold(d: DimDecision, why: str) -> DimDecision:
-    return replace(d, new=d.current, reason=f"{d.reason}; {why}")
+def throughput_alarm(decisions: tuple[DimDecision, DimDecision], rules: TargetRules) -> Optional[str]:
+    """'high' when a dimension is at/above its upper alarm threshold, else 'low' when one is below its lower one."""
+    levels = {alarm_level(d, rules.dim(d.dim)) for d in decisions}
+    return "high" if "high" in levels else "low" if "low" in levels else None
+
+
+def _hold(d: DimDecision, code: Reason, why: str) -> DimDecision:
+    """The dimension kept at its current value by a guard; the guard's code replaces the load's."""
+    assert code in HOLDS, code
+    return replace(d, new=d.current, reason=f"{d.reason}; {why}", code=code)
 
 
 def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: TargetRules, memory: Memory,
@@ -389,26 +543,14 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
     cap = status.capacity
     rules, scheduled = schedule.effective_rules(rules, now)
     reserved = reserved_for_schedules(rules, now)
-    if rules.scaling_policy == "forecast":
-        dr, rs, rf = decide_forecast_dimension(Dim.READS, cap.reads, reads, rules.reads, rules.target_utilization,
-                                               memory.reads_demand, memory.reads_forecast, now)
-        dw, ws, wf = decide_forecast_dimension(Dim.WRITES, cap.writes, writes, rules.writes,
-                                               rules.target_utilization, memory.writes_demand,
-                                               memory.writes_forecast, now)
-        memory = replace(memory, reads_demand=rs, writes_demand=ws, reads_forecast=rf, writes_forecast=wf)
-    elif rules.scaling_policy == "demand":
-        dr, rs = decide_demand_dimension(Dim.READS, cap.reads, reads, rules.reads, rules.target_utilization,
-                                         memory.reads_demand)
-        dw, ws = decide_demand_dimension(Dim.WRITES, cap.writes, writes, rules.writes, rules.target_utilization,
-                                         memory.writes_demand)
-        memory = replace(memory, reads_demand=rs, writes_demand=ws)
-    else:
-        dr, read_checks = decide_dimension(Dim.READS, cap.reads, reads, rules.reads, memory.read_checks)
-        dw, write_checks = decide_dimension(Dim.WRITES, cap.writes, writes, rules.writes, memory.write_checks)
-        memory = replace(memory, read_checks=read_checks, write_checks=write_checks)
+    scaling = POLICIES[rules.scaling_policy]
+    dr, mr = decide_with(scaling, Dim.READS, cap.reads, reads, rules.reads, rules, memory.dim(Dim.READS), now)
+    dw, mw = decide_with(scaling, Dim.WRITES, cap.writes, writes, rules.writes, rules, memory.dim(Dim.WRITES), now)
+    memory = memory.with_dim(Dim.READS, mr).with_dim(Dim.WRITES, mw)
     if scheduled:
         dr, dw = (_schedule_note(d, scheduled) for d in (dr, dw))
 
+    dr, dw = (replace(d, alarm=alarm_level(d, rules.dim(d.dim))) for d in (dr, dw))
     alarm = throughput_alarm((dr, dw), rules)
     if dr.consumed_pct is None and dw.consumed_pct is None:
         alarm = memory.alarm  # a pass without data neither raises nor clears an alarm
@@ -416,25 +558,26 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
     memory = replace(memory, alarm=alarm)
 
     if not breaker_closed:
-        dr, dw = (_hold(d, "circuit breaker open") if d.change else d for d in (dr, dw))
-        return Decision(status, dr, dw, notify), memory
+        dr, dw = (_hold(d, Reason.BREAKER_OPEN, "circuit breaker open") if d.change else d for d in (dr, dw))
+        return Decision(status, dr, dw, notify, rules=rules), memory
 
     if rules.always_decrease_rw_together:
         dr, dw = _decrease_together(dr, dw, rules)
     if (dr.change == "down" or dw.change == "down") and not in_maintenance_window(rules, now):
-        dr, dw = (_hold(d, "outside maintenance windows") if d.change == "down" else d for d in (dr, dw))
+        dr, dw = (_hold(d, Reason.OUTSIDE_WINDOW, "outside maintenance windows") if d.change == "down" else d
+                  for d in (dr, dw))
     if (dr.change == "down" or dw.change == "down") and not decrease_allowed(status, memory, now, reserved):
         at = next_decrease_at(status, memory, now, reserved)
         why = f"decrease budget spent, next at {at:%H:%M} UTC"
-        dr, dw = (_hold(d, why) if d.change == "down" else d for d in (dr, dw))
+        dr, dw = (_hold(d, Reason.BUDGET_SPENT, why) if d.change == "down" else d for d in (dr, dw))
         if memory.budget_notified != now.date():
             memory = replace(memory, budget_notified=now.date())
-            return Decision(status, dr, dw, notify, budget_exhausted=at), memory
+            return Decision(status, dr, dw, notify, budget_exhausted=at, rules=rules), memory
     # a decrease that will really be sent restarts its consecutive-check count
     for d in (dr, dw):
         if d.change == "down":
             memory = memory.with_checks(d.dim, 0)
-    return Decision(status, dr, dw, notify), memory
+    return Decision(status, dr, dw, notify, rules=rules), memory
 
 
 def reserved_for_schedules(rules: TargetRules, now: datetime) -> int:
@@ -458,7 +601,7 @@ def _decrease_together(dr: DimDecision, dw: DimDecision, rules: TargetRules) -> 
         return d.change == "down" or d.current <= rules.dim(d.dim).floor
 
     if dr.change == "down" and not ready(dw):
-        dr = _hold(dr, "waiting for writes to decrease too")
+        dr = _hold(dr, Reason.WAITING_FOR_PARTNER, "waiting for writes to decrease too")
     if dw.change == "down" and not ready(dr):
-        dw = _hold(dw, "waiting for reads to decrease too")
+        dw = _hold(dw, Reason.WAITING_FOR_PARTNER, "waiting for reads to decrease too")
     return dr, dw

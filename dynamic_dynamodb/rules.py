@@ -15,7 +15,6 @@ UNIT_CHOICES = (PERCENT, UNITS)
 Scale = Mapping[float, float]
 
 SNS_MESSAGE_TYPES = ("scale-up", "scale-down", "high-throughput-alarm", "low-throughput-alarm")
-SCALING_POLICIES = ("threshold", "demand", "forecast")
 
 
 @dataclass(frozen=True)

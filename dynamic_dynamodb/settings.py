@@ -75,6 +75,10 @@ class Settings:
     log_file: Optional[str] = None
     log_level: str = "info"
     log_config_file: Optional[str] = None
+    log_format: str = "text"  # text or json
+    metrics_port: Optional[int] = None  # Prometheus /metrics and /healthz while the loop runs
+    metrics_address: str = "127.0.0.1"
+    status: Optional[str] = None  # --status ("table") or --status-json ("json"): report, change nothing
     # run modes
     dry_run: bool = False
     run_once: bool = False

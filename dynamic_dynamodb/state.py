@@ -29,10 +29,11 @@ from typing import Any, Mapping, Optional
 from .capacity_mode import Costs, ModeMemory
 from .demand import DemandState
 from .forecast import RING, ForecastState
+from .edge import LOGGER
 from .model import Target
 from .policy import Memory
 
-log = logging.getLogger("dynamic-dynamodb")
+log = logging.getLogger(LOGGER)
 VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)
 EXPIRY = timedelta(days=7)  # an entry no run has seen for this long is dropped

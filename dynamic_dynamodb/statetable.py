@@ -21,8 +21,8 @@ from typing import Any, Mapping, Optional
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .edge import LOGGER
 from .leases import Lease
-from .logsetup import LOGGER
 
 log = logging.getLogger(LOGGER)
 

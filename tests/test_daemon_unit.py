@@ -20,6 +20,7 @@ import pytest
 from dynamic_dynamodb import daemon, logsetup
 from dynamic_dynamodb.loop import PassReport, run_forever
 from dynamic_dynamodb.settings import ConfigError, Settings
+from fakes import ManualClock
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -436,23 +437,24 @@ def test_a_config_error_in_the_daemon_reaches_the_start_command(fake_daemon, mod
 
 def test_passes_start_on_a_fixed_period_without_drift():
     stop = threading.Event()
+    clock = ManualClock(stop)
     starts: list[float] = []
 
-    def one_pass(_now):
-        starts.append(time.monotonic())
-        time.sleep(0.08)  # work time must not add to the period
+    def one_pass(now):
+        assert now == clock.wall()
+        starts.append(clock.monotonic())
+        clock.advance(0.08)  # work time must not add to the period
         if len(starts) == 6:
             stop.set()
         return PassReport()
 
-    run_forever(one_pass, lambda: 0.2, stop)
-    offsets = [s - starts[0] for s in starts]
-    for k, offset in enumerate(offsets):
-        assert abs(offset - 0.2 * k) < 0.06, offsets
+    run_forever(one_pass, lambda: 0.2, stop, **clock.kwargs())
+    assert starts == pytest.approx([0.2 * k for k in range(6)])
 
 
 def test_a_long_pass_is_never_overlapped_and_the_next_starts_at_once(caplog):
     stop = threading.Event()
+    clock = ManualClock(stop)
     running = []
     overlaps = []
     starts: list[float] = []
@@ -460,22 +462,22 @@ def test_a_long_pass_is_never_overlapped_and_the_next_starts_at_once(caplog):
     def slow_pass(_now):
         overlaps.append(len(running))
         running.append(1)
-        starts.append(time.monotonic())
-        time.sleep(0.25)  # longer than the 0.1 s interval
+        starts.append(clock.monotonic())
+        clock.advance(0.25)  # longer than the 0.1 s interval
         running.pop()
         if len(starts) == 3:
             stop.set()
         return PassReport()
 
     with caplog.at_level(logging.WARNING, logger="dynamic-dynamodb"):
-        run_forever(slow_pass, lambda: 0.1, stop)
+        run_forever(slow_pass, lambda: 0.1, stop, **clock.kwargs())
     assert overlaps == [0, 0, 0]
-    gaps = [b - a for a, b in zip(starts, starts[1:])]
-    assert all(0.24 < g < 0.4 for g in gaps), gaps
+    assert starts == pytest.approx([0.0, 0.25, 0.5]) and clock.waits == [0.0, 0.0, 0.0]
     assert "longer than the check interval" in caplog.text
 
 
 def test_stop_ends_the_sleep_between_passes_at_once():
+    # the one test of the real sleep: stop.wait returns as soon as stop is set
     stop = threading.Event()
     passes = []
     threading.Timer(0.2, stop.set).start()
@@ -487,6 +489,7 @@ def test_stop_ends_the_sleep_between_passes_at_once():
 
 def test_an_error_in_a_pass_does_not_end_the_loop(caplog):
     stop = threading.Event()
+    clock = ManualClock(stop)
     calls = []
 
     def flaky(_now):
@@ -496,13 +499,14 @@ def test_an_error_in_a_pass_does_not_end_the_loop(caplog):
         stop.set()
         return PassReport()
 
-    run_forever(flaky, lambda: 0.01, stop)
-    assert len(calls) == 2
+    run_forever(flaky, lambda: 60, stop, **clock.kwargs())
+    assert len(calls) == 2 and clock.monotonic() == 60
     assert "Unexpected error in the pass" in caplog.text
 
 
 def test_before_pass_runs_before_every_pass():
     stop = threading.Event()
+    clock = ManualClock(stop)
     events = []
 
     def one_pass(_now):
@@ -511,7 +515,7 @@ def test_before_pass_runs_before_every_pass():
             stop.set()
         return PassReport()
 
-    run_forever(one_pass, lambda: 0.01, stop, before_pass=lambda: events.append("before"))
+    run_forever(one_pass, lambda: 60, stop, before_pass=lambda: events.append("before"), **clock.kwargs())
     assert events == ["before", "pass", "before", "pass"]
 
 
@@ -607,7 +611,12 @@ def test_the_systemd_unit_runs_the_loop_attached_reloads_with_hup_and_restarts_o
     parser.optionxform = str  # systemd keys are case-sensitive
     parser.read(REPO / "examples" / "dynamic-dynamodb.service")
     service = parser["Service"]
-    assert service["Type"] == "simple"
+    assert service["Type"] == "notify"  # READY=1 and WATCHDOG=1 come from sdnotify.py
+    assert int(service["WatchdogSec"]) >= 60
+    # DynamicUser=yes has no home: no ~/.aws profile; the advice is LoadCredential or an environment file
+    assert service["DynamicUser"] == "yes" and "AWS_PROFILE" not in service.get("Environment", "")
+    text = (REPO / "examples" / "dynamic-dynamodb.service").read_text()
+    assert "LoadCredential=" in text and "EnvironmentFile=" in text
     exec_start = service["ExecStart"].split()
     assert exec_start[exec_start.index("--daemon") + 1] in ("foreground", "fg")
     assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"
@@ -620,6 +629,6 @@ def test_the_service_docs_show_the_shipped_files_and_every_daemon_command():
     text = (REPO / "docs" / "service.rst").read_text()
     for needle in ("literalinclude:: ../examples/supervisord.conf",
                    "literalinclude:: ../examples/dynamic-dynamodb.service",
-                   "--daemon start", "--daemon stop", "--daemon restart", "--daemon foreground",
+                   "--daemon start", "--daemon stop", "--daemon restart", "--daemon status", "--daemon foreground",
                    "SIGTERM", "SIGHUP", "SIGINT", "logrotate", "--pid-file-dir", "--instance"):
         assert needle in text, needle

@@ -9,11 +9,13 @@ from hypothesis import strategies as st
 
 from dynamic_dynamodb import demand
 from dynamic_dynamodb.demand import BURST_SECONDS, DemandState
-from dynamic_dynamodb.model import Capacity, Target, TargetStatus
-from dynamic_dynamodb.policy import Memory, Observed, decide
+from dynamic_dynamodb.model import Capacity, Dim, Target, TargetStatus
+from dynamic_dynamodb.policy import POLICIES, SCALING_POLICIES, DimMemory, Memory, Observed, decide, decide_with
+from dynamic_dynamodb.reasons import Reason
 from dynamic_dynamodb.rules import DimensionRules, TargetRules
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+RULES_80 = TargetRules(scaling_policy="demand", target_utilization=80)
 
 
 def minutes(*per_second: float, throttled: float = 0.0, start: datetime = T0):
@@ -36,24 +38,25 @@ def empty() -> DemandState:
 
 CASES = [
     ("throttling raises capacity with the headroom of an empty bucket",
-     100, minutes(80, 90, 100, throttled=20), full(100), 172),
+     100, minutes(80, 90, 100, throttled=20), full(100), 172, Reason.THROTTLED),
     ("demand above halfway between the effective utilisation and 100 percent raises it close to the demand",
-     100, minutes(98), full(100), 105),
-    ("demand below that halfway point keeps capacity", 100, minutes(96), full(100), 100),
-    ("a hot minute is sized from the peak of the last three minutes", 100, minutes(120, 99, 99), full(100), 137),
-    ("no datapoint keeps capacity", 100, (), DemandState(), 100),
+     100, minutes(98), full(100), 105, Reason.DEMAND_UP),
+    ("demand below that halfway point keeps capacity", 100, minutes(96), full(100), 100, Reason.WITHIN_BAND),
+    ("a hot minute is sized from the peak of the last three minutes", 100, minutes(120, 99, 99), full(100), 137, Reason.DEMAND_UP),
+    ("no datapoint keeps capacity", 100, (), DemandState(), 100, Reason.NO_DATA),
     ("a quiet half hour lowers capacity to what served it, at the target utilisation",
-     100, minutes(*[40] * 5), full(100), 50),
-    ("a small drop is not worth a decrease", 100, minutes(*[76] * 5), full(100), 100),
+     100, minutes(*[40] * 5), full(100), 50, Reason.DEMAND_DOWN),
+    ("a small drop is not worth a decrease", 100, minutes(*[76] * 5), full(100), 100, Reason.WITHIN_BAND),
     ("a level held in the last ten minutes holds a decrease back", 100, minutes(*[40] * 20 + [88] * 10),
-     full(100), 100),
+     full(100), 100, Reason.WITHIN_BAND),
 ]
 
 
-@pytest.mark.parametrize("cur,series,state,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_demand_policy(cur, series, state, expected):
-    new, reason, _ = demand.propose(cur, series, 80, state)
-    assert new == expected, reason
+@pytest.mark.parametrize("cur,series,state,expected,code", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_demand_policy(cur, series, state, expected, code):
+    obs = Observed(sum(c for _, c, _ in series) if series else None, 0.0, 60 * max(1, len(series)), series)
+    d, _ = decide_with(POLICIES["demand"], Dim.READS, cur, obs, DimensionRules(), RULES_80, DimMemory(demand=state))
+    assert (d.new, d.code) == (expected, code), d.reason
 
 
 def test_a_jump_keeps_more_headroom_than_a_small_rise():
@@ -92,8 +95,9 @@ def test_effective_utilisation_stays_between_half_the_target_and_full(target, fi
 
 def test_minutes_already_seen_are_not_counted_twice():
     _, _, state = demand.propose(100, minutes(50, 60), 80, DemandState())
-    new, reason, again = demand.propose(100, minutes(50, 60), 80, state)
-    assert (new, reason, again.demand) == (100, "no new data", (50.0, 60.0))
+    obs = Observed(110 * 60.0, 0.0, 120, minutes(50, 60))
+    d, again = decide_with(POLICIES["demand"], Dim.READS, 100, obs, DimensionRules(), RULES_80, DimMemory(demand=state))
+    assert (d.new, d.code, again.demand.demand) == (100, Reason.NO_NEW_DATA, (50.0, 60.0))
 
 
 def test_history_keeps_the_last_half_hour_only():
@@ -121,7 +125,7 @@ def test_demand_mode_still_obeys_the_decrease_budget():
     st_ = status(decreases_today=4, last_decrease=T0 - timedelta(minutes=5))
     d, _ = decide(st_, observed(10, 10), observed(10, 10), TargetRules(scaling_policy="demand"), Memory(),
                   T0 + timedelta(minutes=3))
-    assert not d.changed and "decrease budget spent" in d.summary
+    assert not d.changed and (d.reads.code, d.writes.code) == (Reason.BUDGET_SPENT,) * 2
 
 
 def test_demand_mode_still_obeys_min_and_max():
@@ -144,3 +148,23 @@ def test_a_decrease_never_goes_below_what_the_last_minutes_demanded(cur, values,
     new, _, after = demand.propose(cur, minutes(*values), target, state)
     if new < cur:
         assert new >= max(after.demand[-demand.RECENT_MINUTES:])
+
+
+def test_every_scaling_policy_is_named_in_the_registry_and_accepted_by_the_config():
+    from dynamic_dynamodb import config
+
+    assert SCALING_POLICIES == tuple(POLICIES) == ("threshold", "demand")
+    assert all(POLICIES[name].name == name for name in POLICIES)
+    assert [config.to_policy(name) for name in SCALING_POLICIES] == list(SCALING_POLICIES)
+
+
+@given(on=st.booleans(), up=st.booleans(), down=st.booleans(), values=st.lists(st.floats(0, 500), min_size=1,
+                                                                                 max_size=30),
+       name=st.sampled_from(("threshold", "demand")))
+def test_the_switches_hold_for_every_policy(on, up, down, values, name):
+    obs = Observed(sum(values) * 60.0, 0.0, 60 * len(values), minutes(*values))
+    r = DimensionRules(enabled=on, up_scaling=up, down_scaling=down)
+    d, _ = decide_with(POLICIES[name], Dim.READS, 100, obs, r, TargetRules(scaling_policy=name), DimMemory())
+    assert on or d.code is Reason.DISABLED
+    assert d.new <= 100 or (on and up)
+    assert d.new >= 100 or (on and down)

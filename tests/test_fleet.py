@@ -28,6 +28,7 @@ from dynamic_dynamodb.model import (
 )
 from dynamic_dynamodb.policy import Memory
 from dynamic_dynamodb.settings import ConfigError, Placement, Settings
+from fakes import FakeBreaker, ManualClock
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -361,15 +362,6 @@ class FakeMetrics:
         return out
 
 
-class FakeBreaker:
-    def __init__(self) -> None:
-        self.probes = 0
-
-    def is_closed(self, url, timeout_ms, headers):
-        self.probes += 1
-        return True
-
-
 class FakeWorld:
     """Tables {placement: {name: units}} and consumption {(placement, name): percent}."""
 
@@ -423,7 +415,9 @@ def test_the_state_file_round_trip_gives_each_placement_its_memory_back(tmp_path
     state.save_placed(path, fleet.memory)
     again = Fleet(fleet_settings(), FakeWorld({}).ports, memory=state.load_placed(path))
     assert again.memory[("eu-west-1", None)][Target("orders")].decreases_today == 1
-    assert Target("orders") not in again.memory[("us-east-1", None)]
+    # the east table made no decrease: its memory holds only its last decision
+    assert again.memory[("us-east-1", None)][Target("orders")].decreases_today == 0
+    assert again.memory[("us-east-1", None)][Target("orders")].last_reason == "within_band"
 
 
 @pytest.fixture
@@ -529,7 +523,7 @@ def test_an_error_before_a_pass_such_as_in_a_sighup_reload_never_ends_the_loop(c
         stop.set()
         return PassReport()
 
-    run_forever(one_pass, lambda: 0.01, stop, before_pass)
+    run_forever(one_pass, lambda: 60, stop, before_pass, **ManualClock(stop).kwargs())
     assert len(passes) == 1 and "Unexpected error in the pass" in caplog.text
 
 
@@ -540,18 +534,19 @@ def test_a_pass_longer_than_the_interval_is_reported_and_never_run_twice_at_once
     fleet = Fleet(fleet_settings(), world.ports)
     running, overlaps, starts = [], [], []
     stop = threading.Event()
+    clock = ManualClock(stop)
     for scaler in fleet.scalers.values():
         slow = scaler.ports.tables.describe
 
         def describe(table, slow=slow):
-            time.sleep(0.1)
+            clock.advance(0.1)
             return slow(table)
         scaler.ports.tables.describe = describe
 
     def one_pass(now):
         overlaps.append(len(running))
         running.append(1)
-        starts.append(time.monotonic())
+        starts.append(clock.monotonic())
         try:
             return fleet.run_pass(now)
         finally:
@@ -560,9 +555,9 @@ def test_a_pass_longer_than_the_interval_is_reported_and_never_run_twice_at_once
                 stop.set()
 
     with caplog.at_level(logging.WARNING, logger="dynamic-dynamodb"):
-        run_forever(one_pass, lambda: 0.05, stop)
+        run_forever(one_pass, lambda: 0.05, stop, **clock.kwargs())
     assert overlaps == [0, 0, 0]
-    assert all(b - a >= 0.2 for a, b in zip(starts, starts[1:]))
+    assert all(b - a == pytest.approx(0.2) for a, b in zip(starts, starts[1:])) and set(clock.waits) == {0.0}
     assert "longer than the check interval" in caplog.text
 
 

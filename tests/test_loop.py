@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from dynamic_dynamodb.loop import Ports, Scaler
 from dynamic_dynamodb.model import (
@@ -11,61 +11,14 @@ from dynamic_dynamodb.model import (
     LimitExceeded,
     TableBusy,
     TableDescription,
+    TableNotFound,
     Target,
-    TargetStatus,
     Update,
 )
+from dynamic_dynamodb.reasons import Reason
 from dynamic_dynamodb.rules import TargetRules
 from dynamic_dynamodb.settings import Settings, TableSection
-
-# DynamoDB's wording of the decrease rule (LimitExceededException has other kinds too)
-DECREASE_RULE = ("LimitExceededException: Subscriber limit exceeded: Provisioned throughput decreases are limited "
-                 "within a given UTC day.")
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
-
-
-class FakeTables:
-    """TableAdmin over a dict; `update_errors` are raised by the next updates, first in first out."""
-
-    def __init__(self, tables: dict[str, Capacity], on_update=None) -> None:
-        self.tables = dict(tables)
-        self.updates: list[Update] = []
-        self.update_errors: list[Exception] = []
-        self.on_update = on_update
-
-    def list_tables(self) -> list[str]:
-        return list(self.tables)
-
-    def describe(self, table: str) -> TableDescription:
-        return TableDescription(TargetStatus(Target(table), "ACTIVE", "PROVISIONED", self.tables[table]))
-
-    def update(self, update: Update) -> None:
-        self.updates.append(update)
-        if self.on_update:
-            self.on_update(update)
-        if self.update_errors:
-            raise self.update_errors.pop(0)
-        self.tables[update.table] = update.table_capacity
-
-
-class FakeMetrics:
-    """Every table consumes `pct` percent of its reads and writes."""
-
-    def __init__(self, tables: FakeTables, pct: dict[str, tuple[float, float]]) -> None:
-        self.tables, self.pct = tables, pct
-
-    def fetch(self, queries):
-        out = {}
-        for q in queries:
-            cap = self.tables.tables[q.target.table]
-            r, w = self.pct[q.target.table]
-            if q.metric == "ConsumedReadCapacityUnits":
-                out[q] = [(q.start, r / 100 * cap.reads * 300)]
-            elif q.metric == "ConsumedWriteCapacityUnits":
-                out[q] = [(q.start, w / 100 * cap.writes * 300)]
-            else:
-                out[q] = [(q.start, 0.0)]
-        return out
+from fakes import DECREASE_RULE, NOW, FakeMetrics, FakeTables, status
 
 
 def scaler(tables: FakeTables, pct: dict[str, tuple[float, float]], **settings) -> Scaler:
@@ -131,6 +84,35 @@ def test_a_table_reported_with_0_provisioned_units_is_skipped_and_the_others_sti
     assert [u.table for u in tables.updates] == ["c-table"] and tables.tables["c-table"] == Capacity(150, 100)
     assert report.skipped == 2 and report.ok
     assert "a-zero: DescribeTable reports 0 read and 0 write units provisioned, skipped" in caplog.text
+    assert [(str(d.target), d.code) for d in report.decisions] == [
+        ("a-zero", Reason.NO_CAPACITY), ("b-half", Reason.NO_CAPACITY), ("c-table", Reason.HIGH_LOAD)]
+
+
+class BrokenMetrics:
+    def fetch(self, queries):
+        raise AwsError("ThrottlingException: rate exceeded", "ThrottlingException")
+
+
+def test_every_skipped_table_is_a_decision_with_its_code():
+    tables = FakeTables({"a-gone": Capacity(1, 1), "b-denied": Capacity(1, 1),
+                         "c-ondemand": TableDescription(status("c-ondemand", billing="PAY_PER_REQUEST")),
+                         "d-creating": TableDescription(status("d-creating", state="CREATING")),
+                         "e-table": Capacity(100, 100)})
+    tables.describe_errors = {"a-gone": TableNotFound("ResourceNotFoundException: gone"),
+                              "b-denied": AwsError("AccessDeniedException: no", "AccessDeniedException")}
+    report = scaler(tables, {name: (50, 50) for name in tables.tables}).run_pass(NOW)
+    assert sorted((str(d.target), d.code) for d in report.decisions) == [
+        ("a-gone", Reason.NOT_FOUND), ("b-denied", Reason.AWS_ERROR), ("c-ondemand", Reason.ON_DEMAND),
+        ("d-creating", Reason.NOT_ACTIVE), ("e-table", Reason.WITHIN_BAND)]
+    assert [str(d.target) for d in report.decided] == ["e-table"] and not any(d.changed for d in report.decisions)
+
+
+def test_decisions_made_while_cloudwatch_cannot_be_read_say_so():
+    tables = FakeTables({"orders": Capacity(100, 100)})
+    section = TableSection(".*", re.compile(".*"), TargetRules())
+    report = Scaler(Settings(tables=(section,)), Ports(tables, BrokenMetrics())).run_pass(NOW)
+    assert [d.code for d in report.decisions] == [Reason.METRICS_UNAVAILABLE] and tables.updates == []
+    assert report.decisions[0].reads.code is Reason.NO_DATA and report.failures == 1
 
 
 def test_the_demand_policy_reads_back_over_the_whole_check_interval():

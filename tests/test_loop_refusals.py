@@ -24,6 +24,7 @@ from dynamic_dynamodb.model import (
     Update,
 )
 from dynamic_dynamodb.policy import Decision, DimDecision
+from dynamic_dynamodb.reasons import Reason
 from dynamic_dynamodb.rules import DimensionRules, TargetRules
 from dynamic_dynamodb.settings import GsiSection, Settings, TableSection
 
@@ -187,7 +188,8 @@ def test_a_pass_without_changes_does_not_ask_for_limits():
 
 def decision(target: Target, reads: tuple[int, int], writes: tuple[int, int]) -> Decision:
     def dim(d, pair):
-        return DimDecision(d, pair[0], pair[1], 50.0, "test")
+        code = Reason.HIGH_LOAD if pair[1] > pair[0] else Reason.LOW_LOAD if pair[1] < pair[0] else Reason.WITHIN_BAND
+        return DimDecision(d, pair[0], pair[1], 50.0, "test", code)
     return Decision(TargetStatus(target, "ACTIVE", "PROVISIONED", Capacity(reads[0], writes[0])),
                     dim(Dim.READS, reads), dim(Dim.WRITES, writes))
 

@@ -1,7 +1,9 @@
 """The pure decision core: one table of cases per rule, and properties that always hold."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, time, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -10,6 +12,7 @@ from hypothesis import strategies as st
 from dynamic_dynamodb import policy
 from dynamic_dynamodb.model import Capacity, Dim, Target, TargetStatus
 from dynamic_dynamodb.policy import Memory, Observed, decide, decide_dimension
+from dynamic_dynamodb.reasons import HOLDS, SKIPS, Reason
 from dynamic_dynamodb.rules import UNITS, DimensionRules, TargetRules, Window
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
@@ -106,6 +109,23 @@ TWO_X_CASES = [
 ]
 
 
+SCALE_EDGE_CASES = [
+    ("an up scale's key takes its own amount", policy.scale_up_amount, 80.0, 10),
+    ("just under an up scale's key takes the amount below it", policy.scale_up_amount, 79.9, 5),
+    ("below every up key nothing", policy.scale_up_amount, 1.0, 0),
+    ("a down scale's key takes its own amount", policy.scale_down_amount, 20.0, 20),
+    ("just over a down scale's key takes the amount above it", policy.scale_down_amount, 20.1, 10),
+    ("above every down key nothing", policy.scale_down_amount, 30.5, 0),
+]
+
+
+@pytest.mark.parametrize("amount_of,value,expected", [c[1:] for c in SCALE_EDGE_CASES],
+                         ids=[c[0] for c in SCALE_EDGE_CASES])
+def test_a_consumed_percentage_equal_to_a_scale_key_takes_that_keys_amount(amount_of, value, expected):
+    scale = {10: 5, 80: 10} if amount_of is policy.scale_up_amount else {10: 50, 20: 20, 30: 10}
+    assert amount_of(scale, value) == expected
+
+
 @pytest.mark.parametrize("cur,pct,throttled,rules,expected", [c[1:] for c in TWO_X_CASES],
                          ids=[c[0] for c in TWO_X_CASES])
 def test_two_x_rules(cur, pct, throttled, rules, expected):
@@ -152,13 +172,14 @@ def test_both_dimensions_change_in_one_decision():
 
 def test_open_circuit_breaker_blocks_increases_and_decreases():
     d, _ = run(TargetRules(), reads_pct=95, writes_pct=10, closed=False)
-    assert not d.changed and "circuit breaker open" in d.summary
+    assert not d.changed and (d.reads.code, d.writes.code, d.code) == (Reason.BREAKER_OPEN,) * 3
 
 
 def test_outside_maintenance_windows_only_increases_happen():
     rules = TargetRules(maintenance_windows=(Window(time(22, 0), time(23, 59)),))
     d, _ = run(rules, reads_pct=95, writes_pct=10)
-    assert d.capacity == Capacity(150, 100) and "outside maintenance windows" in d.summary
+    assert d.capacity == Capacity(150, 100) and (d.reads.code, d.writes.code) == (Reason.HIGH_LOAD,
+                                                                                   Reason.OUTSIDE_WINDOW)
 
 
 def test_inside_a_window_that_wraps_midnight_decreases_happen():
@@ -187,12 +208,12 @@ def test_maintenance_window_contains(now, window, inside):
 
 def test_always_decrease_together_holds_a_lone_read_decrease():
     d, _ = run(TargetRules(always_decrease_rw_together=True), reads_pct=10, writes_pct=50)
-    assert not d.changed and "waiting for writes" in d.summary
+    assert not d.changed and (d.reads.code, d.writes.code) == (Reason.WAITING_FOR_PARTNER, Reason.WITHIN_BAND)
 
 
 def test_always_decrease_together_holds_a_lone_write_decrease():
     d, _ = run(TargetRules(always_decrease_rw_together=True), reads_pct=50, writes_pct=10)
-    assert not d.changed and "waiting for reads" in d.summary
+    assert not d.changed and (d.reads.code, d.writes.code) == (Reason.WITHIN_BAND, Reason.WAITING_FOR_PARTNER)
 
 
 def test_always_decrease_together_lets_both_decrease():
@@ -234,7 +255,8 @@ def test_decrease_budget(count, ago, reserved, allowed):
 def test_a_spent_budget_holds_the_decrease_and_keeps_the_increase():
     st = status(decreases_today=4, last_decrease=NOW - timedelta(minutes=5))
     d, _ = run(TargetRules(), reads_pct=95, writes_pct=10, st=st)
-    assert d.capacity == Capacity(150, 100) and "decrease budget spent, next at 12:55 UTC" in d.summary
+    assert d.capacity == Capacity(150, 100) and d.writes.code is Reason.BUDGET_SPENT and d.code is Reason.HIGH_LOAD
+    assert d.budget_exhausted == NOW + timedelta(minutes=55)
 
 
 def test_our_own_decreases_count_when_describe_table_lags():
@@ -306,3 +328,60 @@ def test_a_spent_budget_is_reported_once_a_day():
     first, mem = run(TargetRules(), reads_pct=10, st=st)
     second, mem = run(TargetRules(), reads_pct=10, st=st, memory=mem, now=NOW + timedelta(minutes=5))
     assert first.budget_exhausted == NOW + timedelta(minutes=55) and second.budget_exhausted is None
+
+
+# ---- reason codes ----------------------------------------------------------------------
+
+CODE_CASES = [
+    ("above the upper threshold", 100, seen(95, 100), 0, {}, Reason.HIGH_LOAD),
+    ("a granular up step", 100, seen(95, 100), 0, {"increase_consumed_scale": {80: 10}}, Reason.HIGH_LOAD),
+    ("throttle events over the threshold", 100, seen(50, 100, 1000), 0, {"throttled_upper_threshold": 100},
+     Reason.THROTTLED),
+    ("throttling by provisioned", 100, seen(50, 100, 3000), 0, {"increase_throttled_by_provisioned_scale": {5: 20}},
+     Reason.THROTTLED),
+    ("between the thresholds", 100, seen(50, 100), 0, {}, Reason.WITHIN_BAND),
+    ("below the lower threshold", 100, seen(10, 100), 0, {}, Reason.LOW_LOAD),
+    ("a decrease waiting for its checks", 100, seen(10, 100), 0, {"checks_before_scale_down": 3},
+     Reason.CHECKS_PENDING),
+    ("no datapoint", 100, Observed(None, None, WINDOW), 0, {}, Reason.NO_DATA),
+    ("autoscaling off", 100, seen(95, 100), 0, {"enabled": False}, Reason.DISABLED),
+    ("down-scaling off", 100, seen(10, 100), 0, {"down_scaling": False}, Reason.DOWN_DISABLED),
+    ("consumed 0 percent", 100, seen(0, 100), 0, {}, Reason.ZERO_PERCENT),
+    ("low load while throttled", 100, seen(10, 100, 1), 0, {}, Reason.THROTTLED_NO_DECREASE),
+    ("a step that removes nothing", 1, seen(10, 1), 0, {}, Reason.DECREASE_TOO_SMALL),
+    ("an increase limited to max", 100, seen(95, 100), 0, {"max_provisioned": 120}, Reason.AT_MAX),
+    ("a decrease limited to min", 100, seen(10, 100), 0, {"min_provisioned": 80}, Reason.AT_MIN),
+    ("capacity below min", 10, seen(50, 10), 0, {"min_provisioned": 20}, Reason.BELOW_MIN),
+    ("capacity above max", 200, seen(50, 200), 0, {"max_provisioned": 100}, Reason.ABOVE_MAX),
+]
+
+
+@pytest.mark.parametrize("cur,obs,checks,rules,code", [c[1:] for c in CODE_CASES], ids=[c[0] for c in CODE_CASES])
+def test_every_threshold_outcome_has_its_code(cur, obs, checks, rules, code):
+    d, _ = decide_dimension(Dim.READS, cur, obs, DimensionRules(**rules), checks)
+    assert d.code is code
+
+
+def test_a_skipped_target_is_a_decision_that_changes_nothing():
+    d = policy.skipped(status(), Reason.NOT_ACTIVE, "status UPDATING")
+    assert not d.changed and d.code is Reason.NOT_ACTIVE and d.reads.code is Reason.NOT_ACTIVE
+
+
+@given(cur=st.integers(1, 10_000), r=st.floats(0, 300), w=st.floats(0, 300), count=st.integers(0, 10),
+       closed=st.booleans(), together=st.booleans())
+def test_a_change_always_carries_a_code_of_the_load_and_a_steady_dimension_never_does(cur, r, w, count, closed,
+                                                                                       together):
+    st_ = status(cur, cur, decreases_today=count, last_decrease=NOW - timedelta(minutes=5))
+    d, _ = decide(st_, seen(r, cur), seen(w, cur), TargetRules(always_decrease_rw_together=together), Memory(),
+                  NOW, closed)
+    changes = {Reason.HIGH_LOAD, Reason.THROTTLED, Reason.LOW_LOAD, Reason.AT_MIN, Reason.AT_MAX}
+    for dim in d.dims():
+        assert (dim.code in changes) if dim.change else (dim.code not in changes - {Reason.AT_MIN, Reason.AT_MAX})
+        assert dim.code not in SKIPS
+    assert d.code in changes if d.changed else d.code in HOLDS | {c for c in Reason if c not in changes}
+
+
+def test_the_docs_list_every_reason_code_in_the_order_of_importance():
+    text = (Path(__file__).parent.parent / "docs" / "scaling.rst").read_text(encoding="utf-8")
+    listed = re.findall(r"^``([a-z_]+)``  ", text.split(".. _reason-codes:")[1], re.MULTILINE)
+    assert listed == [code.value for code in Reason]

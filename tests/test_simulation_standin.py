@@ -35,6 +35,7 @@ class Decision:
 
     target: Target
     summary: str
+    code: str  # as dynamic_dynamodb.reasons.Reason spells it
 
 
 @dataclass
@@ -83,12 +84,13 @@ class StandInScaler:
         if (new.reads < cur.reads or new.writes < cur.writes) and not _may_decrease(status, now):
             new = Capacity(max(new.reads, cur.reads), max(new.writes, cur.writes))
             if new == cur:
-                return Decision(status.target, "decrease held back: no decrease left now")
+                return Decision(status.target, "decrease held back: no decrease left now", "budget_spent")
         try:
             self.tables.update(Update(status.target.table, new))
         except AwsError as exc:
-            return Decision(status.target, f"update refused: {exc.code}")
-        return Decision(status.target, f"reads {cur.reads} -> {new.reads}, writes {cur.writes} -> {new.writes}")
+            return Decision(status.target, f"update refused: {exc.code}", "aws_error")
+        code = "high_load" if new.reads > cur.reads or new.writes > cur.writes else "low_load"
+        return Decision(status.target, f"reads {cur.reads} -> {new.reads}, writes {cur.writes} -> {new.writes}", code)
 
 
 def _step(cur: int, units: float | None, throttled: float) -> int:

@@ -4,7 +4,6 @@ behind them."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from dynamic_dynamodb import policy
@@ -15,83 +14,15 @@ from dynamic_dynamodb.model import (
     MetricQuery,
     TableDescription,
     Target,
-    TargetStatus,
     Update,
 )
 from dynamic_dynamodb.policy import Memory, Observed
+from dynamic_dynamodb.reasons import Reason
 from dynamic_dynamodb.rules import DimensionRules, TargetRules
 from dynamic_dynamodb.settings import GsiSection, Settings, TableSection
-
-# DynamoDB's wording of the decrease rule (LimitExceededException has other kinds too)
-DECREASE_RULE = ("LimitExceededException: Subscriber limit exceeded: Provisioned throughput decreases are limited "
-                 "within a given UTC day.")
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
-WINDOW = 300
-
-
-# ---- fakes ----------------------------------------------------------------------------------
-
-
-@dataclass
-class FakeTables:
-    """TableAdmin over dicts; refuses a decrease of any target whose budget is spent, as DynamoDB does."""
-
-    described: dict[str, TableDescription]
-    updates: list[Update] = field(default_factory=list)
-    refused: list[Update] = field(default_factory=list)
-
-    def list_tables(self) -> list[str]:
-        return list(self.described)
-
-    def describe(self, table: str) -> TableDescription:
-        return self.described[table]
-
-    def update(self, update: Update) -> None:
-        desc = self.described[update.table]
-        statuses = {None: desc.table, **{s.target.index: s for s in desc.indexes}}
-        wanted = {None: update.table_capacity, **update.index_capacities}
-        for index, cap in wanted.items():
-            st = statuses[index]
-            if cap is not None and (cap.reads < st.capacity.reads or cap.writes < st.capacity.writes) \
-                    and not policy.decrease_allowed(st, Memory(), NOW):
-                self.refused.append(update)
-                raise LimitExceeded(DECREASE_RULE, "LimitExceededException")
-        self.updates.append(update)
-
-
-@dataclass
-class FakeMetrics:
-    """Consumed percent per target (of its provisioned units), the same for every minute."""
-
-    consumed_pct: dict[Target, tuple[float, float]]
-    provisioned: dict[Target, Capacity]
-
-    def fetch(self, queries):
-        out = {}
-        for q in queries:
-            pcts = self.consumed_pct.get(q.target)
-            if pcts is None or "Throttle" in q.metric:
-                out[q] = []
-                continue
-            cap = self.provisioned[q.target]
-            pct, units = (pcts[0], cap.reads) if "Read" in q.metric else (pcts[1], cap.writes)
-            out[q] = [(q.start, pct / 100.0 * units * WINDOW)]
-        return out
-
-
-@dataclass
-class FakeNotifier:
-    sent: list[tuple[str, str, str]] = field(default_factory=list)
-
-    def publish(self, topic_arn: str, subject: str, message: str) -> None:
-        self.sent.append((topic_arn, subject, message))
-
+from fakes import DECREASE_RULE, NOW, WINDOW, FakeMetrics, FakeNotifier, FakeTables, status
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:scaling"
-
-
-def status(table: str, index: str | None = None, cap=(100, 100), state="ACTIVE", **kw) -> TargetStatus:
-    return TargetStatus(Target(table, index), state, "PROVISIONED", Capacity(*cap), **kw)
 
 
 def scaler(desc: TableDescription, pcts: dict, rules: TargetRules = TargetRules(),
@@ -99,9 +30,8 @@ def scaler(desc: TableDescription, pcts: dict, rules: TargetRules = TargetRules(
     gsis = (GsiSection(".*", re.compile(".*"), desc.table.target.table, gsi_rules or rules),)
     section = TableSection(desc.table.target.table, re.compile(re.escape(desc.table.target.table)), rules, gsis)
     tables = FakeTables({desc.table.target.table: desc})
-    caps = {s.target: s.capacity for s in (desc.table, *desc.indexes)}
     notifier = FakeNotifier()
-    ports = Ports(tables=tables, metrics=FakeMetrics(pcts, caps), notifier=notifier)
+    ports = Ports(tables=tables, metrics=FakeMetrics(tables, pcts), notifier=notifier)
     return Scaler(Settings(tables=(section,)), ports, memory=memory), tables, notifier
 
 
@@ -140,7 +70,9 @@ def test_the_gsis_of_a_table_that_is_not_active_are_not_decided():
     desc = TableDescription(status("orders", state="UPDATING"), (status("orders", "by_customer"),))
     s, tables, _ = scaler(desc, {Target("orders"): (95, 95), Target("orders", "by_customer"): (95, 95)})
     report = s.run_pass(NOW)
-    assert tables.updates == [] and report.decisions == [] and report.skipped == 1
+    assert tables.updates == [] and report.decided == [] and report.skipped == 1
+    assert {str(d.target): d.code for d in report.decisions} == {"orders/by_customer": Reason.GSI_BUSY,
+                                                               "orders": Reason.NOT_ACTIVE}
 
 
 # ---- SNS texts ---------------------------------------------------------------------------------
@@ -225,7 +157,7 @@ def test_queries_carry_the_gsi_dimension_and_the_lookback_window():
             return super().fetch(queries)
 
     s, _, _ = scaler(desc, {}, rules)
-    s.ports.metrics = Recording({}, {})
+    s.ports.metrics = Recording(s.ports.tables, {})
     s.run_pass(NOW)
     assert {q.target for q in seen} == {Target("orders"), Target("orders", "by_customer")}
     assert {(q.start, q.end) for q in seen} == {(NOW - timedelta(minutes=20), NOW - timedelta(minutes=10))}

@@ -35,7 +35,7 @@ from ..model import (
     TargetStatus,
 )
 from ..capacity_mode import Costs, cheaper_mode
-from ..logsetup import LOGGER
+from ..edge import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, LOGGER, error
 from ..settings import Placement, Settings, TableSection
 from .output import format_fleet, write_json
 from .run import MakeScaler, Report, production_scaler, simulate
@@ -43,7 +43,6 @@ from .trace import write_trace
 
 log = logging.getLogger(LOGGER)
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 MINUTE = timedelta(minutes=1)
 # the newest minutes are left out of the history: CloudWatch may not have published them yet
@@ -261,7 +260,7 @@ class Backtest:
         print("", file=self.out)
 
     def _error(self, message: str) -> None:
-        print(f"dynamic-dynamodb: error: {message}", file=self.err)
+        error(message, stream=self.err)
 
     # ---- one placement ----------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from typing import Callable, Optional
 
-from ..model import LimitExceeded
+from ..model import Capacity, LimitExceeded
 from .trace import Trace
 from .world import LAG, World
 
@@ -30,9 +30,10 @@ def _apply(world: World, want: tuple[int, int]) -> None:
         world.update(*want)
     except LimitExceeded:
         # as the daemon does: retry once with only the increases
-        keep = (max(want[0], world.reads), max(want[1], world.writes))
-        if keep != (world.reads, world.writes):
-            world.update(*keep)
+        current = Capacity(world.reads, world.writes)
+        keep = Capacity(*want).increases_only(current)
+        if keep != current:
+            world.update(keep.reads, keep.writes)
 
 
 def fixed_peak(trace: Trace) -> Policy:

@@ -8,22 +8,18 @@ import sys
 from pathlib import Path
 from typing import Iterator, TextIO
 
-from ..logsetup import LOGGER
+from ..edge import EXIT_OK, EXIT_USAGE, LOGGER, error
 from ..settings import Settings
 from . import backtest
 from .run import MakeScaler, NoTableName, production_scaler, simulate
 from .trace import TraceError
-
-EXIT_OK, EXIT_USAGE = 0, 2
-
 
 def main(settings: Settings, make_scaler: MakeScaler = production_scaler, stdout: TextIO = sys.stdout,
          stderr: TextIO = sys.stderr, connect: backtest.Connect = backtest.connect) -> int:
     """Simulate settings.simulate into settings.simulate_output (default ./simulation-<trace>), or backtest
     the config on its tables' CloudWatch history (one ./backtest-<table>[-<gsi>] each); exit status."""
     if settings.simulate and settings.backtest:
-        print("dynamic-dynamodb: error: give --simulate TRACE.csv or --backtest, not both", file=stderr)
-        return EXIT_USAGE
+        return error("give --simulate TRACE.csv or --backtest, not both", EXIT_USAGE, stderr)
     if not settings.simulate:
         return backtest.run(settings, make_scaler, connect=connect, stdout=stdout, stderr=stderr,
                             quiet=lambda: _quiet_passes(settings))
@@ -34,8 +30,7 @@ def main(settings: Settings, make_scaler: MakeScaler = production_scaler, stdout
             report = simulate(settings, trace, out, make_scaler, aws_target=settings.aws_target_utilization,
                               progress=stderr)
     except (TraceError, NoTableName) as e:
-        print(f"dynamic-dynamodb: error: {e}", file=stderr)
-        return EXIT_USAGE
+        return error(str(e), EXIT_USAGE, stderr)
     print(report.summary(), file=stdout)
     return EXIT_OK
 

@@ -11,13 +11,16 @@ from .world import World
 TIMELINE_COLUMNS = (
     "timestamp", "provisioned_reads", "provisioned_writes", "demand_reads", "demand_writes",
     "consumed_reads", "consumed_writes", "throttled_reads", "throttled_writes", "billing_mode", "decision",
+    "reason",
 )
 
 
-def write_timeline(path: Path, world: World, decisions: Mapping[int, str]) -> None:
-    """One row per minute; demand, consumed and throttled in units/s like the trace."""
+def write_timeline(path: Path, world: World, decisions: Mapping[int, str],
+                   reasons: Optional[Mapping[int, str]] = None) -> None:
+    """One row per minute; demand, consumed and throttled in units/s like the trace; the pass's codes."""
     trace = world.trace
-    row = "%s,%d,%d,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%s,%s\n"
+    reasons = reasons or {}
+    row = "%s,%d,%d,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%s,%s,%s\n"
     with path.open("w", encoding="utf-8", newline="") as fh:
         fh.write(",".join(TIMELINE_COLUMNS) + "\n")
         for m in range(world.minute):
@@ -28,6 +31,7 @@ def write_timeline(path: Path, world: World, decisions: Mapping[int, str]) -> No
                 world.served_reads[m] / 60.0, world.served_writes[m] / 60.0,
                 world.throttled_reads[m] / 60.0, world.throttled_writes[m] / 60.0, world.billing_modes[m],
                 _csv_field(decisions[m]) if m in decisions else "",
+                _csv_field(reasons.get(m, "")),
             ))
 
 

@@ -60,10 +60,12 @@ def write_plot(path: Path, config: World, config_figures: Figures, baseline: Wor
         bottom.set_title(f"throttled {dim} (units/s)")
         for ax in (top, bottom):
             ax.set_ylim(bottom=0)
-            ax.legend(loc="upper left", fontsize="small")
         locator = AutoDateLocator()
         bottom.xaxis.set_major_locator(locator)
         bottom.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    # one legend below the panels: inside one it hid the start of the lines, the initial capacity
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(handles), fontsize="small")
     reduced = f", maxima per {step} min" if step > 1 else ""
     fig.suptitle(
         f"{trace.name} (UTC{reduced}): this config ${config_figures.cost_usd:.2f}, "

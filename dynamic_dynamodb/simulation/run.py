@@ -101,13 +101,15 @@ def simulate(settings: Settings, trace_path: Union[str, Path, Trace], output_dir
     `baselines=False` scores the config alone (for capacity-mode auto's hourly look back). Raises TraceError
     for a bad trace.
     """
-    trace = trace_path if isinstance(trace_path, Trace) else load_trace(trace_path)
+    # a backtest's plot is titled with its table
+    trace = trace_path if isinstance(trace_path, Trace) else load_trace(trace_path, name=table or "")
     name = table or table_name(settings, trace)
     world = World(trace, initial)
     tables, metrics = SimTables(world, name), SimMetrics(world, name)
     scaler = make_scaler(settings, tables=tables, metrics=metrics, breaker=ClosedBreaker())
     every = passes_every(settings)
     decisions: dict[int, str] = {}
+    reasons: dict[int, str] = {}  # the codes of the pass's decisions, one per table or GSI
     bar = Progress(trace.minutes, progress)
     passes = 0
     while not world.done:
@@ -118,6 +120,7 @@ def simulate(settings: Settings, trace_path: Union[str, Path, Trace], output_dir
             passes += 1
             if outcome.decisions:
                 decisions[m] = "; ".join(str(d.summary) for d in outcome.decisions)
+                reasons[m] = ";".join(str(d.code) for d in outcome.decisions)
         world.serve()
         bar.update(m + 1)
     bar.close()
@@ -134,7 +137,7 @@ def simulate(settings: Settings, trace_path: Union[str, Path, Trace], output_dir
         return report
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_timeline(out / "timeline.csv", world, decisions)
+    write_timeline(out / "timeline.csv", world, decisions, reasons)
     hint = write_plot(out / "plot.png", world, mine, others[aws_label], aws_label, theirs[aws_label])
     report = replace(report, output_dir=out, plot_hint=hint)
     write_json(out / "report.json", report.as_dict())

@@ -440,7 +440,9 @@ def test_a_corrupt_state_file_starts_fresh_with_a_warning(rules_proxy, proxy_aws
     assert r.returncode == 0, describe(r)
     assert "starting fresh" in r.stderr, describe(r)
     assert M.provisioned(aws.dynamodb, "orders") == (15, 10)
-    assert json.loads(state_file.read_text())["targets"] == []  # rewritten whole
+    # rewritten whole: only this pass's memory, its last decision
+    [entry] = json.loads(state_file.read_text())["targets"]
+    assert entry["table"] == "orders" and entry["memory"]["last_reason"] == "high_load"
 
 
 def test_a_sighup_keeps_the_consecutive_check_count(tmp_path, rules_proxy, proxy_aws, aws, state_file):

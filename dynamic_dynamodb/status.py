@@ -1,0 +1,157 @@
+"""What the daemon is doing: `--status`/`--status-json` and the heartbeat file of a detached daemon.
+
+`--status` describes every matched table and GSI (one DescribeTable per table, never an
+UpdateTable) and shows it with the state file's memory: capacity, the last decision, the
+decreases left today and when the next one is allowed, as the decrease planner sees them.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Optional, TextIO
+
+from . import policy
+from .edge import LOGGER
+from .model import AwsError, TableNotFound, TargetStatus
+from .policy import Memory
+
+log = logging.getLogger(LOGGER)
+
+COLUMNS = ("table", "index", "region", "billing_mode", "provisioned_reads", "provisioned_writes",
+           "last_decision", "decreases_left_today", "next_decrease_at", "schedule")
+
+
+def iso(when: Optional[datetime]) -> Optional[str]:
+    """UTC ISO-8601 with a Z, or None."""
+    return None if when is None else when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def status_row(status: TargetStatus, region: str, memory: Memory, now: datetime,
+               reserved: int = 0) -> dict[str, Any]:
+    """One table or GSI as --status-json shows it (pure: the planner's own budget functions)."""
+    spent, _ = policy.decreases_spent(status, memory, now)
+    allowed_at = policy.next_decrease_at(status, memory, now, reserved)
+    last = None
+    if memory.last_reason is not None:
+        last = {"reason": memory.last_reason, "at": memory.last_decided}
+    return {
+        "table": status.target.table,
+        "index": status.target.index,
+        "region": region,
+        "billing_mode": status.billing_mode,
+        "provisioned_reads": None if status.on_demand else status.capacity.reads,
+        "provisioned_writes": None if status.on_demand else status.capacity.writes,
+        "last_decision": last,
+        "decreases_left_today": max(0, policy.FREE_DECREASES_PER_DAY - spent),
+        "next_decrease_at": None if allowed_at <= now else iso(allowed_at),
+        "schedule": None,  # the schedule in force, once schedules exist
+    }
+
+
+@dataclass
+class StatusReport:
+    """The rows of every placement, and whether an AWS call failed."""
+
+    rows: list[dict[str, Any]]
+    failures: int = 0
+
+
+def collect(fleet, now: datetime) -> StatusReport:
+    """DescribeTable for every matched table and GSI of a Fleet, with its memory; no UpdateTable."""
+    report = StatusReport([])
+    for placement, scaler in fleet.scalers.items():
+        if not fleet._connected(placement, scaler):
+            report.failures += 1
+            continue
+        try:
+            names = scaler.ports.tables.list_tables()
+        except AwsError as e:
+            log.error("Cannot list tables: %s", e)
+            report.failures += 1
+            continue
+        for name in sorted(names):
+            section = scaler.section_for(name)
+            if section is None:
+                continue
+            try:
+                desc = scaler.ports.tables.describe(name)
+            except TableNotFound:
+                continue
+            except AwsError as e:
+                log.error("%s: DescribeTable failed: %s", name, e)
+                report.failures += 1
+                continue
+            targets = [(desc.table, section.rules)]
+            for index in desc.indexes:
+                rules = next((g.rules for g in section.gsis if g.regex.fullmatch(index.target.index or "")), None)
+                if rules is not None:
+                    targets.append((index, rules))
+            for status, rules in targets:
+                memory = scaler.memory.get(status.target, Memory())
+                report.rows.append(status_row(status, placement.region, memory, now, rules.reserved_decreases))
+    return report
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict):  # last_decision
+        return f"{value['reason']} at {value['at']}" if value.get("at") else str(value["reason"])
+    return str(value)
+
+
+def print_table(rows: list[dict[str, Any]], out: TextIO) -> None:
+    """The rows as an aligned terminal table."""
+    headers = ("TABLE", "INDEX", "REGION", "MODE", "READS", "WRITES", "LAST DECISION", "DECREASES LEFT",
+               "NEXT DECREASE", "SCHEDULE")
+    cells = [[_cell(row[c]) for c in COLUMNS] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    for line in (headers, *cells):
+        print("  ".join(text.ljust(w) for text, w in zip(line, widths)).rstrip(), file=out)
+
+
+def print_json(rows: list[dict[str, Any]], out: TextIO) -> None:
+    """The rows as one JSON array."""
+    json.dump(rows, out, indent=2)
+    print(file=out)
+
+
+# ---- the heartbeat file of a detached daemon ------------------------------------------------
+
+
+def heartbeat_path(pid_file_dir: str, instance: str) -> str:
+    """`<pid-file-dir>/dynamic-dynamodb.<instance>.heartbeat.json`, beside the pid file."""
+    return os.path.join(pid_file_dir, f"dynamic-dynamodb.{instance}.heartbeat.json")
+
+
+def write_heartbeat(path: str, pid: int, instance: str, started: datetime, last_pass: datetime, ok: bool) -> None:
+    """Record a completed pass (atomically: a reader sees the old file or the new one)."""
+    data = {"pid": pid, "instance": instance, "started_at": iso(started), "last_pass_at": iso(last_pass),
+            "last_pass_ok": ok}
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".heartbeat-", dir=os.path.dirname(os.path.abspath(path)))
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh)
+        os.replace(tmp, path)
+    except OSError as e:
+        log.warning("Cannot write heartbeat file %s: %s", path, e.strerror or e)
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def read_heartbeat(path: str) -> dict[str, Any]:
+    """The heartbeat file's fields; {} when it is missing or unreadable."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
