@@ -153,7 +153,7 @@ def test_a_decrease_never_goes_below_what_the_last_minutes_demanded(cur, values,
 def test_every_scaling_policy_is_named_in_the_registry_and_accepted_by_the_config():
     from dynamic_dynamodb import config
 
-    assert SCALING_POLICIES == tuple(POLICIES) == ("threshold", "demand")
+    assert SCALING_POLICIES == tuple(POLICIES) == ("threshold", "demand", "forecast")
     assert all(POLICIES[name].name == name for name in POLICIES)
     assert [config.to_policy(name) for name in SCALING_POLICIES] == list(SCALING_POLICIES)
 
