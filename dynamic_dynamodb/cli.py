@@ -125,13 +125,18 @@ def _stop_settings(argv: Sequence[str]) -> Optional[Settings]:
     return Settings(argv=tuple(argv), daemon=args.daemon, instance=args.instance, pid_file_dir=args.pid_file_dir)
 
 
-def build_coordinator(settings: Settings) -> Coordinator:
-    """The leases and shared state of `state-table` (its region: state-table-region, else the first one)."""
+def state_table_of(settings: Settings) -> StateTable:
+    """The `state-table` (its region: state-table-region, else the first one scaled)."""
     from . import aws
 
     region = settings.state_table_region or next(iter(settings.placements())).region
     conn = aws.Connection(region, settings.aws_access_key_id, settings.aws_secret_access_key)
-    table = StateTable(aws.make_client(aws.make_session(conn), "dynamodb", conn), settings.state_table or "")
+    return StateTable(aws.make_client(aws.make_session(conn), "dynamodb", conn), settings.state_table or "")
+
+
+def build_coordinator(settings: Settings) -> Coordinator:
+    """The leases and shared state of `state-table`."""
+    table = state_table_of(settings)
     table.ensure(create=settings.state_table_create == "auto")
     return Coordinator(table, settings.lease_seconds, lambda: settings.check_interval, state.encode_memory,
                        state.decode_memory)
@@ -202,12 +207,20 @@ def show_status(settings: Settings) -> int:
     from . import status
 
     now = utcnow()
-    try:
-        records = state.read(state_path(settings), now)  # read only: a running daemon holds the lock
-    except state.StateError as e:
-        return error(str(e), e.status)
-    fleet = Fleet(settings, build_ports, memory=state.placed(records))
-    found = status.collect(fleet, now)
+    owner_of = None
+    if settings.state_table:
+        try:  # the memory and the leases of every shard, read without taking any
+            memory, owner_of = status.shared_state(state_table_of(settings), now)
+        except (AwsError, StateTableError) as e:
+            return error(f"state table {settings.state_table}: {e}", EXIT_FAILURE)
+    else:
+        try:
+            records = state.read(state_path(settings), now)  # read only: a running daemon holds the lock
+        except state.StateError as e:
+            return error(str(e), e.status)
+        memory = state.placed(records)
+    fleet = Fleet(settings, build_ports, memory=memory)
+    found = status.collect(fleet, now, owner_of)
     (status.print_json if settings.status == "json" else status.print_table)(found.rows, sys.stdout)
     return EXIT_OK if found.failures == 0 else EXIT_FAILURE
 
@@ -248,8 +261,10 @@ class Watch:
         if self.metrics is not None:
             from .metrics import samples_of
 
+            coordinator = scaler.coordinator
+            shards = None if coordinator is None else (coordinator.me, len(coordinator.held_shards()))
             self.metrics.observe(samples_of(scaler), report.updates, report.failures, report.aws_errors, now,
-                                 seconds)
+                                 seconds, shards)
         if self.heartbeat is not None:
             from .status import write_heartbeat
 

@@ -34,6 +34,8 @@ log = logging.getLogger(LOGGER)
 EXPIRY_DAYS = 7  # memory of a target not seen for this long is dropped, as in the state file
 RENEW_FRACTION = 3  # renew every lease-seconds / 3: two renewals may fail before a lease lapses
 SAFETY = 0.2  # a lease with less than this share of lease-seconds left is not acted on
+REWRITE_SECONDS = 3600  # unchanged memory is written again this often
+VOLATILE = ("last_decided",)  # the time of the last decision: new every pass
 
 
 def daemon_id() -> str:
@@ -64,7 +66,9 @@ class Coordinator:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        self._saved: dict[str, str] = {}  # sort key -> the JSON last written, so unchanged memory is not rewritten
+        # sort key -> (what was last written, less its volatile fields; when): unchanged memory is not
+        # rewritten every pass, only once an hour (so `seen` and the last decision's time stay fresh)
+        self._saved: dict[str, tuple[str, float]] = {}
         self.decidable: set[int] = set()  # the shards of the pass in progress
         self._to_release: set[int] = set()  # the plan's surplus, given back before the next pass
         # set when a shard is taken whose tables are overdue (their holder died): the loop runs a pass now
@@ -214,7 +218,7 @@ class Coordinator:
             scaler = by_key.get((region, role))
             if scaler is not None:
                 scaler.memory[Target(table, index or None)] = memory
-                self._saved[sk] = _json(raw)
+                self._saved[sk] = (_fingerprint(raw), seen)
 
     def owns(self, placement: Placement, table: str) -> bool:
         """Is this table ours to decide in this pass?"""
@@ -244,7 +248,8 @@ class Coordinator:
                     continue
                 sk = state_key(placement.region, placement.role_arn, target.table, target.index)
                 encoded = self.encode(memory)
-                if self._saved.get(sk) != _json(encoded):
+                written = self._saved.get(sk)
+                if written is None or written[0] != _fingerprint(encoded) or at - written[1] >= REWRITE_SECONDS:
                     changes.setdefault(shard, {})[sk] = encoded
         for shard in sorted(self.decidable & set(held)):
             lease = held[shard]
@@ -254,15 +259,16 @@ class Coordinator:
             try:
                 if shard in changes:
                     self.table.save(shard, self.me, lease.token, at, changes[shard])
-                    self._saved.update({sk: _json(m) for sk, m in changes[shard].items()})
+                    self._saved.update({sk: (_fingerprint(m), at) for sk, m in changes[shard].items()})
                 self.table.mark_decided(shard, self.me, lease.token, at)
                 self._update(shard, lambda h: _Held(_replace(h.lease, decided_at=at), h.loaded))
             except StateTableError as e:
                 log.warning("Memory of shard %d not saved: %s", shard, e)
 
 
-def _json(memory: dict[str, Any]) -> str:
-    return json.dumps(memory, sort_keys=True)
+def _fingerprint(memory: dict[str, Any]) -> str:
+    """The encoded memory without the fields that change every pass by themselves."""
+    return json.dumps({k: v for k, v in memory.items() if k not in VOLATILE}, sort_keys=True)
 
 
 def _replace(lease: Lease, **changes: Any) -> Lease:

@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Optional
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
@@ -92,10 +92,15 @@ class Metrics:
         self.last_pass = Gauge(f"{PREFIX}_last_pass_timestamp_seconds", "Unix time the last pass ended",
                                registry=r)
         self.passes_failed = Counter(f"{PREFIX}_pass_failures", "Unexpected failures in passes", registry=r)
+        self.shards_held = Gauge(f"{PREFIX}_shards_held", "Shards of the tables this daemon holds a lease on "
+                                 "(with a state table)", ("daemon",), registry=r)
 
     def observe(self, samples: Iterable[TargetSample], updates: int, failures: int,
-                aws_errors: Iterable[tuple[str, str]], now: datetime, seconds: float) -> None:
-        """Record one finished pass."""
+                aws_errors: Iterable[tuple[str, str]], now: datetime, seconds: float,
+                shards: Optional[tuple[str, int]] = None) -> None:
+        """Record one finished pass (`shards`: this daemon's id and the shards it holds)."""
+        if shards is not None:
+            self.shards_held.labels(shards[0]).set(shards[1])
         for s in samples:
             index = s.target.index or ""
             for d in s.decision.dims():

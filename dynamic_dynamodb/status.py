@@ -12,18 +12,24 @@ import os
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Optional, TextIO
+from typing import Any, Callable, Optional, TextIO
 
 from . import policy, schedule
 from .edge import LOGGER
-from .model import AwsError, TableNotFound, TargetStatus
+from .leases import SHARDS, account_of, shard_of
+from .model import AwsError, TableNotFound, Target, TargetStatus
 from .policy import Memory
 from .rules import TargetRules
+from .settings import Placement
+from .state import decode_memory
+from .statetable import StateTable, parse_state_key
 
 log = logging.getLogger(LOGGER)
 
 COLUMNS = ("table", "index", "region", "billing_mode", "provisioned_reads", "provisioned_writes",
-           "last_decision", "decreases_left_today", "next_decrease_at", "schedule")
+           "last_decision", "decreases_left_today", "next_decrease_at", "schedule", "held_by")
+# (placement, table) -> the daemon holding the table's shard, with a state table
+OwnerOf = Callable[[Placement, str], Optional[str]]
 
 
 def iso(when: Optional[datetime]) -> Optional[str]:
@@ -55,6 +61,7 @@ def status_row(status: TargetStatus, region: str, memory: Memory, now: datetime,
         "next_decrease_at": None if allowed_at <= now else iso(allowed_at),
         # the schedules in force, by name ("sales" or "sales, launch"), null when none is
         "schedule": ", ".join(sched.name for sched in in_force) or None,
+        "held_by": None,  # with a state table: the daemon whose lease covers the table
     }
 
 
@@ -66,7 +73,25 @@ class StatusReport:
     failures: int = 0
 
 
-def collect(fleet, now: datetime) -> StatusReport:
+def shared_state(table: StateTable, now: datetime) -> tuple[dict, OwnerOf]:
+    """A state table's memory of every shard, by placement, and who holds which shard now."""
+    memory: dict = {}
+    for shard in range(SHARDS):
+        for sk, (raw, _seen) in table.load(shard).items():
+            try:
+                region, role, name, index = parse_state_key(sk)
+                memory.setdefault((region, role or None), {})[Target(name, index or None)] = decode_memory(raw)
+            except (ValueError, KeyError, TypeError):
+                log.warning("State table %s: memory of %s unreadable, shown without it", table.name, sk)
+    leases = table.leases()
+
+    def owner_of(placement: Placement, name: str) -> Optional[str]:
+        lease = leases.get(shard_of(placement.region, account_of(placement.role_arn), name))
+        return lease.owner if lease is not None and lease.held(now.timestamp()) else None
+    return memory, owner_of
+
+
+def collect(fleet, now: datetime, owner_of: Optional[OwnerOf] = None) -> StatusReport:
     """DescribeTable for every matched table and GSI of a Fleet, with its memory; no UpdateTable."""
     report = StatusReport([])
     for placement, scaler in fleet.scalers.items():
@@ -98,7 +123,10 @@ def collect(fleet, now: datetime) -> StatusReport:
                     targets.append((index, rules))
             for status, rules in targets:
                 memory = scaler.memory.get(status.target, Memory())
-                report.rows.append(status_row(status, placement.region, memory, now, rules=rules))
+                row = status_row(status, placement.region, memory, now, rules=rules)
+                if owner_of is not None:
+                    row["held_by"] = owner_of(placement, status.target.table)
+                report.rows.append(row)
     return report
 
 
@@ -113,7 +141,7 @@ def _cell(value: Any) -> str:
 def print_table(rows: list[dict[str, Any]], out: TextIO) -> None:
     """The rows as an aligned terminal table."""
     headers = ("TABLE", "INDEX", "REGION", "MODE", "READS", "WRITES", "LAST DECISION", "DECREASES LEFT",
-               "NEXT DECREASE", "SCHEDULE")
+               "NEXT DECREASE", "SCHEDULE", "HELD BY")
     cells = [[_cell(row[c]) for c in COLUMNS] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
     for line in (headers, *cells):

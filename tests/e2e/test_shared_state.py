@@ -231,3 +231,25 @@ def test_a_partitioned_daemon_loses_its_shards_and_acts_on_none_when_it_returns(
         cut.stop()
     for d in ds:
         assert "Traceback (most recent call last)" not in d.text()
+
+
+def test_status_shows_which_daemon_holds_each_table_and_its_memory_from_the_state_table(tables, daemons, cli,
+                                                                                        proxy_aws, tmp_path):
+    import json
+
+    conf = config(tmp_path, interval=2, lease=6)
+    a = daemons("a", conf)
+    wait_for(lambda: sum(held_by(proxy_aws.dynamodb).values()) == 64, timeout=60, what="one daemon holding all")
+    wait_for(lambda: "Pass done" in a.text(), timeout=30, what="a pass")
+    found: list = []
+
+    def status_rows() -> bool:
+        result = cli(["--config", str(conf), "--status-json"])
+        assert result.returncode == 0, describe(result)
+        found[:] = json.loads(result.stdout)
+        return all(r["last_decision"] for r in found)
+    wait_for(status_rows, timeout=30, what="the memory of every table in the state table")
+    owner = next(iter(leases(proxy_aws.dynamodb)))
+    assert {r["table"] for r in found} == set(tables)
+    assert {r["held_by"] for r in found} == {owner}
+    assert {r["last_decision"]["reason"] for r in found} == {"within_band"}
