@@ -48,9 +48,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cloudwatch_stub import CloudWatchStub  # noqa: E402
-from dynamic_dynamodb.aws import METRICS_CONCURRENCY  # noqa: E402
 from support.metrics import create_table  # noqa: E402
 from support.moto import MotoServer, apply_fake_aws_env, make_client  # noqa: E402
+
+from dynamic_dynamodb.aws import METRICS_CONCURRENCY  # noqa: E402
 
 NAMESPACE = "AWS/DynamoDB"
 MINUTES = 20

@@ -18,9 +18,10 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Optional
+from typing import Any
 
 from .edge import LOGGER
 from .leases import SHARDS, Lease, account_of, plan, shard_of
@@ -52,7 +53,7 @@ class Coordinator:
 
     def __init__(self, table: StateTable, lease_seconds: float, interval: Callable[[], float],
                  encode: Callable[[Memory], dict[str, Any]], decode: Callable[[dict[str, Any]], Memory],
-                 clock: Callable[[], float] = time.time, me: Optional[str] = None, shards: int = SHARDS) -> None:
+                 clock: Callable[[], float] = time.time, me: str | None = None, shards: int = SHARDS) -> None:
         self.table = table
         self.lease_seconds = lease_seconds
         self.interval = interval
@@ -63,7 +64,7 @@ class Coordinator:
         self._held: dict[int, _Held] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
         self._saved: dict[str, str] = {}  # sort key -> the JSON last written, so unchanged memory is not rewritten
         self.decidable: set[int] = set()  # the shards of the pass in progress
         self._to_release: set[int] = set()  # the plan's surplus, given back before the next pass

@@ -11,10 +11,10 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable, Optional, Union
 
 from . import forecast, maxima, mode_switch, notifications, policy, throttle_causes
 from .breaker import redact_url
@@ -61,9 +61,9 @@ class Ports:
 
     tables: TableAdmin
     metrics: MetricsSource
-    notifier: Optional[Notifier] = None
-    breaker: Optional[Breaker] = None
-    limits: Optional[LimitsSource] = None  # DescribeLimits; None: increases are not clamped
+    notifier: Notifier | None = None
+    breaker: Breaker | None = None
+    limits: LimitsSource | None = None  # DescribeLimits; None: increases are not clamped
 
 
 @dataclass
@@ -101,16 +101,16 @@ class Job:
 class Scaler:
     """Runs passes for one configuration; keeps the per-target memory between them."""
 
-    def __init__(self, settings: Settings, ports: Optional[Ports], memory: Optional[dict[Target, Memory]] = None,
-                 dry_run: Optional[bool] = None) -> None:
+    def __init__(self, settings: Settings, ports: Ports | None, memory: dict[Target, Memory] | None = None,
+                 dry_run: bool | None = None) -> None:
         self.settings = settings
         self.ports = ports  # None while a Fleet cannot build the clients yet (it retries every pass)
         self.memory: dict[Target, Memory] = memory if memory is not None else {}
         self.dry_run = settings.dry_run if dry_run is None else dry_run
-        self._matches: dict[str, Optional[TableSection]] = {}
+        self._matches: dict[str, TableSection | None] = {}
         self.stop = threading.Event()  # set by SIGTERM: finish the table in progress, leave the rest
         self._aws_errors: list[tuple[str, str]] = []  # the pass's PassReport.aws_errors, for SNS failures
-        self.last_report: Optional[PassReport] = None  # set by Fleet.run_pass, read by the metrics
+        self.last_report: PassReport | None = None  # set by Fleet.run_pass, read by the metrics
         # with several daemons sharing the tables (coordination.py): which tables are ours this pass,
         # and the lease check just before an UpdateTable
         self.owns: Callable[[str], bool] = lambda table: True
@@ -119,7 +119,7 @@ class Scaler:
 
     # ---- matching -------------------------------------------------------------------
 
-    def section_for(self, table: str) -> Optional[TableSection]:
+    def section_for(self, table: str) -> TableSection | None:
         """The first section whose regex matches the whole table name (cached per name)."""
         if table not in self._matches:
             hits = [s for s in self.settings.tables if s.regex.fullmatch(table)]
@@ -129,7 +129,7 @@ class Scaler:
             self._matches[table] = hits[0] if hits else None
         return self._matches[table]
 
-    def _gsi_rules(self, section: TableSection, index: str) -> Optional[TargetRules]:
+    def _gsi_rules(self, section: TableSection, index: str) -> TargetRules | None:
         for gsi in section.gsis:
             if gsi.regex.fullmatch(index):
                 return gsi.rules
@@ -186,7 +186,7 @@ class Scaler:
 
     def _gather(self, pairs: list[tuple[str, TableSection]], now: datetime, report: PassReport) -> list[Job]:
         """DescribeTable for every matched table (a few at a time) and the jobs that follow."""
-        def describe(name: str) -> Union[TableDescription, Decision]:
+        def describe(name: str) -> TableDescription | Decision:
             try:
                 return self.ports.tables.describe(name)
             except TableNotFound as e:
@@ -304,7 +304,7 @@ class Scaler:
                                 table or "any table using it")
         return states
 
-    def _breaker_key(self, job: Job) -> Optional[tuple]:
+    def _breaker_key(self, job: Job) -> tuple | None:
         url = job.rules.circuit_breaker_url
         if not url:
             return None
@@ -461,7 +461,7 @@ class Scaler:
                     f"{at:%H:%M} UTC" if at else "tomorrow")
         self._publish(notifications.budget_message(d))
 
-    def _publish(self, message: Optional[notifications.Message]) -> None:
+    def _publish(self, message: notifications.Message | None) -> None:
         if message is None or self.ports.notifier is None or self.dry_run:
             return  # a dry run sends no notification
         log.info("%s: SNS publish to %s: %s", message.target, message.topic, message.subject,
@@ -494,7 +494,7 @@ def _unknown(table: str, code: Reason, why: str) -> Decision:
     return policy.skipped(TargetStatus(Target(table), "UNKNOWN", "", Capacity(0, 0)), code, why)
 
 
-def _total(points: Iterable) -> Optional[float]:
+def _total(points: Iterable) -> float | None:
     """The Sum over the window, or None when CloudWatch had no datapoint."""
     values = [v for _, v in points]
     return sum(values) if values else None
@@ -569,9 +569,9 @@ def utcnow() -> datetime:
 
 def run_forever(run_pass: Callable[[datetime], PassReport], interval: Callable[[], float],
                 stop: threading.Event, before_pass: Callable[[], None] = lambda: None,
-                wake: Optional[threading.Event] = None, *,
+                wake: threading.Event | None = None, *,
                 monotonic: Callable[[], float] = time.monotonic, wall: Callable[[], datetime] = utcnow,
-                wait: Optional[Callable[[float], object]] = None) -> None:
+                wait: Callable[[float], object] | None = None) -> None:
     """Passes on a fixed period (no drift); an overrunning pass is logged and the next starts at once.
 
     `stop` ends the loop mid-sleep; the pass in progress always finishes first. `wake` (set
@@ -601,7 +601,7 @@ def run_forever(run_pass: Callable[[datetime], PassReport], interval: Callable[[
                 log.exception("Unexpected error in the pass; trying again next pass")
 
 
-def _sleep_until(deadline: float, stop: threading.Event, wake: Optional[threading.Event],
+def _sleep_until(deadline: float, stop: threading.Event, wake: threading.Event | None,
                  monotonic: Callable[[], float], wait: Callable[[float], object]) -> bool:
     """Sleep until the monotonic `deadline` or `stop`; True when `wake` cut it short (then cleared)."""
     if wake is None:

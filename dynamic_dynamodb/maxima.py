@@ -10,8 +10,8 @@ still goes over is refused by DynamoDB and reported.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Mapping
 
 from .model import Capacity, CapacityLimits, Dim, Target
 from .policy import Decision, DimDecision

@@ -12,7 +12,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Optional, TextIO
+from typing import Any, TextIO
 
 from . import policy
 from .edge import LOGGER
@@ -25,7 +25,7 @@ COLUMNS = ("table", "index", "region", "billing_mode", "provisioned_reads", "pro
            "last_decision", "decreases_left_today", "next_decrease_at", "schedule")
 
 
-def iso(when: Optional[datetime]) -> Optional[str]:
+def iso(when: datetime | None) -> str | None:
     """UTC ISO-8601 with a Z, or None."""
     return None if when is None else when.strftime("%Y-%m-%dT%H:%M:%SZ")
 

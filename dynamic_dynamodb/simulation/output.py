@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, TextIO
+from typing import Any, TextIO
 
 from .score import Figures
 from .world import World
@@ -16,7 +17,7 @@ TIMELINE_COLUMNS = (
 
 
 def write_timeline(path: Path, world: World, decisions: Mapping[int, str],
-                   reasons: Optional[Mapping[int, str]] = None) -> None:
+                   reasons: Mapping[int, str] | None = None) -> None:
     """One row per minute; demand, consumed and throttled in units/s like the trace; the pass's codes."""
     trace = world.trace
     reasons = reasons or {}
@@ -92,7 +93,7 @@ class Progress:
 
     WIDTH = 30
 
-    def __init__(self, total: int, stream: Optional[TextIO], label: str = "simulating") -> None:
+    def __init__(self, total: int, stream: TextIO | None, label: str = "simulating") -> None:
         self.total = total
         self.stream = stream if stream is not None and _isatty(stream) else None
         self.label = label

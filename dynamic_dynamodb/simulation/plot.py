@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from .score import Figures
 from .world import World
@@ -13,7 +14,7 @@ MAX_POINTS = 1200  # about two points per horizontal pixel of a panel; longer se
 
 
 def write_plot(path: Path, config: World, config_figures: Figures, baseline: World, baseline_name: str,
-               baseline_figures: Figures) -> Optional[str]:
+               baseline_figures: Figures) -> str | None:
     """Draw the PNG; returns a one-line hint instead when matplotlib is missing."""
     try:
         # imported here: matplotlib is an optional extra and slow to import

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TextIO, Union
+from typing import TextIO
 
 COLUMNS = ("timestamp", "reads", "writes")
 
@@ -46,7 +46,7 @@ def parse_timestamp(text: str) -> datetime:
     return ts.astimezone(timezone.utc)
 
 
-def load_trace(path: Union[str, Path], name: str = "") -> Trace:
+def load_trace(path: str | Path, name: str = "") -> Trace:
     """Read and check a trace file. Raises TraceError naming the file and line of the first fault."""
     path = Path(path)
     try:
@@ -128,7 +128,7 @@ def _fmt(step: timedelta) -> str:
     return f"{seconds // 60} min" if seconds % 60 == 0 else f"{step.total_seconds():g} s"
 
 
-def write_trace(path: Union[str, Path], start: datetime, reads: list[float], writes: list[float],
+def write_trace(path: str | Path, start: datetime, reads: list[float], writes: list[float],
                 step_minutes: int = 1) -> None:
     """Write a trace file (for tests and benchmarks)."""
     with Path(path).open("w", newline="", encoding="utf-8") as fh:

@@ -9,7 +9,6 @@ import sys
 
 import boto3
 import pytest
-
 from support import metrics as M
 from support.cli import REPO, assert_no_traceback, cli_env, describe
 from support.moto import CLIENT_CONFIG

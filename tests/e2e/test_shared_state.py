@@ -12,11 +12,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from support import metrics as M
 from support.cli import REPO, assert_no_traceback, cli_env, describe
 from support.wait import wait_for

@@ -11,7 +11,7 @@ through GetMetricData): moto's own GetMetricStatistics adds GSI series into the 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 NAMESPACE = "AWS/DynamoDB"
 CONSUMED_READ = "ConsumedReadCapacityUnits"

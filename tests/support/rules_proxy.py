@@ -65,8 +65,9 @@ import time
 import urllib.parse
 import uuid
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from support.server import BackgroundServer, QuickHandler
 
@@ -680,7 +681,7 @@ class _Handler(QuickHandler):
             if self.command != "HEAD":
                 self.wfile.write(body)
             self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError, socket.timeout):
+        except (TimeoutError, BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
     def _send_json(self, status: int, obj: Any, content_type: str = "application/json") -> None:
@@ -729,7 +730,7 @@ class _Handler(QuickHandler):
     def _handle(self) -> None:
         try:
             body = self._read_body()
-        except (ConnectionResetError, socket.timeout):
+        except (TimeoutError, ConnectionResetError):
             self.close_connection = True
             return
         path = urllib.parse.urlsplit(self.path).path
