@@ -290,7 +290,7 @@ class CloudWatchStub:
                                float(sv["Maximum"]))
             elif "Values" in datum:
                 counts = datum.get("Counts") or [1.0] * len(datum["Values"])
-                for value, count in zip(datum["Values"], counts):
+                for value, count in zip(datum["Values"], counts, strict=False):
                     self.store.put(key, ts, float(value) * float(count), float(count), float(value), float(value))
             else:
                 self.store.put(key, ts, float(datum.get("Value", 0.0)))

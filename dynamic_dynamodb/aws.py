@@ -394,7 +394,8 @@ class DynamoTables:
             ]
         if update.billing_mode is not None:
             kwargs["BillingMode"] = update.billing_mode
-            limits = dict(zip(("MaxReadRequestUnits", "MaxWriteRequestUnits"), update.on_demand_max or ()))
+            limits = dict(zip(("MaxReadRequestUnits", "MaxWriteRequestUnits"), update.on_demand_max or (),
+                              strict=False))
             if any(v is not None for v in limits.values()):
                 kwargs["OnDemandThroughput"] = {k: v for k, v in limits.items() if v is not None}
         call(lambda: _field(self.client.update_table(**kwargs), "TableDescription", dict))
@@ -634,7 +635,7 @@ def _valid(q: MetricQuery, stamps: Sequence[Any], values: Sequence[Any]) -> list
     if not isinstance(stamps, list) or not isinstance(values, list) or len(stamps) != len(values):
         raise ValueError(f"{q.target}: {q.metric} has {_count(stamps)} timestamps and {_count(values)} values")
     good = []
-    for stamp, value in zip(stamps, values):
+    for stamp, value in zip(stamps, values, strict=True):
         when = _when(stamp)
         if when is None:
             raise TypeError(f"{q.target}: a {q.metric} datapoint has no timestamp")

@@ -68,7 +68,8 @@ class ModeDecision:
     reason: str
 
 
-def cheaper_mode(current: str, costs: Costs, margin_pct: float = 20.0, max_throttled_pct: float = 1.0) -> tuple[str, str]:
+def cheaper_mode(current: str, costs: Costs, margin_pct: float = 20.0,
+                 max_throttled_pct: float = 1.0) -> tuple[str, str]:
     """The mode the figures argue for (switch limits aside), and why."""
     keep = 1.0 - margin_pct / 100.0
     throttled = costs.throttled_share * 100.0

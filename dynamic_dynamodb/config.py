@@ -261,7 +261,7 @@ def to_url(text: str) -> str:
     value = text.strip()
     try:
         parts = urlsplit(value)
-        parts.port  # raises ValueError on a bad port
+        _ = parts.port  # raises ValueError on a bad port
     except ValueError:
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
@@ -1740,7 +1740,7 @@ def settings_as_dict(settings: Settings) -> dict[str, Any]:
     if data["aws_secret_access_key"] is not None:
         data["aws_secret_access_key"] = MASK
     data["argv"] = _mask_argv(settings.argv)
-    for table, section in zip(data["tables"], settings.tables):  # where each section applies
+    for table, section in zip(data["tables"], settings.tables, strict=True):  # where each section applies
         table["regions"] = list(section.regions or settings.regions or (settings.region,))
         table["role_arn"] = section.role_arn or settings.role_arn
     data["placements"] = [{"region": p.region, "role_arn": p.role_arn, "tables": [s.key for s in sections]}

@@ -207,7 +207,7 @@ class Scaler:
         else:
             described = [describe(n) for n in names]
         jobs: list[Job] = []
-        for (name, section), desc in zip(pairs, described):
+        for (_name, section), desc in zip(pairs, described, strict=True):
             if isinstance(desc, Decision):
                 report.decisions.append(desc)
                 continue
@@ -438,7 +438,8 @@ class Scaler:
         except (TableBusy, TableNotFound) as e:
             gone = isinstance(e, TableNotFound)
             report.aws_errors.append(("UpdateTable", e.code))
-            log.info("%s: %s", table, "table no longer exists, skipped" if gone else f"busy ({e}), trying again next pass")
+            log.info("%s: %s", table,
+                     "table no longer exists, skipped" if gone else f"busy ({e}), trying again next pass")
             report.skipped += 1
             return
         except AwsError as e:

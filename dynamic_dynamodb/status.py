@@ -111,7 +111,7 @@ def print_table(rows: list[dict[str, Any]], out: TextIO) -> None:
     cells = [[_cell(row[c]) for c in COLUMNS] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
     for line in (headers, *cells):
-        print("  ".join(text.ljust(w) for text, w in zip(line, widths)).rstrip(), file=out)
+        print("  ".join(text.ljust(w) for text, w in zip(line, widths, strict=False)).rstrip(), file=out)
 
 
 def print_json(rows: list[dict[str, Any]], out: TextIO) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import ContextManager, Protocol, TextIO
+from typing import Protocol, TextIO
 
 from ..capacity_mode import Costs, cheaper_mode
 from ..edge import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, LOGGER, error
@@ -214,7 +214,7 @@ class Backtest:
 
     def __init__(self, settings: Settings, make_scaler: MakeScaler = production_scaler, *,
                  connect: Connect = connect, stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr,
-                 quiet: Callable[[], ContextManager] = contextlib.nullcontext) -> None:
+                 quiet: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> None:
         self.settings = settings
         self.make_scaler = make_scaler
         self.connect = connect
@@ -368,6 +368,7 @@ def _stamp(when: datetime) -> str:
 
 def run(settings: Settings, make_scaler: MakeScaler = production_scaler, *, connect: Connect = connect,
         stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr,
-        quiet: Callable[[], ContextManager] = contextlib.nullcontext, now: datetime | None = None) -> int:
+        quiet: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+        now: datetime | None = None) -> int:
     """Backtest the config on its tables' CloudWatch history; the exit status."""
     return Backtest(settings, make_scaler, connect=connect, stdout=stdout, stderr=stderr, quiet=quiet).run(now)

@@ -58,7 +58,7 @@ def format_table(config: Figures, baselines: Mapping[str, Figures]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for r in rows:
-        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
+        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=False)]
         lines.append("  ".join(cells))
     return "\n".join(lines)
 
@@ -81,8 +81,8 @@ def format_fleet(rows: Sequence[Any]) -> str:
     widths = [max(len(x[i]) for x in lines) for i in range(len(head))]
     text = []
     for x in lines:
-        left = [c.ljust(w) for c, w in zip(x[:5], widths[:5])]
-        text.append("  ".join(left + [c.rjust(w) for c, w in zip(x[5:], widths[5:])]).rstrip())
+        left = [c.ljust(w) for c, w in zip(x[:5], widths[:5], strict=False)]
+        text.append("  ".join(left + [c.rjust(w) for c, w in zip(x[5:], widths[5:], strict=False)]).rstrip())
     text.append(f"Total: ${now:.2f} in the current modes, ${then:.2f} in the recommended ones "
                 f"(this config where provisioned).")
     return "\n".join(text)

@@ -52,10 +52,10 @@ def write_plot(path: Path, config: World, config_figures: Figures, baseline: Wor
         # an outline as well as the fill: a short spike is thinner than a pixel
         top.fill_between(x, peaks(demand), step="post", facecolor="0.85", edgecolor="0.45", linewidth=0.6,
                          label="demand")
-        for values, style in zip(provisioned, styles):
+        for values, style in zip(provisioned, styles, strict=False):
             top.plot(x, peaks(values), drawstyle="steps-post", linewidth=1,
                      **{**style, "label": f"provisioned, {style['label']}"})
-        for values, style in zip(throttled, styles):
+        for values, style in zip(throttled, styles, strict=False):
             bottom.plot(x, peaks(values, 1 / 60.0), drawstyle="steps-post", linewidth=1, **style)
         top.set_title(f"{dim} (units/s)")
         bottom.set_title(f"throttled {dim} (units/s)")

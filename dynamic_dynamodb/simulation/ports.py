@@ -128,7 +128,7 @@ class SimMetrics:
                 layout = layouts[key] = self._layout(q.start, q.end, q.period, visible)
             lo, hi, buckets = layout
             if buckets is None:
-                out[q] = list(zip(self._stamps[lo:hi], series[lo:hi]))
+                out[q] = list(zip(self._stamps[lo:hi], series[lo:hi], strict=False))
             else:
                 out[q] = [(stamp, sum(series[b_lo:b_hi])) for stamp, b_lo, b_hi in buckets]
         return out

@@ -35,7 +35,7 @@ class Figures:
 def provisioned_cost(reads: list[int], writes: list[int]) -> float:
     """Dollars for the provisioned timeline, minute by minute."""
     cost = 0.0
-    for r, w in zip(reads, writes):
+    for r, w in zip(reads, writes, strict=True):
         cost += (r * RCU_HOUR + w * WCU_HOUR) / 60.0
     return cost
 
@@ -43,7 +43,7 @@ def provisioned_cost(reads: list[int], writes: list[int]) -> float:
 def oracle_cost(trace: Trace) -> float:
     """Dollars for exactly ceil(demand) every minute: a clairvoyant lower bound."""
     return sum((max(1, math.ceil(r)) * RCU_HOUR + max(1, math.ceil(w)) * WCU_HOUR) / 60.0
-               for r, w in zip(trace.reads, trace.writes))
+               for r, w in zip(trace.reads, trace.writes, strict=True))
 
 
 def count_decreases(trace: Trace, reads: list[int], writes: list[int]) -> tuple[int, int]:

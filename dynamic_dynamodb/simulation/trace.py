@@ -134,6 +134,6 @@ def write_trace(path: str | Path, start: datetime, reads: list[float], writes: l
     with Path(path).open("w", newline="", encoding="utf-8") as fh:
         out = csv.writer(fh)
         out.writerow(COLUMNS)
-        for i, (r, w) in enumerate(zip(reads, writes)):
+        for i, (r, w) in enumerate(zip(reads, writes, strict=True)):
             ts = start + timedelta(minutes=i * step_minutes)
             out.writerow((ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), r, w))

@@ -166,7 +166,7 @@ def twice_in_one_interval(ds, interval: float, since: float) -> list:
             times.setdefault(table, []).append(stamp)
     # log stamps have 1 s resolution: two decisions one interval apart may look 1 s closer
     return [(t, sorted(v)) for t, v in times.items()
-            if any(b - a < interval - 1.5 for a, b in zip(sorted(v), sorted(v)[1:]))]
+            if any(b - a < interval - 1.5 for a, b in zip(sorted(v), sorted(v)[1:], strict=False))]
 
 
 def test_three_daemons_share_the_tables_take_over_from_a_killed_one_and_rebalance(tables, daemons, proxy_aws,

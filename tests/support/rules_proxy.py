@@ -511,7 +511,8 @@ class RulesProxy(BackgroundServer):
                     what = "the table" if kind == "table" else f"index {label}"
                     raise ProxyError(
                         400, "ValidationException",
-                        f"The provisioned throughput for {subject} will not change. The requested value equals the current value. "
+                        f"The provisioned throughput for {subject} will not change. "
+                        "The requested value equals the current value. "
                         f"Current ReadCapacityUnits provisioned for {what}: {cur_r}. "
                         f"Requested ReadCapacityUnits: {new_r}. "
                         f"Current WriteCapacityUnits provisioned for {what}: {cur_w}. "
@@ -636,7 +637,7 @@ class RulesProxy(BackgroundServer):
         points: dict[Any, dict] = {}
         for res in json.loads(body).get("MetricDataResults") or []:
             stat = p["Statistics"][int(res["Id"][1:])]
-            for ts, value in zip(res.get("Timestamps") or [], res.get("Values") or []):
+            for ts, value in zip(res.get("Timestamps") or [], res.get("Values") or [], strict=False):
                 points.setdefault(ts, {"Timestamp": ts, "Unit": unit or "None"})[stat] = value
         return 200, {"Label": p.get("MetricName"), "Datapoints": list(points.values())}
 
