@@ -962,7 +962,7 @@ class _Parser(argparse.ArgumentParser):
 
     argv: Sequence[str] = ()
 
-    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
         self.argv = list(sys.argv[1:] if args is None else args)  # what error() must not echo
         return super().parse_args(args, namespace)
 

@@ -24,7 +24,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import lockfile
 from daemon import DaemonContext
@@ -360,7 +360,7 @@ def _report(fd: int | None, line: str) -> None:
 def _daemon_main(path: str, report_fd: int, run: Callable[[], int], prepare: Callable[[], None],
                  name: str) -> NoReturn:  # pragma: no cover - forked child
     """Become the daemon, report to the parent, run; always ends with os._exit."""
-    status = EXIT_FAILURE
+    status: int = EXIT_FAILURE
     context: DaemonContext | None = None
     fd: int | None = report_fd
     failure = ""  # the ERR line, sent once the pid file is gone: `start` returns to a clean slate
@@ -398,18 +398,17 @@ def _daemon_main(path: str, report_fd: int, run: Callable[[], int], prepare: Cal
             os._exit(EXIT_FAILURE)
         try:
             prepare()
-        except ValueError as e:
+        except ValueError as e:  # finally: close the context (removes the pid file), report, exit
             failure = f"ERR {EXIT_USAGE} {e}"
             status = EXIT_USAGE
-            return  # finally: close the context (removes the pid file), report, exit
         except StateError as e:  # the state file is another process's, or unusable
             failure = f"ERR {e.status} {e}"
             status = e.status
-            return
-        _report(fd, f"OK {os.getpid()}")
-        os.close(report_fd)
-        fd = None
-        status = run()
+        else:
+            _report(fd, f"OK {os.getpid()}")
+            os.close(report_fd)
+            fd = None
+            status = run()
     except SystemExit as e:
         if isinstance(e.code, str):  # DaemonContext.terminate: SIGTERM before the loop began
             log.info("Stopped during start-up: %s", e.code)
@@ -505,7 +504,7 @@ def absolute_paths(settings: Settings, cwd: str | None = None) -> Settings:
     absolute options (argparse keeps the last occurrence).
     """
     cwd = cwd or os.getcwd()
-    changes: dict[str, object] = {}
+    changes: dict[str, Any] = {}  # Settings fields by name
     extra: list[str] = []
     for attr, flag in PATH_OPTIONS:
         value = getattr(settings, attr)

@@ -117,6 +117,13 @@ class Scaler:
         self.fence: Callable[[str], bool] = lambda table: True
         self.causes_reported: dict[tuple[Target, str], datetime] = {}  # (target, kind) -> last report
 
+    @property
+    def live_ports(self) -> Ports:
+        """The ports a pass uses: a Fleet builds them before it runs one."""
+        if self.ports is None:
+            raise RuntimeError("a pass needs its AWS clients: Fleet builds them before the first pass")
+        return self.ports
+
     # ---- matching -------------------------------------------------------------------
 
     def section_for(self, table: str) -> TableSection | None:
@@ -142,7 +149,7 @@ class Scaler:
         report = PassReport()
         self._aws_errors = report.aws_errors
         try:
-            names = self.ports.tables.list_tables()
+            names = self.live_ports.tables.list_tables()
         except AwsError as e:
             log.error("Cannot list tables: %s", e)
             report.aws_errors.append(("ListTables", e.code))
@@ -188,7 +195,7 @@ class Scaler:
         """DescribeTable for every matched table (a few at a time) and the jobs that follow."""
         def describe(name: str) -> TableDescription | Decision:
             try:
-                return self.ports.tables.describe(name)
+                return self.live_ports.tables.describe(name)
             except TableNotFound as e:
                 log.info("%s: table no longer exists, skipped", name)
                 report.aws_errors.append(("DescribeTable", e.code))
@@ -255,7 +262,7 @@ class Scaler:
         """Every series of the pass; a series that could not be read is left out (its target is
         decided without metrics), logged once per table and counted as that table's failure."""
         try:
-            return dict(self.ports.metrics.fetch([q for job in jobs for q in job.queries]))
+            return dict(self.live_ports.metrics.fetch([q for job in jobs for q in job.queries]))
         except MetricsUnavailable as e:
             errors: dict[str, AwsError] = {}
             for q, error in e.failed.items():
@@ -287,7 +294,7 @@ class Scaler:
     def _breaker_states(self, jobs: list[Job]) -> dict[tuple, bool]:
         """One probe per URL per pass; a URL set for a table or GSI is probed with its names."""
         states: dict[tuple, bool] = {}
-        if self.ports.breaker is None:
+        if self.live_ports.breaker is None:
             return states
         for job in jobs:
             key = self._breaker_key(job)
@@ -298,7 +305,7 @@ class Scaler:
                     headers["x-table-name"] = table
                 if index is not None:
                     headers["x-gsi-name"] = index
-                states[key] = self.ports.breaker.is_closed(url, timeout, headers)
+                states[key] = self.live_ports.breaker.is_closed(url, timeout, headers)
                 if not states[key]:
                     log.warning("Circuit breaker %s is OPEN: no changes for %s", redact_url(url),
                                 table or "any table using it")
@@ -317,7 +324,7 @@ class Scaler:
         """Targets of scaling-policy forecast without a learned rhythm start from CloudWatch's last days."""
         cold = [j for j in jobs if j.rules.scaling_policy == "forecast"
                 and self.memory.get(j.status.target, Memory()).reads_forecast is None]
-        fetch_history = getattr(self.ports.metrics, "fetch_history", None)  # the simulator learns as it plays
+        fetch_history = getattr(self.live_ports.metrics, "fetch_history", None)  # the simulator learns as it plays
         if not cold or fetch_history is None:
             return
         end = now.replace(second=0, microsecond=0) - timedelta(minutes=CLOUDWATCH_DELAY_MINUTES)
@@ -398,9 +405,9 @@ class Scaler:
 
     def _within_maxima(self, table: str, decisions: list[Decision], now: datetime) -> list[Decision]:
         """Increases held to DynamoDB's table and account maxima (DescribeLimits), with a warning."""
-        if self.ports.limits is None or not any(d.changed for d in decisions):
+        if self.live_ports.limits is None or not any(d.changed for d in decisions):
             return decisions
-        limits = self.ports.limits.current(now)
+        limits = self.live_ports.limits.current(now)
         if limits is None:
             return decisions
         floors = {d.target: self._floors(d) for d in decisions}
@@ -421,7 +428,7 @@ class Scaler:
         Any other LimitExceededException (too many table operations at once, a maximum) is a
         failure of this table's pass, tried again next pass."""
         try:
-            self.ports.tables.update(_update(table, changed))
+            self.live_ports.tables.update(_update(table, changed))
         except LimitExceeded as e:
             if not e.decrease_rule:
                 log.error("%s: UpdateTable refused, trying again next pass: %s", table, e)
@@ -463,12 +470,12 @@ class Scaler:
         self._publish(notifications.budget_message(d))
 
     def _publish(self, message: notifications.Message | None) -> None:
-        if message is None or self.ports.notifier is None or self.dry_run:
+        if message is None or self.live_ports.notifier is None or self.dry_run:
             return  # a dry run sends no notification
         log.info("%s: SNS publish to %s: %s", message.target, message.topic, message.subject,
                  extra={"topic": message.topic, "subject": message.subject})
         try:
-            self.ports.notifier.publish(message.topic, message.subject, message.body)
+            self.live_ports.notifier.publish(message.topic, message.subject, message.body)
         except AwsError as e:
             log.error("%s: SNS publish to %s failed: %s", message.target, message.topic, e)
             self._aws_errors.append(("Publish", e.code))

@@ -75,7 +75,7 @@ def manage(scaler: Scaler, section: TableSection, desc: TableDescription, now: d
         log.info("%s: dry run, would switch to %s (%s)%s", target, word, decision.reason, _capacities(update))
         return False
     try:
-        scaler.ports.tables.update(update)
+        scaler.live_ports.tables.update(update)
     except (TableBusy, TableNotFound) as e:
         log.info("%s: switch to %s not made (%s), trying again next pass", target, word, e)
         report.skipped += 1
@@ -116,7 +116,7 @@ def simulated_costs(scaler: Scaler, section: TableSection, desc: TableDescriptio
     from .simulation.trace import Trace
 
     target = desc.table.target
-    fetch_history = getattr(scaler.ports.metrics, "fetch_history", None)
+    fetch_history = getattr(scaler.live_ports.metrics, "fetch_history", None)
     if fetch_history is None:
         log.warning("%s: capacity-mode auto needs CloudWatch history, which this metrics source cannot give", target)
         return None
@@ -171,7 +171,7 @@ def _recent_demand(scaler: Scaler, targets: Sequence[Target], now: datetime) -> 
     queries = [MetricQuery(t, metric[dim], start, end, 60)
                for t in targets for dim in Dim for metric in (CONSUMED_METRIC, THROTTLE_METRIC)]
     try:
-        data = scaler.ports.metrics.fetch(queries)
+        data = scaler.live_ports.metrics.fetch(queries)
     except AwsError as e:
         log.error("%s: cannot read the recent demand for a switch to provisioned: %s", targets[0], e)
         data = {}

@@ -174,9 +174,9 @@ class Decision:
 def skipped(status: TargetStatus, code: Reason, reason: str, rules: TargetRules | None = None) -> Decision:
     """The decision for a target skipped before the policy ran: nothing changes, and the code says why."""
     assert code in SKIPS, code
-    dims = (DimDecision(dim, value, value, None, reason, code)
-            for dim, value in ((Dim.READS, status.capacity.reads), (Dim.WRITES, status.capacity.writes)))
-    return Decision(status, *dims, skipped=code, rules=rules)
+    reads, writes = (DimDecision(dim, value, value, None, reason, code)
+                     for dim, value in ((Dim.READS, status.capacity.reads), (Dim.WRITES, status.capacity.writes)))
+    return Decision(status, reads, writes, skipped=code, rules=rules)
 
 
 def retry_increases(changed: list[Decision]) -> list[Decision]:
@@ -223,7 +223,8 @@ def clamp(value: int, rules: DimensionRules) -> int:
 def scale_up_amount(scale: Scale | None, value: float) -> float:
     """Granular increase: the amount of the largest threshold <= value (0 below all)."""
     amount = 0.0
-    for threshold in sorted(scale or {}):
+    scale = scale or {}
+    for threshold in sorted(scale):
         if value < threshold:
             break
         amount = scale[threshold]
@@ -235,7 +236,8 @@ def scale_down_amount(scale: Scale | None, value: float) -> float:
 
     A value equal to a threshold takes that threshold's amount, as 2.5.1's scale_reader_decrease did.
     """
-    for threshold in sorted(scale or {}):
+    scale = scale or {}
+    for threshold in sorted(scale):
         if value <= threshold:
             return scale[threshold]
     return 0.0

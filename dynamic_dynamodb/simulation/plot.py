@@ -55,8 +55,8 @@ def write_plot(path: Path, config: World, config_figures: Figures, baseline: Wor
         for values, style in zip(provisioned, styles, strict=False):
             top.plot(x, peaks(values), drawstyle="steps-post", linewidth=1,
                      **{**style, "label": f"provisioned, {style['label']}"})
-        for values, style in zip(throttled, styles, strict=False):
-            bottom.plot(x, peaks(values, 1 / 60.0), drawstyle="steps-post", linewidth=1, **style)
+        for throttles, style in zip(throttled, styles, strict=False):
+            bottom.plot(x, peaks(throttles, 1 / 60.0), drawstyle="steps-post", linewidth=1, **style)
         top.set_title(f"{dim} (units/s)")
         bottom.set_title(f"throttled {dim} (units/s)")
         for ax in (top, bottom):

@@ -81,6 +81,7 @@ class SimTables:
             cap = update.table_capacity
             self.world.switch(update.billing_mode, cap.reads if cap else 0, cap.writes if cap else 0)
             return
+        assert update.table_capacity is not None, "_invalid refuses an update with neither capacity nor mode"
         self.world.update(update.table_capacity.reads, update.table_capacity.writes)
 
     def _not_found(self, table: str) -> TableNotFound:
@@ -128,6 +129,7 @@ class SimMetrics:
                 layout = layouts[key] = self._layout(q.start, q.end, q.period, visible)
             lo, hi, buckets = layout
             if buckets is None:
+                assert self._stamps is not None, "_layout builds the minute stamps before it returns no buckets"
                 out[q] = list(zip(self._stamps[lo:hi], series[lo:hi], strict=False))
             else:
                 out[q] = [(stamp, sum(series[b_lo:b_hi])) for stamp, b_lo, b_hi in buckets]

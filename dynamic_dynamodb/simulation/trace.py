@@ -97,7 +97,7 @@ def _parse(fh: TextIO, where: str, name: str) -> Trace:
         stamps.append(ts)
         reads.append(r)
         writes.append(w)
-    if len(stamps) < 2:
+    if len(stamps) < 2 or step is None:  # the second row sets the step
         raise TraceError(f"{where}: {len(stamps)} data row(s), need at least 2 to know the step")
     per = step // timedelta(minutes=1)
     # a step longer than a minute holds its value for each of its minutes (SCORING.md)

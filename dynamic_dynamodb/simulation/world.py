@@ -56,7 +56,7 @@ class DecreaseRule:
         """True when a decrease issued at `minute` would be accepted."""
         if self.count_on(minute) < FREE_DECREASES:
             return True
-        return minute - self.last >= DECREASE_GAP
+        return self.last is None or minute - self.last >= DECREASE_GAP
 
     def record(self, minute: int) -> None:
         """Count an accepted decrease."""
@@ -175,6 +175,7 @@ class World:
         self.pending = (reads, writes)
 
     def _limit_text(self) -> str:
+        assert self.rule.last is not None, "only a decrease refused after accepted ones has a limit text"
         last = self.time_of(self.rule.last)
         nxt = last + timedelta(minutes=DECREASE_GAP)
         fmt = "%A, %B %d, %Y %I:%M:%S %p UTC"
