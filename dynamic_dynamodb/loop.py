@@ -219,7 +219,10 @@ class Scaler:
                 report.decisions.append(desc)
                 continue
             if section.mode.mode != "provisioned" and mode_switch.manage(self, section, desc, now, report):
-                continue  # switched this pass: scaled, if provisioned, from the next
+                # switched this pass: scaled, if provisioned, from the next (and its memory is kept)
+                report.decisions.append(policy.skipped(desc.table, Reason.MODE_SWITCHED,
+                                                       "billing mode switched", section.rules))
+                continue
             targets = [(desc.table, section.rules)]
             # while the table is not ACTIVE DynamoDB refuses any UpdateTable, its GSIs' too
             table_busy = not desc.table.active and not desc.table.on_demand

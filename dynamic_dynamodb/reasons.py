@@ -24,6 +24,7 @@ class Reason(str, Enum):
     GSI_BUSY = "gsi_busy"  # the GSI's table is not ACTIVE, so DynamoDB refuses its updates
     NO_CAPACITY = "no_capacity"  # DescribeTable reports 0 units: no percentage can be computed
     METRICS_UNAVAILABLE = "metrics_unavailable"  # CloudWatch could not be read this pass
+    MODE_SWITCHED = "mode_switched"  # capacity-mode switched the table's billing mode this pass
 
     # ---- the load asked for a change
     THROTTLED = "throttled"  # throttling asked for an increase
@@ -61,7 +62,7 @@ class Reason(str, Enum):
 
 
 SKIPS = frozenset({Reason.NOT_FOUND, Reason.AWS_ERROR, Reason.ON_DEMAND, Reason.NOT_ACTIVE, Reason.GSI_BUSY,
-                   Reason.NO_CAPACITY, Reason.METRICS_UNAVAILABLE})
+                   Reason.NO_CAPACITY, Reason.METRICS_UNAVAILABLE, Reason.MODE_SWITCHED})
 HOLDS = frozenset({Reason.BREAKER_OPEN, Reason.WAITING_FOR_PARTNER, Reason.OUTSIDE_WINDOW, Reason.BUDGET_SPENT})
 
 _RANK = {reason: rank for rank, reason in enumerate(Reason)}

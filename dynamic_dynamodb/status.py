@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
-from . import policy
+from . import policy, schedule
 from .edge import LOGGER
 from .model import AwsError, TableNotFound, TargetStatus
 from .policy import Memory
+from .rules import TargetRules
 
 log = logging.getLogger(LOGGER)
 
@@ -31,9 +32,13 @@ def iso(when: datetime | None) -> str | None:
 
 
 def status_row(status: TargetStatus, region: str, memory: Memory, now: datetime,
-               reserved: int = 0) -> dict[str, Any]:
-    """One table or GSI as --status-json shows it (pure: the planner's own budget functions)."""
+               reserved: int = 0, rules: Optional[TargetRules] = None) -> dict[str, Any]:
+    """One table or GSI as --status-json shows it (pure: the planner's own budget and schedule functions)."""
     spent, _ = policy.decreases_spent(status, memory, now)
+    in_force: tuple = ()
+    if rules is not None:
+        reserved = policy.reserved_for_schedules(rules, now)
+        in_force = schedule.in_force(rules.schedules, now) if rules.schedules else ()
     allowed_at = policy.next_decrease_at(status, memory, now, reserved)
     last = None
     if memory.last_reason is not None:
@@ -48,7 +53,8 @@ def status_row(status: TargetStatus, region: str, memory: Memory, now: datetime,
         "last_decision": last,
         "decreases_left_today": max(0, policy.FREE_DECREASES_PER_DAY - spent),
         "next_decrease_at": None if allowed_at <= now else iso(allowed_at),
-        "schedule": None,  # the schedule in force, once schedules exist
+        # the schedules in force, by name ("sales" or "sales, launch"), null when none is
+        "schedule": ", ".join(sched.name for sched in in_force) or None,
     }
 
 
@@ -92,7 +98,7 @@ def collect(fleet, now: datetime) -> StatusReport:
                     targets.append((index, rules))
             for status, rules in targets:
                 memory = scaler.memory.get(status.target, Memory())
-                report.rows.append(status_row(status, placement.region, memory, now, rules.reserved_decreases))
+                report.rows.append(status_row(status, placement.region, memory, now, rules=rules))
     return report
 
 

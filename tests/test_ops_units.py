@@ -333,3 +333,17 @@ def test_the_server_answers_metrics_and_healthz_by_the_liveness_and_a_taken_port
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_status_row_names_the_schedules_in_force():
+    from dynamic_dynamodb.rules import Schedule, TargetRules, Window
+    from datetime import time as clock
+
+    def sched(name, start, end):
+        return Schedule(name, (Window(clock(start), clock(end)),), lead_minutes=0, min_reads=50)
+
+    rules = TargetRules(schedules=(sched("sales", 16, 22), sched("night", 1, 3), sched("all-day", 0, 23)))
+    at_17 = NOW.replace(hour=17, minute=0)
+    assert status.status_row(active(), "us-east-1", Memory(), at_17, rules=rules)["schedule"] == "sales, all-day"
+    assert status.status_row(active(), "us-east-1", Memory(), NOW.replace(hour=23, minute=30),
+                             rules=rules)["schedule"] is None
