@@ -32,7 +32,7 @@ def iso(when: datetime | None) -> str | None:
 
 
 def status_row(status: TargetStatus, region: str, memory: Memory, now: datetime,
-               reserved: int = 0, rules: Optional[TargetRules] = None) -> dict[str, Any]:
+               reserved: int = 0, rules: TargetRules | None = None) -> dict[str, Any]:
     """One table or GSI as --status-json shows it (pure: the planner's own budget and schedule functions)."""
     spent, _ = policy.decreases_spent(status, memory, now)
     in_force: tuple = ()
