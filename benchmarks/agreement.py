@@ -21,10 +21,11 @@ SHARED = ROOT.parent / "shared"
 REFSIM = SHARED / "tools" / "refsim.py"
 sys.path.insert(0, str(ROOT))
 
+from simulate import scaler_factory  # noqa: E402  (benchmarks/simulate.py)
+
 from dynamic_dynamodb.rules import TargetRules  # noqa: E402
 from dynamic_dynamodb.settings import Settings, TableSection  # noqa: E402
 from dynamic_dynamodb.simulation import simulate  # noqa: E402
-from simulate import scaler_factory  # noqa: E402  (benchmarks/simulate.py)
 
 
 def refsim(*args: object) -> dict:

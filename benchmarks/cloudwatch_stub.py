@@ -41,8 +41,9 @@ import threading
 import time
 import urllib.parse
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterable, Optional
+from typing import Any
 
 TARGET_PREFIX = "GraniteServiceVersion20100801."
 JSON_CT = "application/x-amz-json-1.0"
@@ -94,7 +95,7 @@ class MetricStore:
             self.series.clear()
 
     def put(self, key: SeriesKey, timestamp: float, value: float, count: float = 1.0,
-            minimum: Optional[float] = None, maximum: Optional[float] = None) -> None:
+            minimum: float | None = None, maximum: float | None = None) -> None:
         ts = int(timestamp)
         lo = value if minimum is None else minimum
         hi = value if maximum is None else maximum
@@ -140,7 +141,7 @@ class CloudWatchStub:
     """The endpoint: ``start()``, ``.url``, ``stop()``, ``stats()``, ``reset_stats()``."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, latency_ms: float = 100.0,
-                 upstream: Optional[str] = None, max_datapoints: int = MAX_DATAPOINTS) -> None:
+                 upstream: str | None = None, max_datapoints: int = MAX_DATAPOINTS) -> None:
         self.host, self.port = host, port
         self.latency_ms = latency_ms
         self.max_datapoints = max_datapoints
@@ -150,11 +151,11 @@ class CloudWatchStub:
         self._calls: Counter = Counter()
         self._queries: list[int] = []
         self._local = threading.local()
-        self._server: Optional[ThreadingHTTPServer] = None
-        self._thread: Optional[threading.Thread] = None
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
 
     # ---- lifecycle ------------------------------------------------------------------
-    def start(self) -> "CloudWatchStub":
+    def start(self) -> CloudWatchStub:
         stub = self
 
         class Handler(_Handler):
@@ -176,7 +177,7 @@ class CloudWatchStub:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "CloudWatchStub":
+    def __enter__(self) -> CloudWatchStub:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -187,7 +188,7 @@ class CloudWatchStub:
         return f"http://{self.host}:{self.port}"
 
     # ---- counters ---------------------------------------------------------------------
-    def count(self, service: str, operation: str, queries: Optional[int] = None) -> None:
+    def count(self, service: str, operation: str, queries: int | None = None) -> None:
         with self._lock:
             self._calls[f"{service}.{operation}"] += 1
             if queries is not None:
@@ -289,7 +290,7 @@ class CloudWatchStub:
                                float(sv["Maximum"]))
             elif "Values" in datum:
                 counts = datum.get("Counts") or [1.0] * len(datum["Values"])
-                for value, count in zip(datum["Values"], counts):
+                for value, count in zip(datum["Values"], counts, strict=False):
                     self.store.put(key, ts, float(value) * float(count), float(count), float(value), float(value))
             else:
                 self.store.put(key, ts, float(datum.get("Value", 0.0)))
@@ -314,7 +315,7 @@ class CloudWatchStub:
                     conn.close()
                     self._local.conn = None
                 return resp.status, resp.getheaders(), data
-            except (http.client.HTTPException, ConnectionError, socket.timeout):
+            except (TimeoutError, http.client.HTTPException, ConnectionError):
                 conn.close()
                 self._local.conn = None
                 if attempt == 2:

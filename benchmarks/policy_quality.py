@@ -55,7 +55,7 @@ def perturbations(path: Path, tmp: Path) -> list[Path]:
     """Variants of a trace that keep its character but not its exact shape."""
     trace = load_trace(path)
     step = trace.step_minutes
-    rows = list(zip(trace.reads[::step], trace.writes[::step]))
+    rows = list(zip(trace.reads[::step], trace.writes[::step], strict=True))
     per_day = 1440 // step
     rng = random.Random(7)
     variants = {

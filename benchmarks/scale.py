@@ -48,9 +48,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cloudwatch_stub import CloudWatchStub  # noqa: E402
-from dynamic_dynamodb.aws import METRICS_CONCURRENCY  # noqa: E402
 from support.metrics import create_table  # noqa: E402
 from support.moto import MotoServer, apply_fake_aws_env, make_client  # noqa: E402
+
+from dynamic_dynamodb.aws import METRICS_CONCURRENCY  # noqa: E402
 
 NAMESPACE = "AWS/DynamoDB"
 MINUTES = 20
@@ -238,8 +239,8 @@ def main() -> int:
 
             stub.latency_ms = args.latency_ms
             stub.reset_stats()
-            wall, rc, rss, cpu = run_pass(stub.url, write_config(work / "batched.conf", regions=args.regions), work, work / "batched.log",
-                                          args.profile)
+            batched = write_config(work / "batched.conf", regions=args.regions)
+            wall, rc, rss, cpu = run_pass(stub.url, batched, work, work / "batched.log", args.profile)
             batched = stub.stats()
             print_run("batched pass (metrics-batch-size 500, the default)", wall, rc, rss, cpu, batched)
             print_tail(work / "batched.log")
@@ -247,8 +248,8 @@ def main() -> int:
             if not args.skip_unbatched:
                 stub.latency_ms = args.unbatched_latency_ms
                 stub.reset_stats()
-                wall1, rc1, rss1, cpu1 = run_pass(stub.url, write_config(work / "unbatched.conf", 1, args.regions), work,
-                                                  work / "unbatched.log")
+                unbatched = write_config(work / "unbatched.conf", 1, args.regions)
+                wall1, rc1, rss1, cpu1 = run_pass(stub.url, unbatched, work, work / "unbatched.log")
                 unbatched = stub.stats()
                 print_run(f"one metric per call (metrics-batch-size 1, latency {args.unbatched_latency_ms:g} ms)",
                           wall1, rc1, rss1, cpu1, unbatched)
@@ -263,8 +264,8 @@ def main() -> int:
 
             if args.idle_seconds > 0:
                 stub.latency_ms = args.latency_ms
-                first, used = idle_cpu(stub.url, write_config(work / "batched.conf", regions=args.regions), work, work / "idle.log",
-                                       args.idle_seconds)
+                idle = write_config(work / "batched.conf", regions=args.regions)
+                first, used = idle_cpu(stub.url, idle, work, work / "idle.log", args.idle_seconds)
                 print(f"\n== foreground daemon between passes\nfirst pass ended after {first:.1f} s; CPU used in the "
                       f"next {args.idle_seconds:g} s of sleep: {used:.2f} s ({100 * used / args.idle_seconds:.2f} % "
                       f"of one core)")

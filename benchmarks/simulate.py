@@ -107,13 +107,13 @@ def main(argv: list[str]) -> int:
             settings = Settings(check_interval=interval,
                                 tables=(TableSection("simulated", re.compile("simulated"), TargetRules()),))
 
-            def run(make, out=None):
+            def run(make, out=None, settings=settings):  # called before the loop moves on
                 return simulate(settings, trace, out, make, table="simulated", progress=None)
 
             report = run(factory)
             bare = best_of(3, lambda: run(PortsOnly))
             core = best_of(3, lambda: run(factory))
-            full = best_of(3, lambda: run(factory, Path(tmp) / f"out{interval}"))
+            full = best_of(3, lambda interval=interval: run(factory, Path(tmp) / f"out{interval}"))
             print(f"check-interval {interval:>3} s, {report.config.minutes} minutes, {report.passes} passes:")
             print(f"  world, ports and baselines (passes only call the ports)  {bare:5.2f} s")
             print(f"  the same with the scaler's decisions                      {core:5.2f} s")

@@ -32,8 +32,8 @@ ListTables calls and the table's DescribeTable call ended in a clean answer show
 (or its GSI) ACTIVE, and no failed GetMetricData call of the pass that asked for that
 table's series failed as a whole (throttling, 5xx after botocore's retries, a connection
 lost) or asked for that table's series alone. A batch of several tables' series whose
-*answer* could not be read must be split by the daemon, and costs none of them. A pass is lost when a table or GSI owed a decision got no decision
-line with data. Passes cut short by a SIGKILL are not counted.
+*answer* could not be read must be split by the daemon, and costs none of them. A pass is lost
+when a table or GSI owed a decision got no decision line with data. Passes cut short by a SIGKILL are not counted.
 """
 from __future__ import annotations
 

@@ -13,10 +13,11 @@ import math
 import os
 import threading
 from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import boto3
 import botocore.session
@@ -163,18 +164,18 @@ class Connection:
     """Where and as whom to connect."""
 
     region: str
-    access_key_id: Optional[str] = None
-    secret_access_key: Optional[str] = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
     max_attempts: int = 3  # botocore's standard-mode default
     pool_size: int = 16
-    role_arn: Optional[str] = None  # assumed with the credentials above (or the default chain)
+    role_arn: str | None = None  # assumed with the credentials above (or the default chain)
 
 
 _loader_lock = threading.Lock()
 _loader: Any = None
 
 
-def _session(core: Optional[botocore.session.Session] = None, **kwargs: Any) -> boto3.Session:
+def _session(core: botocore.session.Session | None = None, **kwargs: Any) -> boto3.Session:
     """A boto3 session on a botocore session that shares the process's one data loader, so
     sessions (one per region and role) share the parsed service models: about 0.6 MB per
     extra session instead of 10."""
@@ -254,7 +255,7 @@ def _assume_role_session(source: boto3.Session, conn: Connection) -> boto3.Sessi
     return _session(core, region_name=conn.region)
 
 
-def make_client(session: boto3.Session, service: str, conn: Connection, region: Optional[str] = None,
+def make_client(session: boto3.Session, service: str, conn: Connection, region: str | None = None,
                 **credentials: Any) -> Any:
     """The one place clients are built: standard retries, bounded timeouts, a pool for threads.
     `region` overrides the session's (SNS topics live in their own region). The timeouts bound
@@ -276,7 +277,7 @@ def make_client(session: boto3.Session, service: str, conn: Connection, region: 
     return client
 
 
-def _when(value: Any) -> Optional[datetime]:
+def _when(value: Any) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, datetime):
@@ -346,7 +347,7 @@ def parse_description(table: Mapping[str, Any]) -> TableDescription:
                             tuple(replace(i, incarnation=incarnation) for i in indexes))
 
 
-def table_incarnation(table: Mapping[str, Any]) -> Optional[str]:
+def table_incarnation(table: Mapping[str, Any]) -> str | None:
     """Which table of its name a DescribeTable answer is about: its TableId, else its creation
     time (moto has no TableId). A GSI shares it: DescribeTable gives a GSI neither an id nor a
     creation time (its IndexArn is made of the two names)."""
@@ -393,7 +394,8 @@ class DynamoTables:
             ]
         if update.billing_mode is not None:
             kwargs["BillingMode"] = update.billing_mode
-            limits = dict(zip(("MaxReadRequestUnits", "MaxWriteRequestUnits"), update.on_demand_max or ()))
+            limits = dict(zip(("MaxReadRequestUnits", "MaxWriteRequestUnits"), update.on_demand_max or (),
+                              strict=False))
             if any(v is not None for v in limits.values()):
                 kwargs["OnDemandThroughput"] = {k: v for k, v in limits.items() if v is not None}
         call(lambda: _field(self.client.update_table(**kwargs), "TableDescription", dict))
@@ -406,7 +408,7 @@ def refuse_limit_retries(client: Any) -> None:
     The first non-None answer to `needs-retry` decides, and ours is asked first. (botocore's
     retry quota is still charged for the retry it would have made, 5 of its 500 tokens,
     given back by later successful calls of the client.)"""
-    def no_retry(response: Any = None, **_: Any) -> Optional[bool]:
+    def no_retry(response: Any = None, **_: Any) -> bool | None:
         if response is not None and response[1].get("Error", {}).get("Code") == "LimitExceededException":
             return False
         return None
@@ -421,11 +423,11 @@ class DynamoLimits:
     def __init__(self, client: Any, refresh: timedelta = LIMITS_REFRESH) -> None:
         self.client = client
         self.refresh = refresh
-        self._limits: Optional[CapacityLimits] = None
-        self._read_at: Optional[datetime] = None
-        self._failed_at: Optional[datetime] = None
+        self._limits: CapacityLimits | None = None
+        self._read_at: datetime | None = None
+        self._failed_at: datetime | None = None
 
-    def current(self, now: datetime) -> Optional[CapacityLimits]:
+    def current(self, now: datetime) -> CapacityLimits | None:
         """The cached maxima, read again once `refresh` has passed; None (with one warning) when
         DescribeLimits fails: no clamp this pass (the pass's tables share its `now`), another
         try next pass."""
@@ -510,7 +512,7 @@ class CloudWatchMetrics:
                                      failed, result)
         return result
 
-    def _fetch_halving(self, start: datetime, end: datetime, batch: list[MetricQuery], budget: "_SplitBudget"
+    def _fetch_halving(self, start: datetime, end: datetime, batch: list[MetricQuery], budget: _SplitBudget
                        ) -> tuple[dict[MetricQuery, Datapoints], dict[MetricQuery, AwsError]]:
         """One batch; when its call fails, each half on its own (2 x log2(batch) more calls per
         bad query). Returns what was read and the error of every query that was not."""
@@ -633,7 +635,7 @@ def _valid(q: MetricQuery, stamps: Sequence[Any], values: Sequence[Any]) -> list
     if not isinstance(stamps, list) or not isinstance(values, list) or len(stamps) != len(values):
         raise ValueError(f"{q.target}: {q.metric} has {_count(stamps)} timestamps and {_count(values)} values")
     good = []
-    for stamp, value in zip(stamps, values):
+    for stamp, value in zip(stamps, values, strict=True):
         when = _when(stamp)
         if when is None:
             raise TypeError(f"{q.target}: a {q.metric} datapoint has no timestamp")
@@ -676,7 +678,7 @@ class SnsNotifier:
     """Notifier over SNS Publish. SNS accepts a topic only in its own region: given
     `client_for_region`, a topic of another region is published with a client of that region."""
 
-    def __init__(self, client: Any, client_for_region: Optional[Callable[[str], Any]] = None) -> None:
+    def __init__(self, client: Any, client_for_region: Callable[[str], Any] | None = None) -> None:
         self.client = client
         self.client_for_region = client_for_region
         self._regional: dict[str, Any] = {}

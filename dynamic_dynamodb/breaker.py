@@ -6,7 +6,7 @@ import logging
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Mapping
+from collections.abc import Mapping
 
 from .edge import LOGGER
 

@@ -13,9 +13,9 @@ passes the figures in; nothing here reads a clock, logs or talks to AWS. The rul
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Optional, Sequence
 
 PROVISIONED = "PROVISIONED"
 ON_DEMAND = "PAY_PER_REQUEST"
@@ -35,8 +35,8 @@ class ModeRules:
     margin: float = 20.0  # percent
     max_throttled: float = 1.0  # percent of demand
     min_hours: float = 24.0
-    on_demand_max_reads: Optional[int] = None
-    on_demand_max_writes: Optional[int] = None
+    on_demand_max_reads: int | None = None
+    on_demand_max_writes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -53,9 +53,9 @@ class ModeMemory:
     """What is remembered per table between passes (persisted in the state file)."""
 
     switches_to_on_demand: tuple[datetime, ...] = ()  # within the last SWITCH_WINDOW
-    last_switch: Optional[datetime] = None
-    history_read: Optional[datetime] = None  # when the costs below were simulated
-    costs: Optional[Costs] = None
+    last_switch: datetime | None = None
+    history_read: datetime | None = None  # when the costs below were simulated
+    costs: Costs | None = None
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,8 @@ class ModeDecision:
     reason: str
 
 
-def cheaper_mode(current: str, costs: Costs, margin_pct: float = 20.0, max_throttled_pct: float = 1.0) -> tuple[str, str]:
+def cheaper_mode(current: str, costs: Costs, margin_pct: float = 20.0,
+                 max_throttled_pct: float = 1.0) -> tuple[str, str]:
     """The mode the figures argue for (switch limits aside), and why."""
     keep = 1.0 - margin_pct / 100.0
     throttled = costs.throttled_share * 100.0
@@ -128,7 +129,7 @@ def history_due(memory: ModeMemory, now: datetime) -> bool:
 
 
 def provisioned_for(recent_demand: Sequence[float], target_pct: float, floor: int = 1,
-                    ceiling: Optional[int] = None) -> int:
+                    ceiling: int | None = None) -> int:
     """Capacity for a switch back to provisioned: the recent peak demand (units/s) at the target utilisation."""
     peak = max(recent_demand, default=0.0)
     units = max(floor, 1, math.ceil(peak / (target_pct / 100.0)))

@@ -8,14 +8,14 @@ import signal
 import sys
 import threading
 import time
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from . import config, edge, state
 from .coordination import Coordinator
 from .edge import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, LOGGER, error
 from .fleet import Fleet, Ledger
-from .loop import PassReport, Ports, pass_period, run_forever, utcnow
 from .logsetup import setup_logging
+from .loop import PassReport, Ports, pass_period, run_forever, utcnow
 from .model import AwsError
 from .settings import ConfigError, Placement, Settings
 from .statetable import StateTable, StateTableError
@@ -23,7 +23,7 @@ from .statetable import StateTable, StateTableError
 log = logging.getLogger(LOGGER)
 
 
-def build_ports(settings: Settings, placement: Optional[Placement] = None) -> Ports:
+def build_ports(settings: Settings, placement: Placement | None = None) -> Ports:
     """Real AWS adapters for a placement's region and role (default: the settings' region and
     role), with the settings' keys or the default credential chain."""
     from . import aws
@@ -48,7 +48,7 @@ def build_ports(settings: Settings, placement: Optional[Placement] = None) -> Po
     )
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `dynamic-dynamodb` command."""
     try:
         try:
@@ -75,7 +75,7 @@ def hide_secrets_from_ps(argv: Sequence[str]) -> None:
         set_title(" ".join(["dynamic-dynamodb", *masked]))
 
 
-def _main(argv: Optional[Sequence[str]]) -> int:
+def _main(argv: Sequence[str] | None) -> int:
     if argv is None:  # this process's own command line (not a call from Python)
         hide_secrets_from_ps(sys.argv[1:])
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -116,7 +116,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         return EXIT_OK
 
 
-def _stop_settings(argv: Sequence[str]) -> Optional[Settings]:
+def _stop_settings(argv: Sequence[str]) -> Settings | None:
     """For `--daemon stop` only: the pid file options, so a broken config file cannot
     keep a running daemon from being stopped."""
     args = config.build_parser().parse_args(list(argv))
@@ -142,7 +142,7 @@ def build_coordinator(settings: Settings) -> Coordinator:
                        state.decode_memory)
 
 
-def run(settings: Settings, held: Optional[state.StateFile] = None) -> int:
+def run(settings: Settings, held: state.StateFile | None = None) -> int:
     """One pass (--run-once) or the foreground loop until SIGTERM/SIGINT; SIGHUP re-reads the config.
 
     The state file is this process's for the whole run (`held`: already claimed, by the
@@ -194,7 +194,7 @@ def state_path(settings: Settings) -> str:
     return settings.state_file or state.default_path(settings.instance)
 
 
-def run_pass(scaler: Fleet, now, held: Optional[state.StateFile] = None) -> PassReport:
+def run_pass(scaler: Fleet, now, held: state.StateFile | None = None) -> PassReport:
     """One pass, then the memory saved (a dry run, holding no state file, never writes it)."""
     report = scaler.run_pass(now)
     if held is not None and not scaler.dry_run and scaler.coordinator is None:  # else the pass saved it
@@ -234,11 +234,11 @@ class Watch:
         from .sdnotify import SystemdNotifier
 
         self.liveness = Liveness(interval)
-        self.metrics: Optional[Metrics] = None
+        self.metrics: Metrics | None = None
         self.server = None
         self.systemd = SystemdNotifier()
         self.started = utcnow()
-        self.heartbeat: Optional[str] = None
+        self.heartbeat: str | None = None
         if settings.daemon in ("start", "restart"):
             from .status import heartbeat_path
 
@@ -251,7 +251,7 @@ class Watch:
             log.info("Serving /metrics and /healthz on %s:%d", settings.metrics_address, settings.metrics_port)
         self.systemd.start_watchdog(self.liveness.healthy)
 
-    def run_pass(self, scaler: Fleet, now, held: Optional[state.StateFile] = None) -> PassReport:
+    def run_pass(self, scaler: Fleet, now, held: state.StateFile | None = None) -> PassReport:
         """One pass, observed."""
         self.systemd.ready()
         started = time.monotonic()
@@ -284,7 +284,7 @@ class Watch:
                 pass
 
 
-def serve(scaler: Fleet, held: Optional[state.StateFile] = None) -> int:
+def serve(scaler: Fleet, held: state.StateFile | None = None) -> int:
     """The foreground loop with its signal handling (also what a daemon runs after detaching)."""
     stop = threading.Event()
     reload_requested = threading.Event()

@@ -17,10 +17,11 @@ import os
 import re
 import stat
 import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import time
 from enum import Enum
-from typing import Any, Callable, Iterable, Mapping, NoReturn, Optional, Sequence, cast
+from typing import Any, NoReturn, cast
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -87,7 +88,7 @@ def to_int(text: str) -> int:
         raise ValueError(f"expected an integer, got {text!r}") from None
 
 
-def to_limit(text: str) -> Optional[int]:
+def to_limit(text: str) -> int | None:
     """A min or max of provisioned units; 0 means no limit, as in 1.6.0."""
     value = to_int(text)
     if value < 0:
@@ -260,7 +261,7 @@ def to_url(text: str) -> str:
     value = text.strip()
     try:
         parts = urlsplit(value)
-        parts.port  # raises ValueError on a bad port
+        _ = parts.port  # raises ValueError on a bad port
     except ValueError:
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
@@ -433,12 +434,12 @@ class Key:
     attr: str  # field of DimensionRules (when dim is set) or TargetRules
     convert: Callable[[str], Any]
     help: str
-    dim: Optional[Dim] = None
-    low: Optional[float] = None
-    high: Optional[float] = None
+    dim: Dim | None = None
+    low: float | None = None
+    high: float | None = None
     optional: bool = False  # an empty value means "not set"
     cli: bool = False  # also `--NAME` on the command line, used with --table-name
-    default_text: Optional[str] = None  # when the dataclass default alone says too little
+    default_text: str | None = None  # when the dataclass default alone says too little
 
     @property
     def default(self) -> Any:
@@ -596,9 +597,9 @@ class GlobalKey:
     attr: str  # field of Settings
     convert: Callable[[str], Any]
     help: str
-    low: Optional[float] = None
-    flag: Optional[str] = None  # the command-line option that overrides it
-    high: Optional[float] = None
+    low: float | None = None
+    flag: str | None = None  # the command-line option that overrides it
+    high: float | None = None
 
     @property
     def default(self) -> Any:
@@ -694,10 +695,10 @@ class ModeKey:
     attr: str  # field of capacity_mode.ModeRules
     convert: Callable[[str], Any]
     help: str
-    low: Optional[float] = None
-    high: Optional[float] = None
+    low: float | None = None
+    high: float | None = None
     optional: bool = False
-    default_text: Optional[str] = None
+    default_text: str | None = None
 
     @property
     def default(self) -> Any:
@@ -774,9 +775,9 @@ class ScheduleKey:
     attr: str  # field of rules.Schedule
     convert: Callable[[str], Any]
     help: str
-    low: Optional[float] = None
-    high: Optional[float] = None
-    default_text: Optional[str] = None
+    low: float | None = None
+    high: float | None = None
+    default_text: str | None = None
 
     @property
     def default(self) -> Any:
@@ -819,13 +820,13 @@ class CliOption:
     flags: tuple[str, ...]
     group: str
     help: str
-    dest: Optional[str] = None
-    convert: Optional[Callable[[str], Any]] = None
-    action: Optional[str] = None
+    dest: str | None = None
+    convert: Callable[[str], Any] | None = None
+    action: str | None = None
     default: Any = None
-    choices: Optional[Sequence[str]] = None
-    metavar: Optional[str] = None
-    default_text: Optional[str] = None  # the effective default, shown in --help
+    choices: Sequence[str] | None = None
+    metavar: str | None = None
+    default_text: str | None = None  # the effective default, shown in --help
 
     @property
     def type_name(self) -> str:
@@ -961,7 +962,7 @@ class _Parser(argparse.ArgumentParser):
 
     argv: Sequence[str] = ()
 
-    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
         self.argv = list(sys.argv[1:] if args is None else args)  # what error() must not echo
         return super().parse_args(args, namespace)
 
@@ -1091,7 +1092,7 @@ def _check_config_path(path: str) -> None:
         raise ConfigError(f"-c/--config: {path!r} is {size} bytes; a config file is at most 1 MiB")
 
 
-def _read_file(path: str, warnings: Optional[list[str]] = None) -> list[_Section]:
+def _read_file(path: str, warnings: list[str] | None = None) -> list[_Section]:
     """The sections of the config file, in file order; a section or key given twice is a warning."""
     # " ; comment" after a value is a comment, as in Python 2's parser that 1.6.0 used;
     # not strict, as that parser was: repeated sections merge and the last value of a key wins
@@ -1138,7 +1139,7 @@ def _repeats(lines: Sequence[str], path: str, ini: configparser.ConfigParser) ->
     warnings: list[str] = []
     headers: dict[str, int] = {}
     keys: dict[tuple[str, str], int] = {}
-    section: Optional[str] = None
+    section: str | None = None
     for n, line in enumerate(lines, 1):
         if not line.strip() or line[0].isspace() or line.lstrip().startswith(("#", ";")):
             continue  # blank, a continuation line or a comment
@@ -1177,7 +1178,7 @@ def _label(where: str, name: str) -> str:
     return f"{where} --{name}" if where == COMMAND_LINE else f"{where} {name}"
 
 
-def _check_range(value: Any, low: Optional[float], high: Optional[float]) -> None:
+def _check_range(value: Any, low: float | None, high: float | None) -> None:
     """Raise ValueError when a number lies outside [low, high]."""
     if value is None or not isinstance(value, (int, float)) or isinstance(value, bool):
         return
@@ -1270,7 +1271,7 @@ def _validate(merged: Mapping[str, _Value]) -> None:
         raise _conflict(merged, "lookback-period", "is above", "lookback-window-start", "is below")
 
 
-def _rules(layers: Sequence[Layer], fallback_url: Optional[str], fallback_timeout: float) -> TargetRules:
+def _rules(layers: Sequence[Layer], fallback_url: str | None, fallback_timeout: float) -> TargetRules:
     """Merge, validate and build the rules of one table or GSI."""
     merged = _merge(layers)
     _validate(merged)
@@ -1365,7 +1366,7 @@ def _global_values(sections: Sequence[_Section], path: str, args: argparse.Names
 
 
 def _table_sections(
-    sections: Sequence[_Section], path: str, defaults: Layer, cb_url: Optional[str], cb_timeout: float
+    sections: Sequence[_Section], path: str, defaults: Layer, cb_url: str | None, cb_timeout: float
 ) -> list[TableSection]:
     """The [table:] sections in file order, each with its [gsi:] sections."""
     tables: dict[str, tuple[_Section, TableSection]] = {}
@@ -1739,7 +1740,7 @@ def settings_as_dict(settings: Settings) -> dict[str, Any]:
     if data["aws_secret_access_key"] is not None:
         data["aws_secret_access_key"] = MASK
     data["argv"] = _mask_argv(settings.argv)
-    for table, section in zip(data["tables"], settings.tables):  # where each section applies
+    for table, section in zip(data["tables"], settings.tables, strict=True):  # where each section applies
         table["regions"] = list(section.regions or settings.regions or (settings.region,))
         table["role_arn"] = section.role_arn or settings.role_arn
     data["placements"] = [{"region": p.region, "role_arn": p.role_arn, "tables": [s.key for s in sections]}

@@ -18,9 +18,10 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Optional
+from typing import Any
 
 from .edge import LOGGER
 from .leases import SHARDS, Lease, account_of, plan, shard_of
@@ -54,7 +55,7 @@ class Coordinator:
 
     def __init__(self, table: StateTable, lease_seconds: float, interval: Callable[[], float],
                  encode: Callable[[Memory], dict[str, Any]], decode: Callable[[dict[str, Any]], Memory],
-                 clock: Callable[[], float] = time.time, me: Optional[str] = None, shards: int = SHARDS) -> None:
+                 clock: Callable[[], float] = time.time, me: str | None = None, shards: int = SHARDS) -> None:
         self.table = table
         self.lease_seconds = lease_seconds
         self.interval = interval
@@ -65,7 +66,7 @@ class Coordinator:
         self._held: dict[int, _Held] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
         # sort key -> (what was last written, less its volatile fields; when): unchanged memory is not
         # rewritten every pass, only once an hour (so `seen` and the last decision's time stay fresh)
         self._saved: dict[str, tuple[str, float]] = {}

@@ -23,7 +23,8 @@ import select
 import signal
 import sys
 import time
-from typing import Callable, NoReturn, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 import lockfile
 from daemon import DaemonContext
@@ -86,7 +87,7 @@ def _pid_max() -> int:
         return 2**22
 
 
-def read_pid(path: str) -> Optional[int]:
+def read_pid(path: str) -> int | None:
     """The pid in the pid file; None when there is no file or no pid in it (text, 0, negative,
     or above pid_max, such as 2^31: os.kill would overflow on it)."""
     try:
@@ -113,7 +114,7 @@ def _proc_stat_fields(pid: int) -> list[str]:
     return text[text.rfind(")") + 2:].split()  # the command name may hold spaces and ')'
 
 
-def _proc_state(pid: int) -> Optional[str]:
+def _proc_state(pid: int) -> str | None:
     """The state letter in /proc/PID/stat (R, S, Z, ...), or None without /proc."""
     fields = _proc_stat_fields(pid)
     return fields[0] if fields else None
@@ -148,7 +149,7 @@ def set_title(title: str) -> None:
     setproctitle.setproctitle(title)
 
 
-def _started_at(pid: int) -> Optional[float]:
+def _started_at(pid: int) -> float | None:
     """When process `pid` started (epoch seconds, to about 1 s), from /proc; None without."""
     fields = _proc_stat_fields(pid)
     try:
@@ -163,7 +164,7 @@ def _started_at(pid: int) -> Optional[float]:
 CLOCK_SLACK = 1.5  # seconds: /proc/stat's btime is a whole second, and may drift a little
 
 
-def not_this_instance(pid: int, path: str) -> Optional[str]:
+def not_this_instance(pid: int, path: str) -> str | None:
     """Why `pid` is provably not the daemon of pid file `path`, or None when it is.
 
     It is when its command line is this instance's title (see instance_title) and it started
@@ -236,7 +237,7 @@ def _remove(path: str) -> None:
         raise DaemonError(f"cannot remove pid file {path}: {e.strerror}") from None
 
 
-def running_pid(path: str) -> Optional[int]:
+def running_pid(path: str) -> int | None:
     """The pid of the live daemon of this pid file, or None; a stale pid file is removed."""
     if not os.path.lexists(path):
         return None
@@ -313,7 +314,7 @@ def start(path: str, run: Callable[[], int], prepare: Callable[[], None] = lambd
     raise DaemonError(message or "the daemon failed to start", int(status) if status.isdigit() else EXIT_FAILURE)
 
 
-def _read_report(fd: int, timeout: float) -> Optional[str]:
+def _read_report(fd: int, timeout: float) -> str | None:
     """The daemon's one-line report: "OK PID" or "ERR STATUS MESSAGE"; "" at EOF, None on timeout."""
     data = b""
     deadline = time.monotonic() + timeout
@@ -347,7 +348,7 @@ def _reap(child: int) -> None:
         time.sleep(0.01)
 
 
-def _report(fd: Optional[int], line: str) -> None:
+def _report(fd: int | None, line: str) -> None:
     if fd is None:
         return
     try:
@@ -359,9 +360,9 @@ def _report(fd: Optional[int], line: str) -> None:
 def _daemon_main(path: str, report_fd: int, run: Callable[[], int], prepare: Callable[[], None],
                  name: str) -> NoReturn:  # pragma: no cover - forked child
     """Become the daemon, report to the parent, run; always ends with os._exit."""
-    status = EXIT_FAILURE
-    context: Optional[DaemonContext] = None
-    fd: Optional[int] = report_fd
+    status: int = EXIT_FAILURE
+    context: DaemonContext | None = None
+    fd: int | None = report_fd
     failure = ""  # the ERR line, sent once the pid file is gone: `start` returns to a clean slate
     try:
         context = DaemonContext(
@@ -397,18 +398,17 @@ def _daemon_main(path: str, report_fd: int, run: Callable[[], int], prepare: Cal
             os._exit(EXIT_FAILURE)
         try:
             prepare()
-        except ValueError as e:
+        except ValueError as e:  # finally: close the context (removes the pid file), report, exit
             failure = f"ERR {EXIT_USAGE} {e}"
             status = EXIT_USAGE
-            return  # finally: close the context (removes the pid file), report, exit
         except StateError as e:  # the state file is another process's, or unusable
             failure = f"ERR {e.status} {e}"
             status = e.status
-            return
-        _report(fd, f"OK {os.getpid()}")
-        os.close(report_fd)
-        fd = None
-        status = run()
+        else:
+            _report(fd, f"OK {os.getpid()}")
+            os.close(report_fd)
+            fd = None
+            status = run()
     except SystemExit as e:
         if isinstance(e.code, str):  # DaemonContext.terminate: SIGTERM before the loop began
             log.info("Stopped during start-up: %s", e.code)
@@ -497,14 +497,14 @@ def report_status(path: str, heartbeat: str, name: str = "default") -> int:
 # ---- the --daemon command -------------------------------------------------------------
 
 
-def absolute_paths(settings: Settings, cwd: Optional[str] = None) -> Settings:
+def absolute_paths(settings: Settings, cwd: str | None = None) -> Settings:
     """Settings whose file paths stay right after the daemon moves to /.
 
     The re-read on SIGHUP parses `argv` again, so relative paths are also appended to it as
     absolute options (argparse keeps the last occurrence).
     """
     cwd = cwd or os.getcwd()
-    changes: dict[str, object] = {}
+    changes: dict[str, Any] = {}  # Settings fields by name
     extra: list[str] = []
     for attr, flag in PATH_OPTIONS:
         value = getattr(settings, attr)
@@ -516,7 +516,7 @@ def absolute_paths(settings: Settings, cwd: Optional[str] = None) -> Settings:
     return dataclasses.replace(settings, argv=tuple(settings.argv) + tuple(extra), **changes)
 
 
-def control(settings: Settings, run: Callable[..., int], claim: Optional[Callable[[Settings], object]] = None) -> int:
+def control(settings: Settings, run: Callable[..., int], claim: Callable[[Settings], object] | None = None) -> int:
     """`--daemon start|stop|restart|status` of `run` (the CLI's loop): the exit status (0 ok, 1 failure,
     2 usage; the LSB codes for status).
 
@@ -548,7 +548,7 @@ def control(settings: Settings, run: Callable[..., int], claim: Optional[Callabl
 
 
 def _start(settings: Settings, path: str, run: Callable[..., int],
-           claim: Optional[Callable[[Settings], object]] = None) -> int:
+           claim: Callable[[Settings], object] | None = None) -> int:
     check_not_running(path, settings.instance)  # before any warning: "already running" is one line
     for warning in settings.warnings:
         warn(warning)

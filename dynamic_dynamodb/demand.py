@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Optional
 
 HISTORY_MINUTES = 30  # how long a drop must have lasted before a decrease
 RECENT_MINUTES = 10  # a decrease never goes below what the newest minutes need
@@ -44,7 +43,7 @@ REPLAY_RESERVE = 0.5  # bucket fill the replay must end with: a reserve for the 
 class DemandState:
     """What the demand policy remembers of one dimension."""
 
-    last_minute: Optional[datetime] = None  # newest datapoint folded into the history
+    last_minute: datetime | None = None  # newest datapoint folded into the history
     demand: tuple[float, ...] = ()  # units/s of the last minutes with data, oldest first
     bucket: float = 0.0  # estimated burst credit, in units
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 from enum import IntEnum
-from typing import Optional, TextIO
+from typing import TextIO
 
 PROG = "dynamic-dynamodb"
 LOGGER = "dynamic-dynamodb"  # the one logger of the package; handlers are set up in logsetup
@@ -23,12 +23,12 @@ class Exit(IntEnum):
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = Exit.OK, Exit.FAILURE, Exit.USAGE
 
 
-def error(message: str, status: int = Exit.FAILURE, stream: Optional[TextIO] = None) -> int:
+def error(message: str, status: int = Exit.FAILURE, stream: TextIO | None = None) -> int:
     """Print `dynamic-dynamodb: error: MESSAGE` on one line of stderr; returns `status` for `return error(...)`."""
     print(f"{PROG}: error: {' '.join(str(message).splitlines())}", file=stream or sys.stderr, flush=True)
     return status
 
 
-def warning(message: str, stream: Optional[TextIO] = None) -> None:
+def warning(message: str, stream: TextIO | None = None) -> None:
     """Print `dynamic-dynamodb: warning: MESSAGE` on stderr."""
     print(f"{PROG}: warning: {message}", file=stream or sys.stderr, flush=True)

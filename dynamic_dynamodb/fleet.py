@@ -17,9 +17,9 @@ import dataclasses
 import functools
 import logging
 import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Callable, Iterator, Mapping, Optional
 
 from .coordination import Coordinator
 from .edge import LOGGER
@@ -63,7 +63,7 @@ class Ledger:
     adopted: set[EntryKey] = dataclasses.field(default_factory=set)  # unplaced entries given a region
 
     @classmethod
-    def of(cls, records: Mapping[EntryKey, Record]) -> "Ledger":
+    def of(cls, records: Mapping[EntryKey, Record]) -> Ledger:
         """The incarnations recorded in a state file."""
         return cls({k: r.incarnation for k, r in records.items() if r.incarnation is not None})
 
@@ -115,7 +115,7 @@ class _Label(logging.Filter):
 
 
 @contextmanager
-def _labelled(label: Optional[str]) -> Iterator[None]:
+def _labelled(label: str | None) -> Iterator[None]:
     if label is None:
         yield
         return
@@ -131,9 +131,9 @@ class Fleet:
     """Runs passes over every placement of a configuration; keeps each placement's memory."""
 
     def __init__(self, settings: Settings, make_ports: PortsFactory,
-                 memory: Optional[Mapping[PlacementKey, dict[Target, Memory]]] = None,
-                 dry_run: Optional[bool] = None, ledger: Optional[Ledger] = None,
-                 coordinator: Optional[Coordinator] = None) -> None:
+                 memory: Mapping[PlacementKey, dict[Target, Memory]] | None = None,
+                 dry_run: bool | None = None, ledger: Ledger | None = None,
+                 coordinator: Coordinator | None = None) -> None:
         self.settings = settings
         self.coordinator = coordinator
         self.dry_run = settings.dry_run if dry_run is None else dry_run
@@ -150,7 +150,7 @@ class Fleet:
             local = dataclasses.replace(settings, region=placement.region, regions=(),
                                         role_arn=placement.role_arn, tables=sections)
             try:
-                ports: Optional[Ports] = self._ports(local, placement)
+                ports: Ports | None = self._ports(local, placement)
             except AwsError:
                 ports = None  # a broken AWS set-up: said, and tried again, by each pass
             scaler = Scaler(local, ports, memory=saved.get(placement_key(placement), {}), dry_run=self.dry_run)
@@ -194,10 +194,10 @@ class Fleet:
         sections = ", ".join(f"[table: {s.key}]" for s in self.settings.tables)
         log.error("No table matches any section: looked in %s for %s", looked, sections)
 
-    def records(self) -> dict[EntryKey, Optional[Record]]:
+    def records(self) -> dict[EntryKey, Record | None]:
         """The state file entries this process owns: every target of its placements it has
         decided on (None: nothing left to remember, remove the entry)."""
-        out: dict[EntryKey, Optional[Record]] = {}
+        out: dict[EntryKey, Record | None] = {}
         memories = {placement_key(p): scaler.memory for p, scaler in self.scalers.items()}
         default = (self.settings.region, None)
         for key in self.ledger.adopted:  # written under the default placement from now on

@@ -23,9 +23,9 @@ Strictly causal: a slot is learned only once it has ended.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Iterable, Optional
 
 from .demand import MIN_DROP
 
@@ -47,12 +47,12 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 class ForecastState:
     """What the forecast policy remembers of one dimension: half-hour mean demands."""
 
-    newest_slot: Optional[int] = None  # absolute index of the newest slot in `slots`
+    newest_slot: int | None = None  # absolute index of the newest slot in `slots`
     slots: tuple[float, ...] = ()  # mean demand (units/s) by absolute slot % RING; UNKNOWN: no data
-    open_slot: Optional[int] = None  # the slot being summed
+    open_slot: int | None = None  # the slot being summed
     open_sum: float = 0.0  # units/s summed over the open slot's minutes so far
     open_minutes: int = 0
-    last_minute: Optional[datetime] = None  # newest minute folded in
+    last_minute: datetime | None = None  # newest minute folded in
 
 
 def slot_of(t: datetime) -> int:
@@ -60,7 +60,7 @@ def slot_of(t: datetime) -> int:
     return int((t - EPOCH).total_seconds() // (SLOT_MINUTES * 60))
 
 
-def _store(slots: list[float], newest: Optional[int], slot: int, value: float) -> int:
+def _store(slots: list[float], newest: int | None, slot: int, value: float) -> int:
     """Write a finished slot's mean, marking the skipped slots between as unknown."""
     if newest is not None:
         for k in range(max(newest + 1, slot - RING + 1), slot):
@@ -97,7 +97,7 @@ def learn(series: Iterable[tuple[datetime, float, float]]) -> ForecastState:
     return fold(ForecastState(), series)
 
 
-def _known(state: ForecastState, slot: int) -> Optional[float]:
+def _known(state: ForecastState, slot: int) -> float | None:
     """The learned mean of an absolute slot, if it is still kept and had data."""
     if state.newest_slot is None or not state.slots or slot > state.newest_slot or slot <= state.newest_slot - RING:
         return None

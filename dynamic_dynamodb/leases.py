@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Optional
 
 SHARDS = 64  # enough to spread 10,000 tables over a few dozen daemons; fixed, so hashes never move
 
 
-def shard_of(region: str, account: Optional[str], table: str, shards: int = SHARDS) -> int:
+def shard_of(region: str, account: str | None, table: str, shards: int = SHARDS) -> int:
     """The shard of a table: the same on every daemon, in every run (not Python's salted hash)."""
     key = f"{region}\x00{account or ''}\x00{table}".encode()
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") % shards
 
 
-def account_of(role_arn: Optional[str]) -> Optional[str]:
+def account_of(role_arn: str | None) -> str | None:
     """The account id in a role ARN (arn:aws:iam::123456789012:role/x); None for our own account."""
     if not role_arn:
         return None

@@ -11,10 +11,10 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable, Optional, Union
 
 from . import forecast, maxima, mode_switch, notifications, policy, throttle_causes
 from .breaker import redact_url
@@ -61,9 +61,9 @@ class Ports:
 
     tables: TableAdmin
     metrics: MetricsSource
-    notifier: Optional[Notifier] = None
-    breaker: Optional[Breaker] = None
-    limits: Optional[LimitsSource] = None  # DescribeLimits; None: increases are not clamped
+    notifier: Notifier | None = None
+    breaker: Breaker | None = None
+    limits: LimitsSource | None = None  # DescribeLimits; None: increases are not clamped
 
 
 @dataclass
@@ -101,25 +101,32 @@ class Job:
 class Scaler:
     """Runs passes for one configuration; keeps the per-target memory between them."""
 
-    def __init__(self, settings: Settings, ports: Optional[Ports], memory: Optional[dict[Target, Memory]] = None,
-                 dry_run: Optional[bool] = None) -> None:
+    def __init__(self, settings: Settings, ports: Ports | None, memory: dict[Target, Memory] | None = None,
+                 dry_run: bool | None = None) -> None:
         self.settings = settings
         self.ports = ports  # None while a Fleet cannot build the clients yet (it retries every pass)
         self.memory: dict[Target, Memory] = memory if memory is not None else {}
         self.dry_run = settings.dry_run if dry_run is None else dry_run
-        self._matches: dict[str, Optional[TableSection]] = {}
+        self._matches: dict[str, TableSection | None] = {}
         self.stop = threading.Event()  # set by SIGTERM: finish the table in progress, leave the rest
         self._aws_errors: list[tuple[str, str]] = []  # the pass's PassReport.aws_errors, for SNS failures
-        self.last_report: Optional[PassReport] = None  # set by Fleet.run_pass, read by the metrics
+        self.last_report: PassReport | None = None  # set by Fleet.run_pass, read by the metrics
         # with several daemons sharing the tables (coordination.py): which tables are ours this pass,
         # and the lease check just before an UpdateTable
         self.owns: Callable[[str], bool] = lambda table: True
         self.fence: Callable[[str], bool] = lambda table: True
         self.causes_reported: dict[tuple[Target, str], datetime] = {}  # (target, kind) -> last report
 
+    @property
+    def live_ports(self) -> Ports:
+        """The ports a pass uses: a Fleet builds them before it runs one."""
+        if self.ports is None:
+            raise RuntimeError("a pass needs its AWS clients: Fleet builds them before the first pass")
+        return self.ports
+
     # ---- matching -------------------------------------------------------------------
 
-    def section_for(self, table: str) -> Optional[TableSection]:
+    def section_for(self, table: str) -> TableSection | None:
         """The first section whose regex matches the whole table name (cached per name)."""
         if table not in self._matches:
             hits = [s for s in self.settings.tables if s.regex.fullmatch(table)]
@@ -129,7 +136,7 @@ class Scaler:
             self._matches[table] = hits[0] if hits else None
         return self._matches[table]
 
-    def _gsi_rules(self, section: TableSection, index: str) -> Optional[TargetRules]:
+    def _gsi_rules(self, section: TableSection, index: str) -> TargetRules | None:
         for gsi in section.gsis:
             if gsi.regex.fullmatch(index):
                 return gsi.rules
@@ -142,7 +149,7 @@ class Scaler:
         report = PassReport()
         self._aws_errors = report.aws_errors
         try:
-            names = self.ports.tables.list_tables()
+            names = self.live_ports.tables.list_tables()
         except AwsError as e:
             log.error("Cannot list tables: %s", e)
             report.aws_errors.append(("ListTables", e.code))
@@ -186,9 +193,9 @@ class Scaler:
 
     def _gather(self, pairs: list[tuple[str, TableSection]], now: datetime, report: PassReport) -> list[Job]:
         """DescribeTable for every matched table (a few at a time) and the jobs that follow."""
-        def describe(name: str) -> Union[TableDescription, Decision]:
+        def describe(name: str) -> TableDescription | Decision:
             try:
-                return self.ports.tables.describe(name)
+                return self.live_ports.tables.describe(name)
             except TableNotFound as e:
                 log.info("%s: table no longer exists, skipped", name)
                 report.aws_errors.append(("DescribeTable", e.code))
@@ -207,7 +214,7 @@ class Scaler:
         else:
             described = [describe(n) for n in names]
         jobs: list[Job] = []
-        for (name, section), desc in zip(pairs, described):
+        for (_name, section), desc in zip(pairs, described, strict=True):
             if isinstance(desc, Decision):
                 report.decisions.append(desc)
                 continue
@@ -258,7 +265,7 @@ class Scaler:
         """Every series of the pass; a series that could not be read is left out (its target is
         decided without metrics), logged once per table and counted as that table's failure."""
         try:
-            return dict(self.ports.metrics.fetch([q for job in jobs for q in job.queries]))
+            return dict(self.live_ports.metrics.fetch([q for job in jobs for q in job.queries]))
         except MetricsUnavailable as e:
             errors: dict[str, AwsError] = {}
             for q, error in e.failed.items():
@@ -290,7 +297,7 @@ class Scaler:
     def _breaker_states(self, jobs: list[Job]) -> dict[tuple, bool]:
         """One probe per URL per pass; a URL set for a table or GSI is probed with its names."""
         states: dict[tuple, bool] = {}
-        if self.ports.breaker is None:
+        if self.live_ports.breaker is None:
             return states
         for job in jobs:
             key = self._breaker_key(job)
@@ -301,13 +308,13 @@ class Scaler:
                     headers["x-table-name"] = table
                 if index is not None:
                     headers["x-gsi-name"] = index
-                states[key] = self.ports.breaker.is_closed(url, timeout, headers)
+                states[key] = self.live_ports.breaker.is_closed(url, timeout, headers)
                 if not states[key]:
                     log.warning("Circuit breaker %s is OPEN: no changes for %s", redact_url(url),
                                 table or "any table using it")
         return states
 
-    def _breaker_key(self, job: Job) -> Optional[tuple]:
+    def _breaker_key(self, job: Job) -> tuple | None:
         url = job.rules.circuit_breaker_url
         if not url:
             return None
@@ -320,7 +327,7 @@ class Scaler:
         """Targets of scaling-policy forecast without a learned rhythm start from CloudWatch's last days."""
         cold = [j for j in jobs if j.rules.scaling_policy == "forecast"
                 and self.memory.get(j.status.target, Memory()).reads_forecast is None]
-        fetch_history = getattr(self.ports.metrics, "fetch_history", None)  # the simulator learns as it plays
+        fetch_history = getattr(self.live_ports.metrics, "fetch_history", None)  # the simulator learns as it plays
         if not cold or fetch_history is None:
             return
         end = now.replace(second=0, microsecond=0) - timedelta(minutes=CLOUDWATCH_DELAY_MINUTES)
@@ -401,9 +408,9 @@ class Scaler:
 
     def _within_maxima(self, table: str, decisions: list[Decision], now: datetime) -> list[Decision]:
         """Increases held to DynamoDB's table and account maxima (DescribeLimits), with a warning."""
-        if self.ports.limits is None or not any(d.changed for d in decisions):
+        if self.live_ports.limits is None or not any(d.changed for d in decisions):
             return decisions
-        limits = self.ports.limits.current(now)
+        limits = self.live_ports.limits.current(now)
         if limits is None:
             return decisions
         floors = {d.target: self._floors(d) for d in decisions}
@@ -424,7 +431,7 @@ class Scaler:
         Any other LimitExceededException (too many table operations at once, a maximum) is a
         failure of this table's pass, tried again next pass."""
         try:
-            self.ports.tables.update(_update(table, changed))
+            self.live_ports.tables.update(_update(table, changed))
         except LimitExceeded as e:
             if not e.decrease_rule:
                 log.error("%s: UpdateTable refused, trying again next pass: %s", table, e)
@@ -441,7 +448,8 @@ class Scaler:
         except (TableBusy, TableNotFound) as e:
             gone = isinstance(e, TableNotFound)
             report.aws_errors.append(("UpdateTable", e.code))
-            log.info("%s: %s", table, "table no longer exists, skipped" if gone else f"busy ({e}), trying again next pass")
+            log.info("%s: %s", table,
+                     "table no longer exists, skipped" if gone else f"busy ({e}), trying again next pass")
             report.skipped += 1
             return
         except AwsError as e:
@@ -464,13 +472,13 @@ class Scaler:
                     f"{at:%H:%M} UTC" if at else "tomorrow")
         self._publish(notifications.budget_message(d))
 
-    def _publish(self, message: Optional[notifications.Message]) -> None:
-        if message is None or self.ports.notifier is None or self.dry_run:
+    def _publish(self, message: notifications.Message | None) -> None:
+        if message is None or self.live_ports.notifier is None or self.dry_run:
             return  # a dry run sends no notification
         log.info("%s: SNS publish to %s: %s", message.target, message.topic, message.subject,
                  extra={"topic": message.topic, "subject": message.subject})
         try:
-            self.ports.notifier.publish(message.topic, message.subject, message.body)
+            self.live_ports.notifier.publish(message.topic, message.subject, message.body)
         except AwsError as e:
             log.error("%s: SNS publish to %s failed: %s", message.target, message.topic, e)
             self._aws_errors.append(("Publish", e.code))
@@ -497,7 +505,7 @@ def _unknown(table: str, code: Reason, why: str) -> Decision:
     return policy.skipped(TargetStatus(Target(table), "UNKNOWN", "", Capacity(0, 0)), code, why)
 
 
-def _total(points: Iterable) -> Optional[float]:
+def _total(points: Iterable) -> float | None:
     """The Sum over the window, or None when CloudWatch had no datapoint."""
     values = [v for _, v in points]
     return sum(values) if values else None
@@ -572,9 +580,9 @@ def utcnow() -> datetime:
 
 def run_forever(run_pass: Callable[[datetime], PassReport], interval: Callable[[], float],
                 stop: threading.Event, before_pass: Callable[[], None] = lambda: None,
-                wake: Optional[threading.Event] = None, *,
+                wake: threading.Event | None = None, *,
                 monotonic: Callable[[], float] = time.monotonic, wall: Callable[[], datetime] = utcnow,
-                wait: Optional[Callable[[float], object]] = None) -> None:
+                wait: Callable[[float], object] | None = None) -> None:
     """Passes on a fixed period (no drift); an overrunning pass is logged and the next starts at once.
 
     `stop` ends the loop mid-sleep; the pass in progress always finishes first. `wake` (set
@@ -604,7 +612,7 @@ def run_forever(run_pass: Callable[[datetime], PassReport], interval: Callable[[
                 log.exception("Unexpected error in the pass; trying again next pass")
 
 
-def _sleep_until(deadline: float, stop: threading.Event, wake: Optional[threading.Event],
+def _sleep_until(deadline: float, stop: threading.Event, wake: threading.Event | None,
                  monotonic: Callable[[], float], wait: Callable[[float], object]) -> bool:
     """Sleep until the monotonic `deadline` or `stop`; True when `wake` cut it short (then cleared)."""
     if wake is None:

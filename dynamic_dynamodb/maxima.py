@@ -10,8 +10,8 @@ still goes over is refused by DynamoDB and reported.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Mapping
 
 from .model import Capacity, CapacityLimits, Dim, Target
 from .policy import Decision, DimDecision
@@ -25,20 +25,22 @@ def clamp(decisions: list[Decision], limits: CapacityLimits,
     for dim in Dim:
         table_max, account_max = _of(limits.table, dim), _of(limits.account, dim)
         dims = [_dim(d, dim) for d in held]
-        lowest = [_lowest(x, _of(floors.get(d.target, Capacity(1, 1)), dim)) for d, x in zip(held, dims)]
-        allowed = [x.new if x.new <= x.current else max(low, min(x.new, table_max)) for x, low in zip(dims, lowest)]
-        why = ["table" if a < x.new else "" for a, x in zip(allowed, dims)]
+        lowest = [_lowest(x, _of(floors.get(d.target, Capacity(1, 1)), dim)) for d, x in zip(held, dims, strict=True)]
+        allowed = [x.new if x.new <= x.current else max(low, min(x.new, table_max))
+                   for x, low in zip(dims, lowest, strict=True)]
+        why = ["table" if a < x.new else "" for a, x in zip(allowed, dims, strict=True)]
         spare = account_max - sum(allowed)
         if spare < 0:
             # give the account's room to the increases in order: the table first, then its GSIs
-            room = account_max - sum(low if x.new > x.current else a for x, low, a in zip(dims, lowest, allowed))
-            for i, (x, low) in enumerate(zip(dims, lowest)):
+            room = account_max - sum(low if x.new > x.current else a
+                                     for x, low, a in zip(dims, lowest, allowed, strict=True))
+            for i, (x, low) in enumerate(zip(dims, lowest, strict=True)):
                 if x.new > x.current:
                     grant = max(low, low + min(allowed[i] - low, max(0, room)))
                     room -= grant - low
                     if grant < allowed[i]:
                         allowed[i], why[i] = grant, "account"
-        for i, (d, x) in enumerate(zip(held, dims)):
+        for i, (d, x) in enumerate(zip(held, dims, strict=True)):
             if allowed[i] == x.new:
                 continue
             maximum = table_max if why[i] == "table" else account_max

@@ -9,9 +9,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Iterable, Iterator, Optional
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
@@ -97,7 +97,7 @@ class Metrics:
 
     def observe(self, samples: Iterable[TargetSample], updates: int, failures: int,
                 aws_errors: Iterable[tuple[str, str]], now: datetime, seconds: float,
-                shards: Optional[tuple[str, int]] = None) -> None:
+                shards: tuple[str, int] | None = None) -> None:
         """Record one finished pass (`shards`: this daemon's id and the shards it holds)."""
         if shards is not None:
             self.shards_held.labels(shards[0]).set(shards[1])

@@ -13,8 +13,9 @@ import contextlib
 import dataclasses
 import logging
 import re
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING
 
 from . import capacity_mode as cm
 from .edge import LOGGER
@@ -46,8 +47,8 @@ RECENT_MINUTES = 30  # the demand a switch back to provisioned is sized for
 DELAY_MINUTES = 3  # CloudWatch's newest minutes are not published yet
 
 
-def manage(scaler: "Scaler", section: TableSection, desc: TableDescription, now: datetime,
-           report: "PassReport") -> bool:
+def manage(scaler: Scaler, section: TableSection, desc: TableDescription, now: datetime,
+           report: PassReport) -> bool:
     """Apply the section's capacity mode to a described table; True when it switched (nothing to scale now)."""
     rules = section.mode
     if rules.mode == "provisioned":
@@ -74,7 +75,7 @@ def manage(scaler: "Scaler", section: TableSection, desc: TableDescription, now:
         log.info("%s: dry run, would switch to %s (%s)%s", target, word, decision.reason, _capacities(update))
         return False
     try:
-        scaler.ports.tables.update(update)
+        scaler.live_ports.tables.update(update)
     except (TableBusy, TableNotFound) as e:
         log.info("%s: switch to %s not made (%s), trying again next pass", target, word, e)
         report.skipped += 1
@@ -92,7 +93,7 @@ def manage(scaler: "Scaler", section: TableSection, desc: TableDescription, now:
     return True
 
 
-def switch_update(scaler: "Scaler", section: TableSection, desc: TableDescription, to: str,
+def switch_update(scaler: Scaler, section: TableSection, desc: TableDescription, to: str,
                   now: datetime) -> Update:
     """The UpdateTable of a switch: BillingMode, and the capacity of every target when back to provisioned."""
     name = desc.table.target.table
@@ -107,15 +108,15 @@ def switch_update(scaler: "Scaler", section: TableSection, desc: TableDescriptio
                   {s.target.index or "": caps[s.target] for s in desc.indexes}, billing_mode=cm.PROVISIONED)
 
 
-def simulated_costs(scaler: "Scaler", section: TableSection, desc: TableDescription,
-                    now: datetime) -> Optional[cm.Costs]:
+def simulated_costs(scaler: Scaler, section: TableSection, desc: TableDescription,
+                    now: datetime) -> cm.Costs | None:
     """The last capacity-mode-days of the table and its GSIs replayed with this config: provisioned and on-demand."""
     from .simulation import backtest  # the simulator imports the loop: import it when needed
     from .simulation.run import simulate
     from .simulation.trace import Trace
 
     target = desc.table.target
-    fetch_history = getattr(scaler.ports.metrics, "fetch_history", None)
+    fetch_history = getattr(scaler.live_ports.metrics, "fetch_history", None)
     if fetch_history is None:
         log.warning("%s: capacity-mode auto needs CloudWatch history, which this metrics source cannot give", target)
         return None
@@ -163,14 +164,14 @@ def simulated_costs(scaler: "Scaler", section: TableSection, desc: TableDescript
     return costs
 
 
-def _recent_demand(scaler: "Scaler", targets: Sequence[Target], now: datetime) -> dict[Target, dict[Dim, list]]:
+def _recent_demand(scaler: Scaler, targets: Sequence[Target], now: datetime) -> dict[Target, dict[Dim, list]]:
     """Per target and dimension, the demand (units/s) of its last RECENT_MINUTES minutes."""
     end = now.replace(second=0, microsecond=0) - timedelta(minutes=DELAY_MINUTES)
     start = end - timedelta(minutes=RECENT_MINUTES)
     queries = [MetricQuery(t, metric[dim], start, end, 60)
                for t in targets for dim in Dim for metric in (CONSUMED_METRIC, THROTTLE_METRIC)]
     try:
-        data = scaler.ports.metrics.fetch(queries)
+        data = scaler.live_ports.metrics.fetch(queries)
     except AwsError as e:
         log.error("%s: cannot read the recent demand for a switch to provisioned: %s", targets[0], e)
         data = {}
@@ -190,7 +191,7 @@ def _capacity(recent: dict, rules: TargetRules) -> Capacity:
                     cm.provisioned_for(recent.get(Dim.WRITES, []), target, w.floor, w.max_provisioned))
 
 
-def _rules(scaler: "Scaler", section: TableSection, status: TargetStatus) -> TargetRules:
+def _rules(scaler: Scaler, section: TableSection, status: TargetStatus) -> TargetRules:
     """The rules of a table or GSI; a GSI no [gsi: ...] section matches gets its table's."""
     if status.target.index is None:
         return section.rules

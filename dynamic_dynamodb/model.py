@@ -1,10 +1,11 @@
 """Plain value types shared by the policy, the adapters, the loop and the simulator."""
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Mapping, Optional, Protocol, Sequence
+from typing import Protocol
 
 
 class Dim(str, Enum):
@@ -33,7 +34,7 @@ class Target:
     """A table, or one global secondary index of a table."""
 
     table: str
-    index: Optional[str] = None
+    index: str | None = None
 
     def __str__(self) -> str:
         return self.table if self.index is None else f"{self.table}/{self.index}"
@@ -46,7 +47,7 @@ class Capacity:
     reads: int
     writes: int
 
-    def increases_only(self, current: "Capacity") -> "Capacity":
+    def increases_only(self, current: Capacity) -> Capacity:
         """This capacity with its decreases from `current` held back: the retry after a refused decrease."""
         return Capacity(max(self.reads, current.reads), max(self.writes, current.writes))
 
@@ -60,11 +61,11 @@ class TargetStatus:
     billing_mode: str  # PROVISIONED or PAY_PER_REQUEST
     capacity: Capacity
     decreases_today: int = 0
-    last_decrease: Optional[datetime] = None
-    last_increase: Optional[datetime] = None
+    last_decrease: datetime | None = None
+    last_increase: datetime | None = None
     # which table of that name: TableId, else its creation time (a GSI: its table's); memory
     # of another incarnation (deleted and recreated under the same name) is not this one's
-    incarnation: Optional[str] = None
+    incarnation: str | None = None
 
     @property
     def active(self) -> bool:
@@ -105,11 +106,11 @@ class Update:
     """One UpdateTable call: new capacity for the table and/or some of its GSIs."""
 
     table: str
-    table_capacity: Optional[Capacity] = None
+    table_capacity: Capacity | None = None
     index_capacities: Mapping[str, Capacity] = field(default_factory=dict)
     # a capacity-mode switch: PROVISIONED (with the capacity of the table and every GSI) or PAY_PER_REQUEST
-    billing_mode: Optional[str] = None
-    on_demand_max: Optional[tuple[Optional[int], Optional[int]]] = None  # OnDemandThroughput reads, writes
+    billing_mode: str | None = None
+    on_demand_max: tuple[int | None, int | None] | None = None  # OnDemandThroughput reads, writes
 
 
 # ---- errors the adapters raise, already translated from botocore ----------------
@@ -155,8 +156,8 @@ class UnreadableAnswer(AwsError):
 class MetricsUnavailable(AwsError):
     """Some series of a GetMetricData fetch could not be read; the others are in `data`."""
 
-    def __init__(self, message: str, failed: Mapping["MetricQuery", AwsError],
-                 data: Mapping["MetricQuery", "Datapoints"]) -> None:
+    def __init__(self, message: str, failed: Mapping[MetricQuery, AwsError],
+                 data: Mapping[MetricQuery, Datapoints]) -> None:
         super().__init__(message, "MetricsUnavailable")
         self.failed = dict(failed)
         self.data = dict(data)
@@ -201,7 +202,7 @@ class MetricsSource(Protocol):
 class LimitsSource(Protocol):
     """DynamoDB's DescribeLimits."""
 
-    def current(self, now: datetime) -> Optional[CapacityLimits]:
+    def current(self, now: datetime) -> CapacityLimits | None:
         """The maxima in force (cached), or None when they cannot be read this pass."""
 
 

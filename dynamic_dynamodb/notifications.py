@@ -6,7 +6,6 @@ rules come with the decision, and the alarm levels are the ones the policy compu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 from .model import Dim, Target
 from .policy import Decision
@@ -22,7 +21,7 @@ class Message:
     target: Target
 
 
-def _wanted(d: Decision, kind: str) -> Optional[str]:
+def _wanted(d: Decision, kind: str) -> str | None:
     """The topic to publish `kind` messages of this decision to, or None."""
     rules = d.rules
     if rules is None or not rules.sns_topic_arn or kind not in rules.sns_message_types:
@@ -30,7 +29,7 @@ def _wanted(d: Decision, kind: str) -> Optional[str]:
     return rules.sns_topic_arn
 
 
-def change_message(d: Decision) -> Optional[Message]:
+def change_message(d: Decision) -> Message | None:
     """After an UpdateTable: what went up and down (scale-up / scale-down)."""
     rules = d.rules
     if rules is None or not rules.sns_topic_arn:
@@ -45,7 +44,7 @@ def change_message(d: Decision) -> Optional[Message]:
     return Message(rules.sns_topic_arn, f"Updated provisioning for {what}", "".join(lines), d.target)
 
 
-def alarm_message(d: Decision) -> Optional[Message]:
+def alarm_message(d: Decision) -> Message | None:
     """A throughput alarm the decision raised (high- or low-throughput-alarm)."""
     if not d.alarm:
         return None
@@ -70,7 +69,7 @@ def alarm_message(d: Decision) -> Optional[Message]:
     return Message(topic, subject, "".join(lines), d.target)
 
 
-def budget_message(d: Decision) -> Optional[Message]:
+def budget_message(d: Decision) -> Message | None:
     """Once per UTC day: decreases wait because DynamoDB's daily allowance is spent (scale-down)."""
     at = d.budget_exhausted
     topic = _wanted(d, "scale-down")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from typing import Optional, Protocol
+from typing import Protocol
 
 from . import demand, forecast, schedule
 from .capacity_mode import ModeMemory
@@ -30,14 +30,14 @@ DECREASE_SPACING = timedelta(hours=1)
 class Observed:
     """CloudWatch Sums over the lookback window for one dimension; None means no datapoint."""
 
-    consumed_sum: Optional[float]
-    throttled_sum: Optional[float]
+    consumed_sum: float | None
+    throttled_sum: float | None
     window_seconds: int
     # per-minute detail, oldest first: (minute, consumed units, throttled units)
     series: tuple[tuple[datetime, float, float], ...] = ()
 
     @property
-    def consumed(self) -> Optional[float]:
+    def consumed(self) -> float | None:
         """Consumed units per second, averaged over the window."""
         return None if self.consumed_sum is None else self.consumed_sum / self.window_seconds
 
@@ -54,35 +54,35 @@ class Memory:
 
     read_checks: int = 0
     write_checks: int = 0
-    decrease_day: Optional[date] = None  # UTC day of the decreases counted below
+    decrease_day: date | None = None  # UTC day of the decreases counted below
     decreases_today: int = 0  # decreases this process made on decrease_day
-    last_decrease: Optional[datetime] = None
-    alarm: Optional[str] = None  # the throughput alarm last notified: "high", "low" or None
-    budget_notified: Optional[date] = None  # UTC day we last said the decrease budget was spent
-    reads_demand: Optional[DemandState] = None  # history kept by scaling-policy: demand
-    writes_demand: Optional[DemandState] = None
-    mode: Optional[ModeMemory] = None  # capacity-mode switches of a table (kept on the table's memory)
-    reads_forecast: Optional[ForecastState] = None  # half-hour demand kept by scaling-policy: forecast
-    writes_forecast: Optional[ForecastState] = None
+    last_decrease: datetime | None = None
+    alarm: str | None = None  # the throughput alarm last notified: "high", "low" or None
+    budget_notified: date | None = None  # UTC day we last said the decrease budget was spent
+    reads_demand: DemandState | None = None  # history kept by scaling-policy: demand
+    writes_demand: DemandState | None = None
+    mode: ModeMemory | None = None  # capacity-mode switches of a table (kept on the table's memory)
+    reads_forecast: ForecastState | None = None  # half-hour demand kept by scaling-policy: forecast
+    writes_forecast: ForecastState | None = None
     # the last decision's reason code(s) and its UTC time (ISO-8601), shown by --status
-    last_reason: Optional[str] = None
-    last_decided: Optional[str] = None
+    last_reason: str | None = None
+    last_decided: str | None = None
 
     def checks(self, dim: Dim) -> int:
         """Consecutive qualifying checks before a decrease, for one dimension."""
         return self.read_checks if dim is Dim.READS else self.write_checks
 
-    def with_checks(self, dim: Dim, value: int) -> "Memory":
+    def with_checks(self, dim: Dim, value: int) -> Memory:
         """A copy with one dimension's counter set."""
         return replace(self, read_checks=value) if dim is Dim.READS else replace(self, write_checks=value)
 
-    def dim(self, dim: Dim) -> "DimMemory":
+    def dim(self, dim: Dim) -> DimMemory:
         """What the policies remember of one dimension."""
         if dim is Dim.READS:
             return DimMemory(self.read_checks, self.reads_demand, self.reads_forecast)
         return DimMemory(self.write_checks, self.writes_demand, self.writes_forecast)
 
-    def with_dim(self, dim: Dim, m: "DimMemory") -> "Memory":
+    def with_dim(self, dim: Dim, m: DimMemory) -> Memory:
         """A copy with one dimension's memory set."""
         if dim is Dim.READS:
             return replace(self, read_checks=m.checks, reads_demand=m.demand, reads_forecast=m.forecast)
@@ -94,8 +94,8 @@ class DimMemory:
     """What the scaling policies remember of one dimension between passes; each uses its own field."""
 
     checks: int = 0  # threshold: consecutive qualifying checks before a decrease
-    demand: Optional[DemandState] = None  # demand: the per-minute history and the burst estimate
-    forecast: Optional[ForecastState] = None  # forecast: the learned half-hour shape of demand
+    demand: DemandState | None = None  # demand: the per-minute history and the burst estimate
+    forecast: ForecastState | None = None  # forecast: the learned half-hour shape of demand
 
 
 @dataclass(frozen=True)
@@ -105,10 +105,10 @@ class DimDecision:
     dim: Dim
     current: int
     new: int
-    consumed_pct: Optional[float]
+    consumed_pct: float | None
     reason: str
     code: Reason
-    alarm: Optional[str] = None  # the throughput alarm level of this dimension: "high", "low" or None
+    alarm: str | None = None  # the throughput alarm level of this dimension: "high", "low" or None
 
     @property
     def change(self) -> str:
@@ -123,10 +123,10 @@ class Decision:
     status: TargetStatus
     reads: DimDecision
     writes: DimDecision
-    alarm: Optional[str] = None  # a throughput alarm to notify now: "high" or "low"
-    budget_exhausted: Optional[datetime] = None  # set once a day when the budget first holds a decrease
-    skipped: Optional[Reason] = None  # why no decision could be made for this target (one of SKIPS)
-    rules: Optional[TargetRules] = None  # the rules decided with (None for a table DescribeTable did not describe)
+    alarm: str | None = None  # a throughput alarm to notify now: "high" or "low"
+    budget_exhausted: datetime | None = None  # set once a day when the budget first holds a decrease
+    skipped: Reason | None = None  # why no decision could be made for this target (one of SKIPS)
+    rules: TargetRules | None = None  # the rules decided with (None for a table DescribeTable did not describe)
 
     @property
     def code(self) -> Reason:
@@ -156,7 +156,7 @@ class Decision:
         """True when the update lowers reads or writes (it spends a decrease)."""
         return self.reads.new < self.reads.current or self.writes.new < self.writes.current
 
-    def without_decreases(self) -> "Decision":
+    def without_decreases(self) -> Decision:
         """The same decision with its decreases held back."""
         held = self.capacity.increases_only(Capacity(self.reads.current, self.writes.current))
         return replace(self, reads=replace(self.reads, new=held.reads), writes=replace(self.writes, new=held.writes))
@@ -171,12 +171,12 @@ class Decision:
         return "; ".join(_dim_summary(d) for d in self.dims())
 
 
-def skipped(status: TargetStatus, code: Reason, reason: str, rules: Optional[TargetRules] = None) -> Decision:
+def skipped(status: TargetStatus, code: Reason, reason: str, rules: TargetRules | None = None) -> Decision:
     """The decision for a target skipped before the policy ran: nothing changes, and the code says why."""
     assert code in SKIPS, code
-    dims = (DimDecision(dim, value, value, None, reason, code)
-            for dim, value in ((Dim.READS, status.capacity.reads), (Dim.WRITES, status.capacity.writes)))
-    return Decision(status, *dims, skipped=code, rules=rules)
+    reads, writes = (DimDecision(dim, value, value, None, reason, code)
+                     for dim, value in ((Dim.READS, status.capacity.reads), (Dim.WRITES, status.capacity.writes)))
+    return Decision(status, reads, writes, skipped=code, rules=rules)
 
 
 def retry_increases(changed: list[Decision]) -> list[Decision]:
@@ -220,22 +220,24 @@ def clamp(value: int, rules: DimensionRules) -> int:
     return value
 
 
-def scale_up_amount(scale: Optional[Scale], value: float) -> float:
+def scale_up_amount(scale: Scale | None, value: float) -> float:
     """Granular increase: the amount of the largest threshold <= value (0 below all)."""
     amount = 0.0
-    for threshold in sorted(scale or {}):
+    scale = scale or {}
+    for threshold in sorted(scale):
         if value < threshold:
             break
         amount = scale[threshold]
     return amount
 
 
-def scale_down_amount(scale: Optional[Scale], value: float) -> float:
+def scale_down_amount(scale: Scale | None, value: float) -> float:
     """Granular decrease: the amount of the smallest threshold >= value (0 above all).
 
     A value equal to a threshold takes that threshold's amount, as 2.5.1's scale_reader_decrease did.
     """
-    for threshold in sorted(scale or {}):
+    scale = scale or {}
+    for threshold in sorted(scale):
         if value <= threshold:
             return scale[threshold]
     return 0.0
@@ -407,7 +409,7 @@ SCALING_POLICIES = tuple(POLICIES)
 
 
 def decide_with(scaling: ScalingPolicy, dim: Dim, cur: int, obs: Observed, r: DimensionRules, rules: TargetRules,
-                memory: DimMemory, now: Optional[datetime] = None) -> tuple[DimDecision, DimMemory]:
+                memory: DimMemory, now: datetime | None = None) -> tuple[DimDecision, DimMemory]:
     """Any policy's proposal for one dimension, then the switches and the [min, max] limits."""
     p = scaling.propose(cur, obs, r, rules, memory, now if now is not None else datetime.min)
     new, code, reason = _switched(cur, p, r)
@@ -465,7 +467,7 @@ def _limited(dim: Dim, cur: int, obs: Observed, r: DimensionRules, new: int, cod
 # ---- the decrease budget ----------------------------------------------------------------
 
 
-def decreases_spent(status: TargetStatus, memory: Memory, now: datetime) -> tuple[int, Optional[datetime]]:
+def decreases_spent(status: TargetStatus, memory: Memory, now: datetime) -> tuple[int, datetime | None]:
     """Decreases made this UTC day and the last one, from DescribeTable and our own records."""
     today = now.date()
     count, last = 0, None
@@ -514,7 +516,7 @@ def in_maintenance_window(rules: TargetRules, now: datetime) -> bool:
     return any(w.contains(now.time()) for w in rules.maintenance_windows)
 
 
-def alarm_level(d: DimDecision, r: DimensionRules) -> Optional[str]:
+def alarm_level(d: DimDecision, r: DimensionRules) -> str | None:
     """'high' when the dimension is at/above its upper alarm threshold, 'low' below its lower one."""
     if d.consumed_pct is None:
         return None
@@ -525,7 +527,7 @@ def alarm_level(d: DimDecision, r: DimensionRules) -> Optional[str]:
     return None
 
 
-def throughput_alarm(decisions: tuple[DimDecision, DimDecision], rules: TargetRules) -> Optional[str]:
+def throughput_alarm(decisions: tuple[DimDecision, DimDecision], rules: TargetRules) -> str | None:
     """'high' when a dimension is at/above its upper alarm threshold, else 'low' when one is below its lower one."""
     levels = {alarm_level(d, rules.dim(d.dim)) for d in decisions}
     return "high" if "high" in levels else "low" if "low" in levels else None

@@ -9,8 +9,8 @@ dimensions, a change wins over a hold, a hold over a steady state (see `most_imp
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import Enum
-from typing import Iterable
 
 
 class Reason(str, Enum):

@@ -1,9 +1,9 @@
 """Scaling rules of one table or GSI, as parsed from the config: plain frozen values."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
-from typing import Mapping, Optional
 
 from .model import Dim
 
@@ -44,12 +44,12 @@ class Schedule:
     days: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6)  # weekdays (Monday 0) on which an interval starts
     timezone: str = "UTC"  # IANA name
     lead_minutes: int = 10  # in force this long before each start: capacity takes minutes to arrive
-    min_reads: Optional[int] = None
-    min_writes: Optional[int] = None
-    max_reads: Optional[int] = None
-    max_writes: Optional[int] = None
+    min_reads: int | None = None
+    min_writes: int | None = None
+    max_reads: int | None = None
+    max_writes: int | None = None
 
-    def limit(self, dim: Dim, kind: str) -> Optional[int]:
+    def limit(self, dim: Dim, kind: str) -> int | None:
         """The schedule's 'min' or 'max' for one dimension (None: not set)."""
         return getattr(self, f"{kind}_{dim.value}")
 
@@ -64,24 +64,24 @@ class DimensionRules:
     increase_unit: str = PERCENT
     decrease_with: float = 50
     decrease_unit: str = PERCENT
-    min_provisioned: Optional[int] = None  # None means 1
-    max_provisioned: Optional[int] = None  # None means no ceiling
+    min_provisioned: int | None = None  # None means 1
+    max_provisioned: int | None = None  # None means no ceiling
     allow_scaling_down_on_0_percent: bool = False
     # 2.x additions
     enabled: bool = True
     up_scaling: bool = True
     down_scaling: bool = True
     throttled_upper_threshold: float = 0  # throttle events in the window; 0 disables
-    increase_consumed_with: Optional[float] = None  # defaults to increase_with
-    increase_consumed_unit: Optional[str] = None  # defaults to increase_unit
-    increase_consumed_scale: Optional[Scale] = None
-    increase_throttled_by_provisioned_unit: Optional[str] = None
-    increase_throttled_by_provisioned_scale: Optional[Scale] = None
-    increase_throttled_by_consumed_unit: Optional[str] = None
-    increase_throttled_by_consumed_scale: Optional[Scale] = None
-    decrease_consumed_with: Optional[float] = None  # defaults to decrease_with
-    decrease_consumed_unit: Optional[str] = None  # defaults to decrease_unit
-    decrease_consumed_scale: Optional[Scale] = None
+    increase_consumed_with: float | None = None  # defaults to increase_with
+    increase_consumed_unit: str | None = None  # defaults to increase_unit
+    increase_consumed_scale: Scale | None = None
+    increase_throttled_by_provisioned_unit: str | None = None
+    increase_throttled_by_provisioned_scale: Scale | None = None
+    increase_throttled_by_consumed_unit: str | None = None
+    increase_throttled_by_consumed_scale: Scale | None = None
+    decrease_consumed_with: float | None = None  # defaults to decrease_with
+    decrease_consumed_unit: str | None = None  # defaults to decrease_unit
+    decrease_consumed_scale: Scale | None = None
     checks_before_scale_down: int = 1
     checks_reset_percent: float = 0  # 0 disables
     upper_alarm_threshold: float = 0  # 0 disables
@@ -100,12 +100,12 @@ class TargetRules:
     reads: DimensionRules = field(default_factory=DimensionRules)
     writes: DimensionRules = field(default_factory=DimensionRules)
     always_decrease_rw_together: bool = False
-    maintenance_windows: Optional[tuple[Window, ...]] = None  # None: changes any time
+    maintenance_windows: tuple[Window, ...] | None = None  # None: changes any time
     lookback_window_start: int = 15  # minutes before now where the metric window starts
     lookback_period: int = 5  # minutes the window lasts
-    sns_topic_arn: Optional[str] = None
+    sns_topic_arn: str | None = None
     sns_message_types: tuple[str, ...] = ()
-    circuit_breaker_url: Optional[str] = None
+    circuit_breaker_url: str | None = None
     circuit_breaker_timeout: float = 10000.0  # milliseconds
     reserved_decreases: int = 0  # free decreases of the UTC day kept back for later
     scaling_policy: str = "threshold"

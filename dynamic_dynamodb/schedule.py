@@ -7,10 +7,10 @@ Several schedules in force: the highest min and the lowest max of each dimension
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
-from functools import lru_cache
-from typing import Iterator, Optional
+from functools import cache
 from zoneinfo import ZoneInfo
 
 from .model import Dim
@@ -19,7 +19,7 @@ from .rules import DimensionRules, Schedule, TargetRules
 UTC = timezone.utc
 
 
-@lru_cache(maxsize=None)
+@cache
 def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
@@ -55,7 +55,7 @@ def in_force(schedules: tuple[Schedule, ...], now: datetime) -> tuple[Schedule, 
     return tuple(s for s in schedules if is_in_force(s, now))
 
 
-def next_change(schedules: tuple[Schedule, ...], now: datetime) -> Optional[datetime]:
+def next_change(schedules: tuple[Schedule, ...], now: datetime) -> datetime | None:
     """The next time (after `now`, within a week) the set of schedules in force changes."""
     current = in_force(schedules, now)
     times = sorted({t for s in schedules for interval in intervals(s, now, 1, 8) for t in interval if t > now})
@@ -63,7 +63,7 @@ def next_change(schedules: tuple[Schedule, ...], now: datetime) -> Optional[date
     return next((t for t in times if in_force(schedules, t) != current), None)
 
 
-def next_floor_end(schedules: tuple[Schedule, ...], now: datetime) -> Optional[datetime]:
+def next_floor_end(schedules: tuple[Schedule, ...], now: datetime) -> datetime | None:
     """When the next scheduled floor (a schedule with a min) ends, after `now`, within a week."""
     ends = [end for s in schedules if s.min_reads or s.min_writes
             for _, end in intervals(s, now, 1, 8) if end > now]

@@ -10,7 +10,7 @@ import logging
 import os
 import socket
 import threading
-from typing import Callable, Mapping, Optional
+from collections.abc import Callable, Mapping
 
 from .edge import LOGGER
 
@@ -22,11 +22,11 @@ class SystemdNotifier:
 
     def __init__(self, environ: Mapping[str, str] = os.environ) -> None:
         address = environ.get("NOTIFY_SOCKET", "")
-        self.address: Optional[str] = ("\0" + address[1:]) if address.startswith("@") else (address or None)
+        self.address: str | None = ("\0" + address[1:]) if address.startswith("@") else (address or None)
         usec = environ.get("WATCHDOG_USEC", "")
         pid = environ.get("WATCHDOG_PID", "")
         wanted = usec.isdigit() and int(usec) > 0 and (not pid or pid == str(os.getpid()))
-        self.watchdog_seconds: Optional[float] = int(usec) / 1e6 if wanted else None
+        self.watchdog_seconds: float | None = int(usec) / 1e6 if wanted else None
         self._ready = False
         self._stop = threading.Event()
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Optional
 
 from .capacity_mode import ModeRules
 from .rules import TargetRules
@@ -29,7 +28,7 @@ class Placement:
     (None: the process's own credentials). One Scaler, with its own clients, per placement."""
 
     region: str
-    role_arn: Optional[str] = None
+    role_arn: str | None = None
 
     def __str__(self) -> str:
         return self.region if self.role_arn is None else f"{self.region} as {self.role_arn}"
@@ -45,7 +44,7 @@ class TableSection:
     gsis: tuple[GsiSection, ...] = ()
     # where the section applies; () means Settings.regions, else Settings.region
     regions: tuple[str, ...] = ()
-    role_arn: Optional[str] = None  # None means Settings.role_arn
+    role_arn: str | None = None  # None means Settings.role_arn
     mode: ModeRules = ModeRules()  # capacity-mode and its keys (the table's GSIs follow it)
 
 
@@ -54,47 +53,47 @@ class Settings:
     """Everything one run needs to know; built by config.load_settings(argv)."""
 
     argv: tuple[str, ...] = ()  # kept so SIGHUP can re-read the same sources
-    config_file: Optional[str] = None
+    config_file: str | None = None
     # [global]
     region: str = "us-east-1"
     region_source: str = "built-in default"  # --region, the config file, AWS_REGION, a profile...
-    aws_access_key_id: Optional[str] = None
-    aws_secret_access_key: Optional[str] = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
     check_interval: int = 300
-    circuit_breaker_url: Optional[str] = None
+    circuit_breaker_url: str | None = None
     circuit_breaker_timeout: float = 10000.0
     regions: tuple[str, ...] = ()  # [global] regions: every section applies in each of these
-    role_arn: Optional[str] = None  # IAM role assumed for every section without its own
+    role_arn: str | None = None  # IAM role assumed for every section without its own
     metrics_batch_size: int = 500  # GetMetricData queries per call (1 only for debugging)
-    state_table: Optional[str] = None  # DynamoDB table shared by several daemons (None: the state file)
-    state_table_region: Optional[str] = None  # None: the first region scaled
+    state_table: str | None = None  # DynamoDB table shared by several daemons (None: the state file)
+    state_table_region: str | None = None  # None: the first region scaled
     state_table_create: str = "auto"  # or "never"
     lease_seconds: int = 60
     throttle_causes: bool = True  # also fetch the throttle events by cause (8 more series per target)
     # [logging]
-    log_file: Optional[str] = None
+    log_file: str | None = None
     log_level: str = "info"
-    log_config_file: Optional[str] = None
+    log_config_file: str | None = None
     log_format: str = "text"  # text or json
-    metrics_port: Optional[int] = None  # Prometheus /metrics and /healthz while the loop runs
+    metrics_port: int | None = None  # Prometheus /metrics and /healthz while the loop runs
     metrics_address: str = "127.0.0.1"
-    status: Optional[str] = None  # --status ("table") or --status-json ("json"): report, change nothing
+    status: str | None = None  # --status ("table") or --status-json ("json"): report, change nothing
     # run modes
     dry_run: bool = False
     run_once: bool = False
-    daemon: Optional[str] = None  # start, stop, restart, foreground
+    daemon: str | None = None  # start, stop, restart, foreground
     instance: str = "default"
     pid_file_dir: str = "/tmp"
     show_config: bool = False
     strict_config: bool = False
-    state_file: Optional[str] = None  # None: state.default_path(instance), outside /tmp
+    state_file: str | None = None  # None: state.default_path(instance), outside /tmp
     # simulator and backtest
-    simulate: Optional[str] = None
-    simulate_output: Optional[str] = None
+    simulate: str | None = None
+    simulate_output: str | None = None
     backtest: bool = False
     backtest_days: int = 7
     aws_target_utilization: float = 70.0  # target of the aws-target-N baseline, percent
-    table_name: Optional[str] = None  # --table-name: its one table is scaled, its GSIs are not
+    table_name: str | None = None  # --table-name: its one table is scaled, its GSIs are not
     tables: tuple[TableSection, ...] = field(default_factory=tuple)
     warnings: tuple[str, ...] = ()  # unknown sections/keys etc., logged once logging is set up
 

@@ -22,14 +22,15 @@ import os
 import re
 import stat
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Mapping, Optional
+from typing import Any
 
 from .capacity_mode import Costs, ModeMemory
 from .demand import DemandState
-from .forecast import RING, ForecastState
 from .edge import LOGGER
+from .forecast import RING, ForecastState
 from .model import Target
 from .policy import Memory
 
@@ -40,7 +41,7 @@ EXPIRY = timedelta(days=7)  # an entry no run has seen for this long is dropped
 DIRECTORY_MODE = 0o700  # the directory this program creates for its state
 ROOT_STATE_DIR = "/var/lib/dynamic-dynamodb"
 # (region, role ARN) of a group of targets; (None, None): not recorded (a version 1 file)
-PlacementKey = tuple[Optional[str], Optional[str]]
+PlacementKey = tuple[str | None, str | None]
 UNPLACED: PlacementKey = (None, None)
 # one entry of the file: where, and which table or GSI
 EntryKey = tuple[PlacementKey, Target]
@@ -59,14 +60,14 @@ class Record:
     """One entry of the state file."""
 
     memory: Memory
-    incarnation: Optional[str] = None  # the table's TableId (or creation time) the memory belongs to
-    last_seen: Optional[datetime] = None  # when a run last decided on it; None: not recorded yet
+    incarnation: str | None = None  # the table's TableId (or creation time) the memory belongs to
+    last_seen: datetime | None = None  # when a run last decided on it; None: not recorded yet
 
 
 # ---- where ------------------------------------------------------------------------------
 
 
-def default_path(instance: str, euid: Optional[int] = None, environ: Optional[Mapping[str, str]] = None) -> str:
+def default_path(instance: str, euid: int | None = None, environ: Mapping[str, str] | None = None) -> str:
     """Where an instance keeps its state unless --state-file says otherwise.
 
     systemd's ``StateDirectory=`` (``$STATE_DIRECTORY``) first, then /var/lib/dynamic-dynamodb
@@ -167,7 +168,7 @@ def _encode_mode(mode: ModeMemory) -> dict[str, Any]:
 
 
 def _decode_mode(raw: dict[str, Any]) -> ModeMemory:
-    def when(text: Optional[str]) -> Optional[datetime]:
+    def when(text: str | None) -> datetime | None:
         return datetime.fromisoformat(text) if text else None
 
     costs = raw.get("costs")
@@ -219,7 +220,7 @@ def render(records: Mapping[EntryKey, Record]) -> dict[str, Any]:
     return {"version": VERSION, "targets": targets}
 
 
-def fresh(records: Mapping[EntryKey, Record], now: Optional[datetime]) -> dict[EntryKey, Record]:
+def fresh(records: Mapping[EntryKey, Record], now: datetime | None) -> dict[EntryKey, Record]:
     """The entries seen within EXPIRY of `now` (an entry never stamped counts as seen now)."""
     if now is None:
         return dict(records)
@@ -237,7 +238,7 @@ def placed(records: Mapping[EntryKey, Record]) -> dict[PlacementKey, dict[Target
 # ---- reading and writing ----------------------------------------------------------------
 
 
-def read(path: str, now: Optional[datetime] = None, move_corrupt: bool = False,
+def read(path: str, now: datetime | None = None, move_corrupt: bool = False,
          say_missing: bool = True) -> dict[EntryKey, Record]:
     """The unexpired entries of a state file; a missing file is empty; a corrupt one is empty
     with a warning, and moved aside to FILE.corrupt-TIMESTAMP when `move_corrupt`."""
@@ -273,7 +274,7 @@ def _read_regular(path: str) -> bytes:
             os.close(fd)
 
 
-def _move_aside(path: str, now: Optional[datetime]) -> Optional[str]:
+def _move_aside(path: str, now: datetime | None) -> str | None:
     stamp = (now or datetime.fromtimestamp(os.stat(path).st_mtime, timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
     aside = f"{path}.corrupt-{stamp}"
     n = 1
@@ -328,11 +329,11 @@ class StateFile:
 
     def __init__(self, path: str, lock_fd: int) -> None:
         self.path = path
-        self._lock_fd: Optional[int] = lock_fd
+        self._lock_fd: int | None = lock_fd
         self._failing = False  # a failed save is said once, not every pass
 
     @classmethod
-    def claim(cls, path: str) -> "StateFile":
+    def claim(cls, path: str) -> StateFile:
         """Lock the state file for this process; StateError when it cannot be used (2) or
         another process holds it (1). Removes temporary files a killed process left."""
         path = os.path.abspath(path)
@@ -342,7 +343,7 @@ class StateFile:
         except OSError as e:
             raise StateError(f"state directory {directory}: cannot create it: {e.strerror or e}", 2) from None
         try:
-            mode: Optional[int] = os.stat(path).st_mode
+            mode: int | None = os.stat(path).st_mode
         except FileNotFoundError:
             mode = None
         except OSError as e:
@@ -402,11 +403,11 @@ class StateFile:
                 except OSError:
                     pass
 
-    def load(self, now: Optional[datetime] = None) -> dict[EntryKey, Record]:
+    def load(self, now: datetime | None = None) -> dict[EntryKey, Record]:
         """The unexpired entries; a corrupt file is moved aside with a warning."""
         return read(self.path, now, move_corrupt=True)
 
-    def save(self, owned: Mapping[EntryKey, Optional[Record]], now: datetime) -> bool:
+    def save(self, owned: Mapping[EntryKey, Record | None], now: datetime) -> bool:
         """Write the run's own entries (None: remove it) over what the file holds now, keeping
         every other entry; drop the expired ones. False (warned once) when it cannot."""
         records = read(self.path, now, move_corrupt=True, say_missing=False)
@@ -437,7 +438,7 @@ class StateFile:
             self._lock_fd = None
 
 
-def _read_holder(fd: int) -> Optional[int]:
+def _read_holder(fd: int) -> int | None:
     try:
         text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
         return int(text) if text.isdigit() else None

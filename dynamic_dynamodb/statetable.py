@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -61,7 +62,7 @@ def _n(item: Mapping[str, Any], name: str, default: float = 0.0) -> float:
     return float(item[name]["N"])
 
 
-def state_key(region: str, role_arn: Optional[str], table: str, index: Optional[str]) -> str:
+def state_key(region: str, role_arn: str | None, table: str, index: str | None) -> str:
     """The sort key of one target's memory."""
     return "|".join((region, role_arn or "", table, index or ""))
 

@@ -10,9 +10,10 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Optional, TextIO
+from typing import Any, TextIO
 
 from . import policy, schedule
 from .edge import LOGGER
@@ -29,16 +30,16 @@ log = logging.getLogger(LOGGER)
 COLUMNS = ("table", "index", "region", "billing_mode", "provisioned_reads", "provisioned_writes",
            "last_decision", "decreases_left_today", "next_decrease_at", "schedule", "held_by")
 # (placement, table) -> the daemon holding the table's shard, with a state table
-OwnerOf = Callable[[Placement, str], Optional[str]]
+OwnerOf = Callable[[Placement, str], str | None]
 
 
-def iso(when: Optional[datetime]) -> Optional[str]:
+def iso(when: datetime | None) -> str | None:
     """UTC ISO-8601 with a Z, or None."""
     return None if when is None else when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def status_row(status: TargetStatus, region: str, memory: Memory, now: datetime,
-               reserved: int = 0, rules: Optional[TargetRules] = None) -> dict[str, Any]:
+               reserved: int = 0, rules: TargetRules | None = None) -> dict[str, Any]:
     """One table or GSI as --status-json shows it (pure: the planner's own budget and schedule functions)."""
     spent, _ = policy.decreases_spent(status, memory, now)
     in_force: tuple = ()
@@ -85,13 +86,13 @@ def shared_state(table: StateTable, now: datetime) -> tuple[dict, OwnerOf]:
                 log.warning("State table %s: memory of %s unreadable, shown without it", table.name, sk)
     leases = table.leases()
 
-    def owner_of(placement: Placement, name: str) -> Optional[str]:
+    def owner_of(placement: Placement, name: str) -> str | None:
         lease = leases.get(shard_of(placement.region, account_of(placement.role_arn), name))
         return lease.owner if lease is not None and lease.held(now.timestamp()) else None
     return memory, owner_of
 
 
-def collect(fleet, now: datetime, owner_of: Optional[OwnerOf] = None) -> StatusReport:
+def collect(fleet, now: datetime, owner_of: OwnerOf | None = None) -> StatusReport:
     """DescribeTable for every matched table and GSI of a Fleet, with its memory; no UpdateTable."""
     report = StatusReport([])
     for placement, scaler in fleet.scalers.items():
@@ -145,7 +146,7 @@ def print_table(rows: list[dict[str, Any]], out: TextIO) -> None:
     cells = [[_cell(row[c]) for c in COLUMNS] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
     for line in (headers, *cells):
-        print("  ".join(text.ljust(w) for text, w in zip(line, widths)).rstrip(), file=out)
+        print("  ".join(text.ljust(w) for text, w in zip(line, widths, strict=False)).rstrip(), file=out)
 
 
 def print_json(rows: list[dict[str, Any]], out: TextIO) -> None:

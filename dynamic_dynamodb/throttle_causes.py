@@ -8,9 +8,9 @@ account limit is the account's, not the table's. Where no cause metric has a dat
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Mapping, Optional
 
 from .model import (
     ACCOUNT_LIMIT_THROTTLES,
@@ -61,7 +61,7 @@ class CauseSplit:
         return ", ".join(f"{s * 100:.0f}% {CAUSE_WORDS[c]}" for s, c in shares)
 
 
-def split(dim: Dim, by_cause: Mapping[str, Datapoints]) -> Optional[CauseSplit]:
+def split(dim: Dim, by_cause: Mapping[str, Datapoints]) -> CauseSplit | None:
     """The window's events by cause; None when no cause metric has a datapoint."""
     if not any(by_cause.values()):
         return None
@@ -77,7 +77,7 @@ class CauseNote:
     message: str
 
 
-def notes(target: Target, splits: Mapping[Dim, Optional[CauseSplit]]) -> list[CauseNote]:
+def notes(target: Target, splits: Mapping[Dim, CauseSplit | None]) -> list[CauseNote]:
     """What to report about the throttles capacity does not cure (none when there are none)."""
     out: list[CauseNote] = []
     known = [s for s in splits.values() if s is not None and s.total > 0]
@@ -103,6 +103,6 @@ def notes(target: Target, splits: Mapping[Dim, Optional[CauseSplit]]) -> list[Ca
     return out
 
 
-def due(last: Optional[datetime], now: datetime) -> bool:
+def due(last: datetime | None, now: datetime) -> bool:
     """True when a cause last reported at `last` may be reported again at `now`."""
     return last is None or now - last >= REPORT_EVERY

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Mapping, Optional, Union
 
 from dynamic_dynamodb import policy
 from dynamic_dynamodb.model import (
@@ -24,7 +24,7 @@ DECREASE_RULE = ("LimitExceededException: Subscriber limit exceeded: Provisioned
                  "within a given UTC day.")
 
 
-def status(table: str, index: Optional[str] = None, cap=(100, 100), state: str = "ACTIVE",
+def status(table: str, index: str | None = None, cap=(100, 100), state: str = "ACTIVE",
            billing: str = "PROVISIONED", **kw) -> TargetStatus:
     """What DescribeTable says of a table or GSI."""
     return TargetStatus(Target(table, index), state, billing, Capacity(*cap), **kw)
@@ -39,8 +39,8 @@ class FakeTables:
     `describe_errors` are raised by DescribeTable of their table.
     """
 
-    def __init__(self, described: Mapping[str, Union[TableDescription, Capacity]], now: datetime = NOW,
-                 on_update: Optional[Callable[[Update], None]] = None) -> None:
+    def __init__(self, described: Mapping[str, TableDescription | Capacity], now: datetime = NOW,
+                 on_update: Callable[[Update], None] | None = None) -> None:
         self.described = {name: d if isinstance(d, TableDescription) else TableDescription(status(name, cap=(
             d.reads, d.writes))) for name, d in described.items()}
         self.now = now
@@ -95,7 +95,7 @@ class FakeMetrics:
     A target without a percentage has no datapoint (CloudWatch's "no data").
     """
 
-    def __init__(self, tables: FakeTables, pct: Mapping[Union[Target, str], tuple[float, float]]) -> None:
+    def __init__(self, tables: FakeTables, pct: Mapping[Target | str, tuple[float, float]]) -> None:
         self.tables, self.pct = tables, pct
 
     def fetch(self, queries):

@@ -139,8 +139,9 @@ def test_an_update_table_answer_that_cannot_be_read_is_an_error_of_that_call(bod
 @pytest.mark.parametrize("body", [b"<PublishResponse><oops", b"\xff\xfe<a>"], ids=["truncated XML", "bad encoding"])
 def test_an_sns_answer_that_cannot_be_read_is_an_error_and_never_echoes_the_body(body):
     sns = client("sns")
+    headers = {"Content-Type": "text/xml"}
     sns.meta.events.register("before-send.sns.Publish",
-                             lambda request, **_: AWSResponse(request.url, 200, {"Content-Type": "text/xml"}, _Raw(body)))
+                             lambda request, **_: AWSResponse(request.url, 200, headers, _Raw(body)))
     with pytest.raises(UnreadableAnswer) as raised:
         aws.SnsNotifier(sns).publish("arn:aws:sns:us-east-1:123456789012:ops", "s", "m")
     assert "PublishResponse" not in str(raised.value) and "\n" not in str(raised.value)
@@ -188,8 +189,9 @@ def test_a_series_cloudwatch_could_not_compute_costs_that_series_only():
 class PoisonedCloudWatch:
     """GetMetricData that fails every call asking for a query of a `poisoned` table."""
 
-    def __init__(self, poisoned: set[str], error: Exception = ValueError("Invalid timestamp")) -> None:
-        self.poisoned, self.error, self.calls = poisoned, error, []
+    def __init__(self, poisoned: set[str], error: Exception | None = None) -> None:
+        self.poisoned, self.calls = poisoned, []
+        self.error = error if error is not None else ValueError("Invalid timestamp")
 
     def get_paginator(self, name):
         return self

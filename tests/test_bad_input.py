@@ -8,7 +8,8 @@ import os
 import sys
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dynamic_dynamodb import config, logsetup
 from dynamic_dynamodb.settings import ConfigError

@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from collections.abc import Callable
 from datetime import time
 from pathlib import Path
-from typing import Callable
 
 import pytest
-from hypothesis import HealthCheck, given, strategies as st
+from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
-from dynamic_dynamodb import __version__
-from dynamic_dynamodb import config, policy
+from dynamic_dynamodb import __version__, config, policy
 from dynamic_dynamodb.config import build_parser, load_settings, settings_as_dict
 from dynamic_dynamodb.loop import pass_period
 from dynamic_dynamodb.model import Dim

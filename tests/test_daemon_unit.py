@@ -16,11 +16,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from fakes import ManualClock
 
 from dynamic_dynamodb import daemon, logsetup
 from dynamic_dynamodb.loop import PassReport, run_forever
 from dynamic_dynamodb.settings import ConfigError, Settings
-from fakes import ManualClock
 
 REPO = Path(__file__).resolve().parents[1]
 

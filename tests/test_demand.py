@@ -42,7 +42,8 @@ CASES = [
     ("demand above halfway between the effective utilisation and 100 percent raises it close to the demand",
      100, minutes(98), full(100), 105, Reason.DEMAND_UP),
     ("demand below that halfway point keeps capacity", 100, minutes(96), full(100), 100, Reason.WITHIN_BAND),
-    ("a hot minute is sized from the peak of the last three minutes", 100, minutes(120, 99, 99), full(100), 137, Reason.DEMAND_UP),
+    ("a hot minute is sized from the peak of the last three minutes",
+     100, minutes(120, 99, 99), full(100), 137, Reason.DEMAND_UP),
     ("no datapoint keeps capacity", 100, (), DemandState(), 100, Reason.NO_DATA),
     ("a quiet half hour lowers capacity to what served it, at the target utilisation",
      100, minutes(*[40] * 5), full(100), 50, Reason.DEMAND_DOWN),
@@ -67,7 +68,10 @@ def test_a_jump_keeps_more_headroom_than_a_small_rise():
 
 def test_an_increase_is_the_least_capacity_that_carries_the_peak():
     wanted = demand.sized_up(300, BURST_SECONDS * 100, 0.8)
-    fits = lambda p: 300 <= p * demand.effective_utilisation(0.8, BURST_SECONDS * 100 / (BURST_SECONDS * p))
+
+    def fits(p):
+        return 300 <= p * demand.effective_utilisation(0.8, BURST_SECONDS * 100 / (BURST_SECONDS * p))
+
     assert fits(wanted) and not fits(wanted - 1)
 
 

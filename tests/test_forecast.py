@@ -8,14 +8,15 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings as hsettings
+from hypothesis import given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from dynamic_dynamodb import forecast, state
 from dynamic_dynamodb.config import load_settings
 from dynamic_dynamodb.forecast import SLOT_MINUTES, SLOTS_PER_DAY, ForecastState
 from dynamic_dynamodb.loop import Ports, Scaler
-from dynamic_dynamodb.model import Capacity, Dim, Target, TableDescription, TargetStatus
+from dynamic_dynamodb.model import Capacity, Dim, TableDescription, Target, TargetStatus
 from dynamic_dynamodb.policy import Memory
 from dynamic_dynamodb.simulation import simulate
 from dynamic_dynamodb.simulation.trace import write_trace

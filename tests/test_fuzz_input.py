@@ -24,7 +24,6 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from support.cli import REPO, cli_env
 
 from dynamic_dynamodb import cli, config

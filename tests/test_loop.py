@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from fakes import DECREASE_RULE, NOW, FakeMetrics, FakeTables, status
+
 from dynamic_dynamodb.loop import Ports, Scaler
 from dynamic_dynamodb.model import (
     AwsError,
@@ -18,7 +20,6 @@ from dynamic_dynamodb.model import (
 from dynamic_dynamodb.reasons import Reason
 from dynamic_dynamodb.rules import TargetRules
 from dynamic_dynamodb.settings import Settings, TableSection
-from fakes import DECREASE_RULE, NOW, FakeMetrics, FakeTables, status
 
 
 def scaler(tables: FakeTables, pct: dict[str, tuple[float, float]], **settings) -> Scaler:

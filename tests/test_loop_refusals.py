@@ -166,7 +166,8 @@ def test_increases_are_held_to_the_table_maximum_with_a_warning(caplog):
     report = scaler(tables, limits=limits).run_pass(NOW)
     [update] = tables.updates
     assert update.table_capacity == Capacity(120, 150) and update.index_capacities == {"by-day": Capacity(120, 150)}
-    assert "orders: reads increase to 150 held at 120: DynamoDB's table maximum is 120 read capacity units" in caplog.text
+    assert ("orders: reads increase to 150 held at 120: DynamoDB's table maximum is 120 read capacity units"
+            in caplog.text)
     assert "orders/by-day: reads increase to 150 held at 120" in caplog.text and report.ok
 
 
@@ -215,9 +216,9 @@ def test_clamp_cases():
     ]
     for rows, expected in cases:
         targets = [T, G1, G2][:len(rows)]
-        held, notes = maxima.clamp([decision(t, r, w) for t, (r, w) in zip(targets, rows)], limits, floors)
+        held, notes = maxima.clamp([decision(t, r, w) for t, (r, w) in zip(targets, rows, strict=True)], limits, floors)
         assert news(held) == expected, rows
-        assert len(notes) == sum(e != (r[1], w[1]) for e, (r, w) in zip(expected, rows))
+        assert len(notes) == sum(e != (r[1], w[1]) for e, (r, w) in zip(expected, rows, strict=True))
 
 
 def test_clamp_never_goes_below_the_min_rule():
@@ -233,11 +234,11 @@ pairs = st.tuples(st.integers(1, 5000), st.integers(1, 5000))
        table_max=st.integers(1, 4000), account_max=st.integers(1, 8000))
 def test_clamp_only_ever_holds_increases_back_within_current_min_and_decided(rows, table_max, account_max):
     targets = [T, G1, G2][:len(rows)]
-    decisions = [decision(t, r, w) for t, (r, w, _) in zip(targets, rows)]
-    floors = {t: Capacity(min(f, r[1]), min(f, w[1])) for t, (r, w, f) in zip(targets, rows)}
+    decisions = [decision(t, r, w) for t, (r, w, _) in zip(targets, rows, strict=True)]
+    floors = {t: Capacity(min(f, r[1]), min(f, w[1])) for t, (r, w, f) in zip(targets, rows, strict=True)}
     held, _ = maxima.clamp(decisions, CapacityLimits(Capacity(table_max, table_max),
                                                      Capacity(account_max, account_max)), floors)
-    for before, after in zip(decisions, held):
+    for before, after in zip(decisions, held, strict=True):
         for dim in Dim:
             floor = floors[before.target].reads if dim is Dim.READS else floors[before.target].writes
             x = before.reads if dim is Dim.READS else before.writes
@@ -251,7 +252,8 @@ def test_clamp_only_ever_holds_increases_back_within_current_min_and_decided(row
         lows = [max(d.reads.current if dim is Dim.READS else d.writes.current,
                     floors[d.target].reads if dim is Dim.READS else floors[d.target].writes) for d in decisions]
         total = sum(a.reads.new if dim is Dim.READS else a.writes.new for a in held)
-        baseline = sum(min(low, (d.reads if dim is Dim.READS else d.writes).new) for low, d in zip(lows, decisions))
+        baseline = sum(min(low, (d.reads if dim is Dim.READS else d.writes).new)
+                       for low, d in zip(lows, decisions, strict=True))
         assert total <= max(account_max, baseline)
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from dynamic_dynamodb import policy, status
 from dynamic_dynamodb.logsetup import make_formatter
@@ -336,8 +336,9 @@ def test_the_server_answers_metrics_and_healthz_by_the_liveness_and_a_taken_port
 
 
 def test_the_status_row_names_the_schedules_in_force():
-    from dynamic_dynamodb.rules import Schedule, TargetRules, Window
     from datetime import time as clock
+
+    from dynamic_dynamodb.rules import Schedule, TargetRules, Window
 
     def sched(name, start, end):
         return Schedule(name, (Window(clock(start), clock(end)),), lead_minutes=0, min_reads=50)

@@ -61,7 +61,8 @@ def test_settings_remember_where_the_region_came_from(env, tmp_path, argv, file_
 
 def test_a_region_from_the_environment_is_checked_like_any_other(env):
     env(AWS_REGION="Not A Region")
-    with pytest.raises(ConfigError, match=r"^AWS_REGION: expected an AWS region such as us-east-1, got 'Not A Region'$"):
+    expected = r"^AWS_REGION: expected an AWS region such as us-east-1, got 'Not A Region'$"
+    with pytest.raises(ConfigError, match=expected):
         config.load_settings(["--table-name", "orders"])
 
 

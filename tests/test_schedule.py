@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import csv
 import re
-from pathlib import Path
 from datetime import datetime, time, timedelta, timezone
+from pathlib import Path
 
 import pytest
-from hypothesis import given, settings as hsettings
+from hypothesis import given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from dynamic_dynamodb import config, schedule

@@ -14,16 +14,16 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from test_simulation_standin import PassReport, make_standin, settings_for
 
 from dynamic_dynamodb.model import CONSUMED_METRIC, Capacity, Dim, MetricQuery, Update
 from dynamic_dynamodb.rules import TargetRules
 from dynamic_dynamodb.settings import Settings, TableSection
-from dynamic_dynamodb.simulation import simulate
 from dynamic_dynamodb.simulation import cli as simulation_cli
+from dynamic_dynamodb.simulation import simulate
 from dynamic_dynamodb.simulation.output import TIMELINE_COLUMNS
 from dynamic_dynamodb.simulation.run import NoTableName, passes_every, production_scaler, table_name
 from dynamic_dynamodb.simulation.trace import load_trace, write_trace
-from test_simulation_standin import PassReport, make_standin, settings_for
 
 START = datetime(2024, 3, 1, tzinfo=timezone.utc)
 PACKAGE = Path(__file__).resolve().parents[1] / "dynamic_dynamodb" / "simulation"

@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_simulation_standin import make_standin, settings_for
 
 from dynamic_dynamodb.simulation import simulate
 from dynamic_dynamodb.simulation.run import production_scaler
-from test_simulation_standin import make_standin, settings_for
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 REFSIM = SHARED / "tools" / "refsim.py"

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dynamic_dynamodb.model import (
     AwsError,
@@ -291,7 +292,7 @@ def test_any_replay_scores_as_the_reference_scorer_scores_its_timeline(rows, sta
                 pass
         world.serve()
     ours = score(world)
-    timeline = list(zip(world.provisioned_reads, world.provisioned_writes))
+    timeline = list(zip(world.provisioned_reads, world.provisioned_writes, strict=True))
     ref = refsim.score_timeline(start, [(r, w) for r, w, _ in rows], timeline)
     assert ours.illegal_decreases == ref["illegal_decreases"] == 0
     assert (ours.cost_usd, ours.throttled_share, ours.throttled_read_share, ours.throttled_write_share,

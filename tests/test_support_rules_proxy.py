@@ -14,7 +14,6 @@ import urllib.request
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
-
 from support import metrics as M
 from support.cli import cli_env
 from support.moto import make_client

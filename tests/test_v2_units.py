@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
+from fakes import DECREASE_RULE, NOW, WINDOW, FakeMetrics, FakeNotifier, FakeTables, status
+
 from dynamic_dynamodb import policy
 from dynamic_dynamodb.loop import Ports, Scaler
 from dynamic_dynamodb.model import (
@@ -20,7 +22,6 @@ from dynamic_dynamodb.policy import Memory, Observed
 from dynamic_dynamodb.reasons import Reason
 from dynamic_dynamodb.rules import DimensionRules, TargetRules
 from dynamic_dynamodb.settings import GsiSection, Settings, TableSection
-from fakes import DECREASE_RULE, NOW, WINDOW, FakeMetrics, FakeNotifier, FakeTables, status
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:scaling"
 

@@ -17,11 +17,14 @@ import dataclasses
 import logging
 import re
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable, ContextManager, Optional, Protocol, Sequence, TextIO
+from typing import Protocol, TextIO
 
+from ..capacity_mode import Costs, cheaper_mode
+from ..edge import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, LOGGER, error
 from ..model import (
     CONSUMED_METRIC,
     THROTTLE_METRIC,
@@ -34,8 +37,6 @@ from ..model import (
     Target,
     TargetStatus,
 )
-from ..capacity_mode import Costs, cheaper_mode
-from ..edge import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, LOGGER, error
 from ..settings import Placement, Settings, TableSection
 from .output import format_fleet, write_json
 from .run import MakeScaler, Report, production_scaler, simulate
@@ -105,7 +106,7 @@ class FleetRow:
     """One table or GSI of the fleet report."""
 
     table: str
-    index: Optional[str]
+    index: str | None
     region: str
     billing_mode: str  # PROVISIONED or PAY_PER_REQUEST
     recommended_mode: str
@@ -135,7 +136,7 @@ class FleetRow:
                 "saving": self.saving, "reason": self.reason}
 
 
-def fleet_row(subject: "Subject", report: Report) -> FleetRow:
+def fleet_row(subject: Subject, report: Report) -> FleetRow:
     """The fleet report's line for a replayed table or GSI."""
     aws_label = next(iter(report.baselines))
     mine = report.config
@@ -184,7 +185,7 @@ def per_minute(start: datetime, minutes: int, *series: Datapoints) -> list[float
 
 
 def initial_capacity(status: TargetStatus, start: datetime, reads: Datapoints,
-                     writes: Datapoints) -> tuple[Optional[tuple[int, int]], str]:
+                     writes: Datapoints) -> tuple[tuple[int, int] | None, str]:
     """The capacity at the start of the history, and how we know it; (None, why) when we cannot tell."""
     if reads and writes and reads[0][0] < start + timedelta(seconds=PROVISIONED_PERIOD):
         r, w = round(reads[0][1]), round(writes[0][1])
@@ -213,7 +214,7 @@ class Backtest:
 
     def __init__(self, settings: Settings, make_scaler: MakeScaler = production_scaler, *,
                  connect: Connect = connect, stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr,
-                 quiet: Callable[[], ContextManager] = contextlib.nullcontext) -> None:
+                 quiet: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> None:
         self.settings = settings
         self.make_scaler = make_scaler
         self.connect = connect
@@ -224,7 +225,7 @@ class Backtest:
         self.base = Path(settings.simulate_output or ".")
         self.fleet: list[FleetRow] = []
 
-    def run(self, now: Optional[datetime] = None) -> int:
+    def run(self, now: datetime | None = None) -> int:
         """Backtest every placement; the exit status."""
         settings = self.settings
         if not settings.tables:
@@ -367,6 +368,7 @@ def _stamp(when: datetime) -> str:
 
 def run(settings: Settings, make_scaler: MakeScaler = production_scaler, *, connect: Connect = connect,
         stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr,
-        quiet: Callable[[], ContextManager] = contextlib.nullcontext, now: Optional[datetime] = None) -> int:
+        quiet: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+        now: datetime | None = None) -> int:
     """Backtest the config on its tables' CloudWatch history; the exit status."""
     return Backtest(settings, make_scaler, connect=connect, stdout=stdout, stderr=stderr, quiet=quiet).run(now)

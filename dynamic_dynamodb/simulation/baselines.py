@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from ..model import Capacity, LimitExceeded
 from .trace import Trace
 from .world import LAG, World
 
 # A baseline sees the world at the start of a minute and returns the capacity it wants, or None.
-Policy = Callable[[World], Optional[tuple[int, int]]]
+Policy = Callable[[World], tuple[int, int] | None]
 
 
-def replay(trace: Trace, policy: Policy, initial: Optional[tuple[int, int]] = None) -> World:
+def replay(trace: Trace, policy: Policy, initial: tuple[int, int] | None = None) -> World:
     """Run a baseline over the whole trace, one decision per minute."""
     world = World(trace, initial)
     while not world.done:
@@ -54,7 +54,7 @@ def target_tracking(target: float = 70.0, out_points: int = 2, in_points: int = 
     below = [0, 0]  # consecutive visible datapoints below the low mark
     seen = [0]  # visible datapoints already counted into the streaks
 
-    def policy(world: World) -> Optional[tuple[int, int]]:
+    def policy(world: World) -> tuple[int, int] | None:
         visible = max(0, world.minute - LAG + 1)
         dims = ((world.served_reads, world.provisioned_reads, world.reads),
                 (world.served_writes, world.provisioned_writes, world.writes))

@@ -5,14 +5,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, TextIO
+from typing import TextIO
 
 from ..edge import EXIT_OK, EXIT_USAGE, LOGGER, error
 from ..settings import Settings
 from . import backtest
 from .run import MakeScaler, NoTableName, production_scaler, simulate
 from .trace import TraceError
+
 
 def main(settings: Settings, make_scaler: MakeScaler = production_scaler, stdout: TextIO = sys.stdout,
          stderr: TextIO = sys.stderr, connect: backtest.Connect = backtest.connect) -> int:

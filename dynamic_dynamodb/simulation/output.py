@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, TextIO
+from typing import Any, TextIO
 
 from .score import Figures
 from .world import World
@@ -16,7 +17,7 @@ TIMELINE_COLUMNS = (
 
 
 def write_timeline(path: Path, world: World, decisions: Mapping[int, str],
-                   reasons: Optional[Mapping[int, str]] = None) -> None:
+                   reasons: Mapping[int, str] | None = None) -> None:
     """One row per minute; demand, consumed and throttled in units/s like the trace; the pass's codes."""
     trace = world.trace
     reasons = reasons or {}
@@ -57,7 +58,7 @@ def format_table(config: Figures, baselines: Mapping[str, Figures]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for r in rows:
-        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
+        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=False)]
         lines.append("  ".join(cells))
     return "\n".join(lines)
 
@@ -80,8 +81,8 @@ def format_fleet(rows: Sequence[Any]) -> str:
     widths = [max(len(x[i]) for x in lines) for i in range(len(head))]
     text = []
     for x in lines:
-        left = [c.ljust(w) for c, w in zip(x[:5], widths[:5])]
-        text.append("  ".join(left + [c.rjust(w) for c, w in zip(x[5:], widths[5:])]).rstrip())
+        left = [c.ljust(w) for c, w in zip(x[:5], widths[:5], strict=False)]
+        text.append("  ".join(left + [c.rjust(w) for c, w in zip(x[5:], widths[5:], strict=False)]).rstrip())
     text.append(f"Total: ${now:.2f} in the current modes, ${then:.2f} in the recommended ones "
                 f"(this config where provisioned).")
     return "\n".join(text)
@@ -92,7 +93,7 @@ class Progress:
 
     WIDTH = 30
 
-    def __init__(self, total: int, stream: Optional[TextIO], label: str = "simulating") -> None:
+    def __init__(self, total: int, stream: TextIO | None, label: str = "simulating") -> None:
         self.total = total
         self.stream = stream if stream is not None and _isatty(stream) else None
         self.label = label

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from .score import Figures
 from .world import World
@@ -13,7 +14,7 @@ MAX_POINTS = 1200  # about two points per horizontal pixel of a panel; longer se
 
 
 def write_plot(path: Path, config: World, config_figures: Figures, baseline: World, baseline_name: str,
-               baseline_figures: Figures) -> Optional[str]:
+               baseline_figures: Figures) -> str | None:
     """Draw the PNG; returns a one-line hint instead when matplotlib is missing."""
     try:
         # imported here: matplotlib is an optional extra and slow to import
@@ -51,11 +52,11 @@ def write_plot(path: Path, config: World, config_figures: Figures, baseline: Wor
         # an outline as well as the fill: a short spike is thinner than a pixel
         top.fill_between(x, peaks(demand), step="post", facecolor="0.85", edgecolor="0.45", linewidth=0.6,
                          label="demand")
-        for values, style in zip(provisioned, styles):
+        for values, style in zip(provisioned, styles, strict=False):
             top.plot(x, peaks(values), drawstyle="steps-post", linewidth=1,
                      **{**style, "label": f"provisioned, {style['label']}"})
-        for values, style in zip(throttled, styles):
-            bottom.plot(x, peaks(values, 1 / 60.0), drawstyle="steps-post", linewidth=1, **style)
+        for throttles, style in zip(throttled, styles, strict=False):
+            bottom.plot(x, peaks(throttles, 1 / 60.0), drawstyle="steps-post", linewidth=1, **style)
         top.set_title(f"{dim} (units/s)")
         bottom.set_title(f"throttled {dim} (units/s)")
         for ax in (top, bottom):

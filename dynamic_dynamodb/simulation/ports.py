@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Mapping, Optional, Sequence
 
 from ..model import (
     CONSUMED_METRIC,
@@ -25,10 +25,10 @@ _MICROSECOND = timedelta(microseconds=1)
 _US_PER_MINUTE = 60_000_000
 
 # (first visible minute, end minute, buckets or None when every bucket is one trace minute)
-_Layout = tuple[int, int, Optional[list[tuple[datetime, int, int]]]]
+_Layout = tuple[int, int, list[tuple[datetime, int, int]] | None]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _target(name: str) -> Target:
     """One Target object per name, so the adapters' hot path compares targets by identity."""
     return Target(name)
@@ -40,7 +40,7 @@ class SimTables:
     def __init__(self, world: World, name: str) -> None:
         self.world = world
         self.name = name
-        self._described: Optional[tuple[tuple, TableDescription]] = None
+        self._described: tuple[tuple, TableDescription] | None = None
 
     def list_tables(self) -> list[str]:
         """The one simulated table."""
@@ -81,6 +81,7 @@ class SimTables:
             cap = update.table_capacity
             self.world.switch(update.billing_mode, cap.reads if cap else 0, cap.writes if cap else 0)
             return
+        assert update.table_capacity is not None, "_invalid refuses an update with neither capacity nor mode"
         self.world.update(update.table_capacity.reads, update.table_capacity.writes)
 
     def _not_found(self, table: str) -> TableNotFound:
@@ -103,7 +104,7 @@ class SimMetrics:
     def __init__(self, world: World, name: str) -> None:
         self.world = world
         self.target = _target(name)
-        self._stamps: Optional[list[datetime]] = None  # start of each trace minute, built on first use
+        self._stamps: list[datetime] | None = None  # start of each trace minute, built on first use
         self.series: Mapping[str, list[float]] = {
             CONSUMED_METRIC[Dim.READS]: world.served_reads,
             CONSUMED_METRIC[Dim.WRITES]: world.served_writes,
@@ -128,7 +129,8 @@ class SimMetrics:
                 layout = layouts[key] = self._layout(q.start, q.end, q.period, visible)
             lo, hi, buckets = layout
             if buckets is None:
-                out[q] = list(zip(self._stamps[lo:hi], series[lo:hi]))
+                assert self._stamps is not None, "_layout builds the minute stamps before it returns no buckets"
+                out[q] = list(zip(self._stamps[lo:hi], series[lo:hi], strict=False))
             else:
                 out[q] = [(stamp, sum(series[b_lo:b_hi])) for stamp, b_lo, b_hi in buckets]
         return out

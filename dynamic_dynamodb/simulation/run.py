@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Optional, TextIO, Union
+from typing import Any, TextIO
 
 from ..loop import Ports, Scaler
 from ..settings import Settings
@@ -38,8 +39,8 @@ class Report:
     config: Figures
     baselines: dict[str, Figures]
     recommendation: str
-    output_dir: Optional[Path] = None
-    plot_hint: Optional[str] = None  # why there is no plot.png, when there is none
+    output_dir: Path | None = None
+    plot_hint: str | None = None  # why there is no plot.png, when there is none
 
     def as_dict(self) -> dict:
         """report.json: the config's figures at the top, the baselines' under `baselines`."""
@@ -92,10 +93,10 @@ def passes_every(settings: Settings) -> int:
     return max(1, int(settings.check_interval / 60 + 0.5))
 
 
-def simulate(settings: Settings, trace_path: Union[str, Path, Trace], output_dir: Optional[Union[str, Path]],
-             make_scaler: MakeScaler = production_scaler, *, table: Optional[str] = None,
-             initial: Optional[tuple[int, int]] = None, aws_target: float = 70.0,
-             progress: Optional[TextIO] = sys.stderr, baselines: bool = True) -> Report:
+def simulate(settings: Settings, trace_path: str | Path | Trace, output_dir: str | Path | None,
+             make_scaler: MakeScaler = production_scaler, *, table: str | None = None,
+             initial: tuple[int, int] | None = None, aws_target: float = 70.0,
+             progress: TextIO | None = sys.stderr, baselines: bool = True) -> Report:
     """Replay the trace; write timeline.csv, report.json and plot.png into `output_dir` unless it is None.
 
     `baselines=False` scores the config alone (for capacity-mode auto's hourly look back). Raises TraceError

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Optional
 
 from .trace import Trace
-from .world import ON_DEMAND, OD_READ_PER_UNIT, OD_WRITE_PER_UNIT, RCU_HOUR, WCU_HOUR, DecreaseRule, World
+from .world import OD_READ_PER_UNIT, OD_WRITE_PER_UNIT, ON_DEMAND, RCU_HOUR, WCU_HOUR, DecreaseRule, World
 
 
 @dataclass(frozen=True)
@@ -22,7 +21,7 @@ class Figures:
     refused_updates: int  # refused by the decrease rule (LimitExceeded)
     on_demand_cost_usd: float
     oracle_cost_usd: float
-    cost_vs_oracle: Optional[float]
+    cost_vs_oracle: float | None
     minutes: int
     rejected_updates: int = 0  # refused for another reason: table busy, no change, invalid
     on_demand_minutes: int = 0  # minutes the table spent in on-demand mode (capacity-mode)
@@ -36,7 +35,7 @@ class Figures:
 def provisioned_cost(reads: list[int], writes: list[int]) -> float:
     """Dollars for the provisioned timeline, minute by minute."""
     cost = 0.0
-    for r, w in zip(reads, writes):
+    for r, w in zip(reads, writes, strict=True):
         cost += (r * RCU_HOUR + w * WCU_HOUR) / 60.0
     return cost
 
@@ -44,7 +43,7 @@ def provisioned_cost(reads: list[int], writes: list[int]) -> float:
 def oracle_cost(trace: Trace) -> float:
     """Dollars for exactly ceil(demand) every minute: a clairvoyant lower bound."""
     return sum((max(1, math.ceil(r)) * RCU_HOUR + max(1, math.ceil(w)) * WCU_HOUR) / 60.0
-               for r, w in zip(trace.reads, trace.writes))
+               for r, w in zip(trace.reads, trace.writes, strict=True))
 
 
 def count_decreases(trace: Trace, reads: list[int], writes: list[int]) -> tuple[int, int]:
@@ -63,7 +62,7 @@ def count_decreases(trace: Trace, reads: list[int], writes: list[int]) -> tuple[
     return decreases, illegal
 
 
-def score(world: World, oracle: Optional[float] = None) -> Figures:
+def score(world: World, oracle: float | None = None) -> Figures:
     """Figures of a finished replay; `oracle` may be passed in when several replays share a trace."""
     trace = world.trace
     if oracle is None:

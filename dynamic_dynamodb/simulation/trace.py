@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TextIO, Union
+from typing import TextIO
 
 COLUMNS = ("timestamp", "reads", "writes")
 
@@ -46,7 +46,7 @@ def parse_timestamp(text: str) -> datetime:
     return ts.astimezone(timezone.utc)
 
 
-def load_trace(path: Union[str, Path], name: str = "") -> Trace:
+def load_trace(path: str | Path, name: str = "") -> Trace:
     """Read and check a trace file. Raises TraceError naming the file and line of the first fault."""
     path = Path(path)
     try:
@@ -97,7 +97,7 @@ def _parse(fh: TextIO, where: str, name: str) -> Trace:
         stamps.append(ts)
         reads.append(r)
         writes.append(w)
-    if len(stamps) < 2:
+    if len(stamps) < 2 or step is None:  # the second row sets the step
         raise TraceError(f"{where}: {len(stamps)} data row(s), need at least 2 to know the step")
     per = step // timedelta(minutes=1)
     # a step longer than a minute holds its value for each of its minutes (SCORING.md)
@@ -128,12 +128,12 @@ def _fmt(step: timedelta) -> str:
     return f"{seconds // 60} min" if seconds % 60 == 0 else f"{step.total_seconds():g} s"
 
 
-def write_trace(path: Union[str, Path], start: datetime, reads: list[float], writes: list[float],
+def write_trace(path: str | Path, start: datetime, reads: list[float], writes: list[float],
                 step_minutes: int = 1) -> None:
     """Write a trace file (for tests and benchmarks)."""
     with Path(path).open("w", newline="", encoding="utf-8") as fh:
         out = csv.writer(fh)
         out.writerow(COLUMNS)
-        for i, (r, w) in enumerate(zip(reads, writes)):
+        for i, (r, w) in enumerate(zip(reads, writes, strict=True)):
             ts = start + timedelta(minutes=i * step_minutes)
             out.writerow((ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), r, w))

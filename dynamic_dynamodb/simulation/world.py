@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
-from typing import Optional
 
 from ..model import AwsError, LimitExceeded, TableBusy
 from .trace import Trace
@@ -41,9 +40,9 @@ class DecreaseRule:
 
     def __init__(self, start: datetime) -> None:
         self.epoch_minute = int(start.timestamp() // 60)  # so days roll over at UTC midnight
-        self.day: Optional[int] = None  # UTC day of the last accepted decrease
+        self.day: int | None = None  # UTC day of the last accepted decrease
         self.count = 0  # accepted decreases on that day
-        self.last: Optional[int] = None  # minute of the last accepted decrease
+        self.last: int | None = None  # minute of the last accepted decrease
 
     def day_of(self, minute: int) -> int:
         """UTC day number of a minute."""
@@ -57,7 +56,7 @@ class DecreaseRule:
         """True when a decrease issued at `minute` would be accepted."""
         if self.count_on(minute) < FREE_DECREASES:
             return True
-        return minute - self.last >= DECREASE_GAP
+        return self.last is None or minute - self.last >= DECREASE_GAP
 
     def record(self, minute: int) -> None:
         """Count an accepted decrease."""
@@ -76,20 +75,20 @@ class World:
     they are the timeline and the CloudWatch series at once.
     """
 
-    def __init__(self, trace: Trace, initial: Optional[tuple[int, int]] = None) -> None:
+    def __init__(self, trace: Trace, initial: tuple[int, int] | None = None) -> None:
         n = trace.minutes
         self.trace = trace
         self.minute = 0
         self.reads, self.writes = initial if initial is not None else initial_capacity(trace)
         if min(self.reads, self.writes) < 1:
             raise ValueError(f"initial capacity must be at least 1 unit, got {self.reads}/{self.writes}")
-        self.pending: Optional[tuple[int, int]] = None
+        self.pending: tuple[int, int] | None = None
         self.billing = PROVISIONED  # in force for the current minute
-        self.pending_mode: Optional[tuple[str, int, int]] = None  # a switch, in force from the next minute
+        self.pending_mode: tuple[str, int, int] | None = None  # a switch, in force from the next minute
         self.switches_to_on_demand: list[int] = []  # minutes the accepted switches were issued
         self.billing_modes = [PROVISIONED] * n
         self.rule = DecreaseRule(trace.start)
-        self.last_increase: Optional[int] = None
+        self.last_increase: int | None = None
         self.refused = 0  # updates refused by the decrease rule
         self.rejected = 0  # updates refused for another reason (busy, no change, invalid)
         self._burst_r = 0.0
@@ -176,6 +175,7 @@ class World:
         self.pending = (reads, writes)
 
     def _limit_text(self) -> str:
+        assert self.rule.last is not None, "only a decrease refused after accepted ones has a limit text"
         last = self.time_of(self.rule.last)
         nxt = last + timedelta(minutes=DECREASE_GAP)
         fmt = "%A, %B %d, %Y %I:%M:%S %p UTC"

@@ -8,7 +8,6 @@ and goes out once. Increases are held to DescribeLimits' maxima.
 from __future__ import annotations
 
 import pytest
-
 from support import metrics as M
 from support.cli import assert_no_traceback, describe
 
@@ -48,8 +47,8 @@ def output(r) -> str:
 # ---- the proxy's made-up answers ------------------------------------------------------------
 
 def test_the_proxy_answers_with_bytes_json_or_a_cut_real_answer(rules_proxy, proxy_aws):
-    from botocore.config import Config
     import boto3
+    from botocore.config import Config
     ddb = boto3.client("dynamodb", endpoint_url=rules_proxy.url, region_name="us-east-1",
                        config=Config(retries={"mode": "standard", "total_max_attempts": 1}))
     M.create_table(proxy_aws.dynamodb, "orders", 10, 10)

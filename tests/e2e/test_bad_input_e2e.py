@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from support import metrics as M
 from support.cli import assert_no_traceback, describe
 

@@ -7,7 +7,6 @@ import sys
 
 import boto3
 import pytest
-
 from support import metrics as M
 from support.cli import REPO, assert_no_traceback, describe, run_cli
 from support.moto import CLIENT_CONFIG

@@ -16,10 +16,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-
-from support.wait import wait_for
 from support.cli import REPO, assert_no_traceback, cli_env, describe, run_cli
 from support.metrics import create_table, provisioned, put_consumption
+from support.wait import wait_for
 
 from dynamic_dynamodb.daemon import looks_like_ours, process_alive, read_pid
 

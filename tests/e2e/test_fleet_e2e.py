@@ -19,11 +19,11 @@ import threading
 import boto3
 import botocore.credentials
 import pytest
-
-from dynamic_dynamodb import aws
 from support import metrics as M
 from support.cli import REPO, assert_no_traceback, describe
 from support.moto import CLIENT_CONFIG
+
+from dynamic_dynamodb import aws
 
 pytestmark = pytest.mark.e2e
 

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-
 from support import metrics as M
 from support.cli import REPO, assert_no_traceback, cli_env, describe, run_cli
 from support.moto import free_port
@@ -256,7 +255,7 @@ def test_a_notify_socket_receives_ready_watchdog_and_stopping(tmp_path, proxy_aw
         def receive(word: str) -> bool:
             try:
                 got.append(sock.recv(256).decode())
-            except socket.timeout:
+            except TimeoutError:
                 pass
             return word in got
 

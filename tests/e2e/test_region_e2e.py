@@ -9,7 +9,6 @@ import sys
 
 import boto3
 import pytest
-
 from support import metrics as M
 from support.cli import REPO, assert_no_traceback, cli_env, describe
 from support.moto import CLIENT_CONFIG
@@ -86,7 +85,7 @@ def test_foreground_logs_no_match_every_pass_and_an_unscaled_gsi_once(rules_prox
     try:
         for table, _, _ in procs:
             console = tmp_path / f"{table}.txt"
-            wait_for(lambda: console.read_text().count("Pass done") >= 3, 30, f"three passes for {table}")
+            wait_for(lambda c=console: c.read_text().count("Pass done") >= 3, 30, f"three passes for {table}")
         for _, _, proc in procs:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=10) == 0

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-
 from support import metrics as M
 from support.cli import REPO, assert_no_traceback, describe
 

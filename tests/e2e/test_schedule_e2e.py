@@ -6,7 +6,6 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
-
 from support import metrics as M
 from support.cli import assert_no_traceback, describe
 

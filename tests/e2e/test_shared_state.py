@@ -12,11 +12,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from support import metrics as M
 from support.cli import REPO, assert_no_traceback, cli_env, describe
 from support.wait import wait_for
@@ -169,7 +167,8 @@ def twice_in_one_interval(ds, interval: float, since: float) -> list:
             times.setdefault(table, []).append((stamp, d.name))
     # log stamps are read to the second: two decisions one interval apart may look 1 s closer
     return [(t, sorted(v)) for t, v in times.items()
-            if any(b[0] - a[0] < interval - 1.5 and a[1] != b[1] for a, b in zip(sorted(v), sorted(v)[1:]))]
+            if any(b[0] - a[0] < interval - 1.5 and a[1] != b[1]
+                   for a, b in zip(sorted(v), sorted(v)[1:], strict=False))]
 
 
 def test_three_daemons_share_the_tables_take_over_from_a_killed_one_and_rebalance(tables, daemons, proxy_aws,

@@ -13,7 +13,6 @@ import math
 import re
 
 import pytest
-
 from support import metrics as M
 from support.cli import REPO, assert_no_traceback, describe, run_cli
 

@@ -16,7 +16,6 @@ import sys
 import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-
 from support.cli import REPO
 from support.faults import KINDS, FaultProxy, RandomFaults, mangle
 from support.metrics import create_table

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-
 from support import metrics as M
 from support.cli import REPO, assert_no_traceback, cli_env, describe, run_cli
 from support.moto import CLIENT_CONFIG

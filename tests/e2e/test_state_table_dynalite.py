@@ -13,10 +13,10 @@ from pathlib import Path
 
 import boto3
 import pytest
-
-from dynamic_dynamodb.statetable import LeaseLost, StateTable
 from support.moto import CLIENT_CONFIG, free_port
 from support.wait import wait_for
+
+from dynamic_dynamodb.statetable import LeaseLost, StateTable
 
 pytestmark = pytest.mark.e2e
 

@@ -21,10 +21,9 @@ import time
 from pathlib import Path
 
 import pytest
-
-from support.wait import wait_for
 from support.cli import REPO, cli_env
 from support.metrics import create_table
+from support.wait import wait_for
 
 from dynamic_dynamodb.daemon import looks_like_ours, process_alive
 
@@ -75,7 +74,7 @@ class Supervisor:
         self.env = cli_env(endpoint)
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "Supervisor":
+    def start(self) -> Supervisor:
         self.proc = subprocess.Popen([str(SUPERVISORD), "-c", str(self.conf)], env=self.env, cwd=str(self.root),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=open(self.root / "supervisord.stderr", "w"))

@@ -16,7 +16,6 @@ import sys
 import time
 
 import pytest
-
 from support import metrics as M
 from support.cli import REPO, assert_no_traceback, cli_env, describe
 from support.moto import CLIENT_CONFIG

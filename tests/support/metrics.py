@@ -11,7 +11,7 @@ through GetMetricData): moto's own GetMetricStatistics adds GSI series into the 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 NAMESPACE = "AWS/DynamoDB"
 CONSUMED_READ = "ConsumedReadCapacityUnits"
@@ -87,7 +87,7 @@ def put_metric_minutes(cw, metric: str, table: str, per_minute: float | Iterable
     if len(values) != len(stamps):
         raise ValueError(f"{len(values)} values for {len(stamps)} minutes")
     data = [{"MetricName": metric, "Dimensions": dimensions(table, index), "Timestamp": ts,
-             "Value": v, "Unit": unit} for ts, v in zip(stamps, values)]
+             "Value": v, "Unit": unit} for ts, v in zip(stamps, values, strict=True)]
     for i in range(0, len(data), 500):
         cw.put_metric_data(Namespace=NAMESPACE, MetricData=data[i:i + 500])
     return stamps
@@ -127,4 +127,4 @@ def get_sum(cw, metric: str, table: str, index: str | None = None, *,
                        "Dimensions": dimensions(table, index)},
             "Period": period, "Stat": "Sum"}}],
         StartTime=start, EndTime=end, ScanBy="TimestampAscending")["MetricDataResults"][0]
-    return list(zip(res["Timestamps"], res["Values"]))
+    return list(zip(res["Timestamps"], res["Values"], strict=True))

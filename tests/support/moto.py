@@ -77,7 +77,7 @@ class MotoServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30) -> "MotoServer":
+    def start(self, timeout: float = 30) -> MotoServer:
         last_error = ""
         for _attempt in range(3):  # the port can be taken between probe and bind
             self.port = free_port()

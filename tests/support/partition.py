@@ -28,7 +28,7 @@ class PartitionProxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
 
-    def start(self) -> "PartitionProxy":
+    def start(self) -> PartitionProxy:
         threading.Thread(target=self._accept, name="partition-proxy", daemon=True).start()
         return self
 

@@ -65,8 +65,9 @@ import time
 import urllib.parse
 import uuid
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from support.server import BackgroundServer, QuickHandler
 
@@ -510,7 +511,8 @@ class RulesProxy(BackgroundServer):
                     what = "the table" if kind == "table" else f"index {label}"
                     raise ProxyError(
                         400, "ValidationException",
-                        f"The provisioned throughput for {subject} will not change. The requested value equals the current value. "
+                        f"The provisioned throughput for {subject} will not change. "
+                        "The requested value equals the current value. "
                         f"Current ReadCapacityUnits provisioned for {what}: {cur_r}. "
                         f"Requested ReadCapacityUnits: {new_r}. "
                         f"Current WriteCapacityUnits provisioned for {what}: {cur_w}. "
@@ -635,7 +637,7 @@ class RulesProxy(BackgroundServer):
         points: dict[Any, dict] = {}
         for res in json.loads(body).get("MetricDataResults") or []:
             stat = p["Statistics"][int(res["Id"][1:])]
-            for ts, value in zip(res.get("Timestamps") or [], res.get("Values") or []):
+            for ts, value in zip(res.get("Timestamps") or [], res.get("Values") or [], strict=False):
                 points.setdefault(ts, {"Timestamp": ts, "Unit": unit or "None"})[stat] = value
         return 200, {"Label": p.get("MetricName"), "Datapoints": list(points.values())}
 
@@ -680,7 +682,7 @@ class _Handler(QuickHandler):
             if self.command != "HEAD":
                 self.wfile.write(body)
             self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError, socket.timeout):
+        except (TimeoutError, BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
     def _send_json(self, status: int, obj: Any, content_type: str = "application/json") -> None:
@@ -729,7 +731,7 @@ class _Handler(QuickHandler):
     def _handle(self) -> None:
         try:
             body = self._read_body()
-        except (ConnectionResetError, socket.timeout):
+        except (TimeoutError, ConnectionResetError):
             self.close_connection = True
             return
         path = urllib.parse.urlsplit(self.path).path

@@ -4,7 +4,7 @@ from __future__ import annotations
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Optional
+from typing import Any
 
 
 class QuickHandler(BaseHTTPRequestHandler):
@@ -27,7 +27,7 @@ class BackgroundServer:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._host, self._port = host, port
-        self._server: Optional[ThreadingHTTPServer] = None
+        self._server: ThreadingHTTPServer | None = None
 
     def handler(self) -> type[BaseHTTPRequestHandler]:
         """The request handler class, bound to this server's state."""
