@@ -222,8 +222,12 @@ class Coordinator:
                 self._saved[sk] = (_fingerprint(raw), seen)
 
     def owns(self, placement: Placement, table: str) -> bool:
-        """Is this table ours to decide in this pass?"""
-        return self.shard(placement, table) in self.decidable
+        """Is this table ours to decide in this pass, and is its lease still running by our clock?"""
+        shard = self.shard(placement, table)
+        if shard not in self.decidable:
+            return False
+        lease = self.held_shards().get(shard)
+        return lease is not None and lease.expires_at > self.clock()
 
     def fence(self, placement: Placement, table: str) -> bool:
         """Just before an UpdateTable: do we still hold the table's lease (a consistent read)?"""

@@ -165,6 +165,8 @@ class Scaler:
         self._warm_forecasts(jobs, now)
         data = self._fetch_metrics(jobs, report)
         breaker = self._breaker_states(jobs)
+        # a pass that stalled (a partition, a pause) may have lost tables to another daemon meanwhile
+        jobs = [job for job in jobs if self.owns(job.status.target.table)]
         by_table: dict[str, list[Decision]] = {}
         for job in jobs:
             if any(q not in data for q in job.queries):

@@ -250,3 +250,13 @@ def test_unchanged_memory_is_not_written_again():
     a.begin_pass(scalers, at(clock))
     a.end_pass(scalers, at(clock))
     assert table.writes == writes
+
+
+def test_a_pass_that_stalled_past_its_lease_no_longer_owns_its_tables():
+    table, clock = FakeStateTable(), Clock()
+    a = coordinator(table, clock, "a")
+    a.round()
+    a.begin_pass({HERE: FakeScaler()}, at(clock))
+    assert a.owns(HERE, "orders")
+    clock.t += 31  # the pass hangs past the 30 s lease (no round could renew it)
+    assert not a.owns(HERE, "orders")
