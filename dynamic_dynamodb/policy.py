@@ -388,19 +388,18 @@ class ForecastPolicy:
 
     def propose(self, cur: int, obs: Observed, r: DimensionRules, rules: TargetRules,
                 memory: DimMemory, now: datetime) -> Proposal:
-        """demand.propose, then forecast.adjust with the half-hour shape folded from the same minutes."""
-        before = memory.demand or DemandState()
-        new, reason, state = demand.propose(cur, obs.series, rules.target_utilization, before)
-        code = _demand_code(cur, new, obs, before, state)
+        """The demand policy's proposal, then forecast.adjust with the half-hour shape of the same minutes."""
+        p = DemandPolicy().propose(cur, obs, r, rules, memory, now)
         learned = forecast.fold(memory.forecast or ForecastState(), obs.series)
-        if state.demand:
+        new, code, reason = p.new, p.code, p.reason
+        state = p.memory.demand
+        if state is not None and state.demand:
             recent = state.demand[-demand.UP_LOOKBACK:]
-            ahead, why = forecast.adjust(cur, new, reason, learned, now, rules.target_utilization / 100.0,
-                                         sum(recent) / len(recent))
-            if ahead != new or why != reason:
-                code = Reason.FORECAST_UP if ahead > cur else Reason.FORECAST_HOLD if ahead >= cur > new else code
-            new, reason = ahead, why
-        return Proposal(new, code, reason, replace(memory, demand=state, forecast=learned))
+            new, reason = forecast.adjust(cur, p.new, p.reason, learned, now, rules.target_utilization / 100.0,
+                                          sum(recent) / len(recent))
+            if (new, reason) != (p.new, p.reason):
+                code = Reason.FORECAST_UP if new > cur else Reason.FORECAST_HOLD if new >= cur > p.new else code
+        return Proposal(new, code, reason, replace(p.memory, forecast=learned))
 
 
 # The registry of `scaling-policy:` values; the first is the default.
