@@ -728,16 +728,7 @@ def _mode_values(sections: Iterable[_Section], path: str) -> dict[str, Any]:
     """The capacity-mode keys of these sections (later ones win), as ModeRules fields."""
     values: dict[str, Any] = {}
     for section in sections:
-        for name, raw in section.values.items():
-            key = MODE_KEYS_BY_NAME.get(name)
-            if key is None or (not raw.strip() and not key.optional):  # an empty value leaves the default
-                continue
-            try:
-                value = None if not raw.strip() else key.convert(raw)
-                _check_range(value, key.low, key.high)
-            except ValueError as error:
-                raise ConfigError(f"{path} {section.where} {name}: {error}") from None
-            values[key.attr] = value
+        values.update(_section_values(section, MODE_KEYS_BY_NAME, f"{path} {section.where}"))
     return values
 
 
@@ -1148,7 +1139,7 @@ def _check_range(value: Any, low: float | None, high: float | None) -> None:
 
 
 def _convert_key(key: Option, raw: Any, where: str) -> Any:
-    """Convert (when text) and range-check one table key; ConfigError names where, key and value."""
+    """Convert (when text) and range-check one option; ConfigError names where, key and value."""
     try:
         if isinstance(raw, str):
             value = None if key.optional and not raw.strip() else key.convert(raw)
@@ -1158,6 +1149,19 @@ def _convert_key(key: Option, raw: Any, where: str) -> Any:
     except ValueError as error:
         raise ConfigError(f"{_label(where, key.name)}: {error}") from None
     return value
+
+
+def _section_values(section: _Section, keys: Mapping[str, Option], where: str,
+                    required: Iterable[str] = ()) -> dict[str, Any]:
+    """The keys of a section that `keys` knows, converted, by the field each fills; an empty value leaves the
+    default (an optional key's is "not set"; a required key's is an error)."""
+    values: dict[str, Any] = {}
+    for name, raw in section.values.items():
+        key = keys.get(name)
+        if key is None or (not raw.strip() and not key.optional and name not in required):
+            continue
+        values[key.attr] = _convert_key(key, raw, where)
+    return values
 
 
 def _convert_section(section: _Section, path: str) -> dict[str, Any]:
@@ -1306,12 +1310,7 @@ def _global_values(sections: Sequence[_Section], path: str, args: argparse.Names
             if key is None or not raw.strip():  # an empty value leaves the default
                 continue
             where = f"{path} {section.where}"
-            try:
-                value = key.convert(raw)
-                _check_range(value, key.low, key.high)
-            except ValueError as error:
-                raise ConfigError(f"{where} {name}: {error}") from None
-            merged[key.attr] = _Value(value, f"{where} {name}")
+            merged[key.attr] = _Value(_convert_key(key, raw, where), f"{where} {name}")
     for key in GLOBAL_KEYS:
         given = getattr(args, key.attr, None) if key.flag else None
         if given is None:
@@ -1391,15 +1390,9 @@ def _placement_values(sections: Iterable[_Section], path: str) -> dict[str, Any]
     """region and role-arn of these sections (later ones win), as TableSection fields."""
     values: dict[str, Any] = {}
     for section in sections:
-        for name, raw in section.values.items():
-            key = PLACEMENT_KEYS_BY_NAME.get(name)
-            if key is None or not raw.strip():  # an empty value leaves the default
-                continue
-            try:
-                value = key.convert(raw)
-            except ValueError as error:
-                raise ConfigError(f"{path} {section.where} {name}: {error}") from None
-            values[key.attr] = (value,) if key.attr == "regions" else value
+        values.update(_section_values(section, PLACEMENT_KEYS_BY_NAME, f"{path} {section.where}"))
+    if "regions" in values:
+        values["regions"] = (values["regions"],)
     return values
 
 
@@ -1420,17 +1413,7 @@ def _placed(tables: Sequence[TableSection], sections: Sequence[_Section], path: 
 def _schedule(section: _Section, path: str) -> Schedule:
     """One [schedule: NAME] section, converted and checked."""
     where = f"{path} {section.where}"
-    values: dict[str, Any] = {}
-    for name, raw in section.values.items():
-        key = SCHEDULE_KEYS_BY_NAME.get(name)
-        if key is None or (not raw.strip() and name != "hours"):  # an empty value leaves the default
-            continue
-        try:
-            value = key.convert(raw)
-            _check_range(value, key.low, key.high)
-        except ValueError as error:
-            raise ConfigError(f"{where} {name}: {error}") from None
-        values[key.attr] = value
+    values = _section_values(section, SCHEDULE_KEYS_BY_NAME, where, required=("hours",))
     if "hours" not in values:
         raise ConfigError(f"{where}: hours is required (such as hours: 16:00-22:00)")
     for dim in Dim:
