@@ -630,7 +630,7 @@ TARGET_KEYS: tuple[Option, ...] = (
         help="threshold: the thresholds and scales above (1.6.0/2.x); demand: capacity follows served plus "
              "throttled demand, burst-aware (see the demand policy page); forecast: demand, ahead of the "
              "rises the table has shown on the days before."),
-    _table_key("target-utilization", "target_utilization", to_float, low=20, high=90,
+    _table_key("target-utilization", "target_utilization", to_float, low=AWS_TARGET_RANGE[0], high=AWS_TARGET_RANGE[1],
         help="Percent of provisioned capacity that scaling-policy demand aims at."),
     _table_key("schedules", "schedules", to_schedule_names, default_text="none",
         help="Comma-separated [schedule: NAME] sections whose min/max override this section's while in force."),
@@ -762,6 +762,30 @@ SCHEDULE_KEYS: tuple[Option, ...] = (
 )
 SCHEDULE_KEYS_BY_NAME: dict[str, Option] = {key.name: key for key in SCHEDULE_KEYS}
 
+OPTIONS: tuple[Option, ...] = TABLE_KEYS + GLOBAL_KEYS + PLACEMENT_KEYS + MODE_KEYS + SCHEDULE_KEYS
+"""Every key of every section: what the config file, the unknown-key warnings, the docs checks read."""
+
+# the kinds of option each kind of section accepts: a GSI lives where its table does, in its table's mode
+SECTION_OPTION_KINDS: dict[str, tuple[str, ...]] = {
+    GLOBAL: (GLOBAL,),
+    LOGGING: (LOGGING,),
+    DEFAULT_OPTIONS: (TABLE, PLACEMENT, MODE),
+    "table": (TABLE, PLACEMENT, MODE),
+    "gsi": (TABLE,),
+    SCHEDULE: (SCHEDULE,),
+}
+
+
+def section_options(section_kind: str) -> dict[str, Option]:
+    """The options a kind of section accepts, by name."""
+    kinds = SECTION_OPTION_KINDS.get(section_kind, ())
+    return {option.name: option for kind in kinds for option in OPTIONS if option.kind == kind}
+
+
+def _setting_default(attr: str) -> Any:
+    """A field's built-in default, from Settings."""
+    return Settings.__dataclass_fields__[attr].default
+
 
 @dataclass(frozen=True)
 class CliOption:
@@ -817,18 +841,18 @@ CLI_OPTIONS: tuple[CliOption, ...] = (
     CliOption(("--dry-run",), GENERAL, dest="dry_run", action="store_true", default=False,
         help="Compute and log the decisions, but never change provisioning."),
     CliOption(("--check-interval",), GENERAL, dest="check_interval", convert=to_int, metavar="SECONDS",
-        default_text="300",
+        default_text=_show(_setting_default("check_interval")),
         help="Seconds from the start of one pass to the start of the next (0: back to back, at most one a "
              "second); overrides [global] check-interval."),
     CliOption(("--log-file",), GENERAL, dest="log_file", convert=to_path, metavar="FILE",
         help="Also log to this file; overrides [logging] log-file."),
     CliOption(("--log-level",), GENERAL, dest="log_level", convert=str.lower, choices=LOG_LEVELS,
-        metavar="{debug,info,warning,error}", default_text="info",
+        metavar="{debug,info,warning,error}", default_text=_setting_default("log_level"),
         help="Log level, case-insensitive; overrides [logging] log-level."),
     CliOption(("--log-config-file",), GENERAL, dest="log_config_file", convert=to_path, metavar="FILE",
         help="Python logging configuration file (logging.config.fileConfig); overrides --log-level and --log-file."),
     CliOption(("--log-format",), GENERAL, dest="log_format", convert=str.lower, choices=LOG_FORMATS,
-        metavar="{text,json}", default_text="text",
+        metavar="{text,json}", default_text=_setting_default("log_format"),
         help="text, or json: one JSON object a line; overrides [logging] log-format."),
     CliOption(("--metrics-port",), GENERAL, dest="metrics_port", convert=to_int, metavar="PORT",
         help="Serve Prometheus /metrics and /healthz on this port while the loop runs; overrides [global] "
@@ -858,16 +882,16 @@ CLI_OPTIONS: tuple[CliOption, ...] = (
         help="Keep the state in this DynamoDB table and share the tables among the daemons using it; overrides "
              "[global] state-table."),
     CliOption(("--state-table-create",), GENERAL, dest="state_table_create", convert=str.lower,
-        choices=STATE_TABLE_CREATE, default_text="auto",
+        choices=STATE_TABLE_CREATE, default_text=_setting_default("state_table_create"),
         help="Whether a missing state table is created (auto) or is an error (never); overrides [global] "
              "state-table-create."),
     CliOption(("--daemon",), DAEMON, dest="daemon", convert=str.lower, choices=DAEMON_COMMANDS,
         help="Run as a daemon: start, stop, restart, status, or foreground (alias fg: the loop without forking)."),
-    CliOption(("--instance",), DAEMON, dest="instance", convert=to_instance, default="default", metavar="NAME",
-        default_text="default",
+    CliOption(("--instance",), DAEMON, dest="instance", convert=to_instance, default=_setting_default("instance"),
+        metavar="NAME", default_text=_setting_default("instance"),
         help="Instance name, part of the pid file name, so several daemons can run."),
-    CliOption(("--pid-file-dir",), DAEMON, dest="pid_file_dir", convert=to_path, default="/tmp", metavar="DIR",
-        default_text="/tmp",
+    CliOption(("--pid-file-dir",), DAEMON, dest="pid_file_dir", convert=to_path,
+        default=_setting_default("pid_file_dir"), metavar="DIR", default_text=_setting_default("pid_file_dir"),
         help="Directory of the pid file dynamic-dynamodb.INSTANCE.pid."),
     CliOption(("-r", "--region"), DYNAMODB, dest="region", convert=to_region, metavar="REGION",
         default_text="AWS_REGION, AWS_DEFAULT_REGION, the profile's region, else us-east-1",
@@ -883,10 +907,11 @@ CLI_OPTIONS: tuple[CliOption, ...] = (
         help="Directory for the simulation's results."),
     CliOption(("--backtest",), SIMULATION, dest="backtest", action="store_true", default=False,
         help="Replay the matched tables' CloudWatch history of the last --days days through the policy."),
-    CliOption(("--days",), SIMULATION, dest="backtest_days", convert=to_days, metavar="N", default_text="7",
+    CliOption(("--days",), SIMULATION, dest="backtest_days", convert=to_days, metavar="N",
+        default_text=_show(_setting_default("backtest_days")),
         help=f"Days of history for --backtest, at most {MAX_BACKTEST_DAYS}."),
     CliOption(("--aws-target-utilization",), SIMULATION, dest="aws_target_utilization",
-        convert=to_target_utilization, metavar="PCT", default_text="70",
+        convert=to_target_utilization, metavar="PCT", default_text=_show(_setting_default("aws_target_utilization")),
         help="Target utilisation, 20 to 90 percent, of the AWS target-tracking baseline that --simulate and "
              "--backtest compare the config with."),
 )
@@ -1258,11 +1283,7 @@ def _compile(regex: str, where: str) -> re.Pattern:
 
 def _unknown_keys(section: _Section, path: str) -> Iterable[str]:
     """Messages about keys the section does not know."""
-    known: Iterable[str] = SECTION_KEYS[section.kind] if section.kind in SECTION_KEYS else KEYS_BY_NAME
-    if section.kind in ("table", DEFAULT_OPTIONS):
-        known = {**KEYS_BY_NAME, **PLACEMENT_KEYS_BY_NAME, **MODE_KEYS_BY_NAME}
-    if section.kind == SCHEDULE:
-        known = SCHEDULE_KEYS_BY_NAME
+    known = section_options(section.kind)
     for name in section.values:
         if name not in known:
             hint = difflib.get_close_matches(name, list(known), n=1)
