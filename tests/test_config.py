@@ -1569,3 +1569,15 @@ def test_check_interval_0_is_accepted_with_a_warning_and_passes_at_most_one_a_se
     assert settings.check_interval == 0 and pass_period(settings.check_interval) == 1.0
     assert [w for w in settings.warnings if "check-interval 0" in w and "at most one a second" in w]
     assert pass_period(300) == 300.0
+
+
+def test_the_docs_build_check_finds_every_option_row_and_a_missing_one(tmp_path: Path) -> None:
+    from dynamic_dynamodb import option_docs
+
+    assert option_docs.problems(DOCS) == []
+    for name in ("configuration.rst", "command_line.rst"):
+        text = (DOCS / name).read_text()
+        (tmp_path / name).write_text(text.replace("``lookback-period``", "``lookback``", 1)
+                                     .replace("``--dry-run``", "``--dry``", 1))
+    assert option_docs.problems(tmp_path) == ["configuration.rst: no row for lookback-period",
+                                             "command_line.rst: no row for --dry-run"]
