@@ -834,27 +834,34 @@ def _table_cli_options(dim: Dim, group: str) -> tuple[CliOption, ...]:
     )
 
 
+def _global_flag(name: str, group: str, help: str, metavar: str | None = None,
+                 choices: Sequence[str] | None = None, default_text: str | None = None) -> CliOption:
+    """The command-line option of a [global] or [logging] key: its flag, field, converter and default."""
+    key = next(k for k in GLOBAL_KEYS if k.name == name)
+    assert key.flag is not None, name
+    shown = default_text or (None if key.default is None else _show(key.default))
+    return CliOption((key.flag,), group, help, dest=key.attr, convert=str.lower if choices else key.convert,
+                     choices=choices, metavar=metavar, default_text=shown)
+
+
 CLI_OPTIONS: tuple[CliOption, ...] = (
     CliOption(("-h", "--help"), GENERAL, "Show this help and exit.", action="help"),
     CliOption(("-c", "--config"), GENERAL, dest="config", convert=to_path, metavar="FILE",
         help="Read this configuration file."),
     CliOption(("--dry-run",), GENERAL, dest="dry_run", action="store_true", default=False,
         help="Compute and log the decisions, but never change provisioning."),
-    CliOption(("--check-interval",), GENERAL, dest="check_interval", convert=to_int, metavar="SECONDS",
-        default_text=_show(_setting_default("check_interval")),
+    _global_flag("check-interval", GENERAL, metavar="SECONDS",
         help="Seconds from the start of one pass to the start of the next (0: back to back, at most one a "
              "second); overrides [global] check-interval."),
-    CliOption(("--log-file",), GENERAL, dest="log_file", convert=to_path, metavar="FILE",
+    _global_flag("log-file", GENERAL, metavar="FILE",
         help="Also log to this file; overrides [logging] log-file."),
-    CliOption(("--log-level",), GENERAL, dest="log_level", convert=str.lower, choices=LOG_LEVELS,
-        metavar="{debug,info,warning,error}", default_text=_setting_default("log_level"),
+    _global_flag("log-level", GENERAL, choices=LOG_LEVELS, metavar="{debug,info,warning,error}",
         help="Log level, case-insensitive; overrides [logging] log-level."),
-    CliOption(("--log-config-file",), GENERAL, dest="log_config_file", convert=to_path, metavar="FILE",
+    _global_flag("log-config-file", GENERAL, metavar="FILE",
         help="Python logging configuration file (logging.config.fileConfig); overrides --log-level and --log-file."),
-    CliOption(("--log-format",), GENERAL, dest="log_format", convert=str.lower, choices=LOG_FORMATS,
-        metavar="{text,json}", default_text=_setting_default("log_format"),
+    _global_flag("log-format", GENERAL, choices=LOG_FORMATS, metavar="{text,json}",
         help="text, or json: one JSON object a line; overrides [logging] log-format."),
-    CliOption(("--metrics-port",), GENERAL, dest="metrics_port", convert=to_int, metavar="PORT",
+    _global_flag("metrics-port", GENERAL, metavar="PORT",
         help="Serve Prometheus /metrics and /healthz on this port while the loop runs; overrides [global] "
              "metrics-port."),
     CliOption(("--status",), GENERAL, dest="status", action="store_true", default=False,
@@ -862,9 +869,9 @@ CLI_OPTIONS: tuple[CliOption, ...] = (
     CliOption(("--status-json",), GENERAL, dest="status_json", action="store_true", default=False,
         help="The same as --status, as a JSON array on stdout."),
     CliOption(("--version",), GENERAL, "Print the version and exit.", action="version"),
-    CliOption(("--aws-access-key-id",), GENERAL, dest="aws_access_key_id", convert=to_str, metavar="KEY_ID",
+    _global_flag("aws-access-key-id", GENERAL, metavar="KEY_ID",
         help="AWS access key id; used only together with the secret key. Default: the AWS credential chain."),
-    CliOption(("--aws-secret-access-key",), GENERAL, dest="aws_secret_access_key", convert=to_str, metavar="SECRET",
+    _global_flag("aws-secret-access-key", GENERAL, metavar="SECRET",
         help="AWS secret access key (masked in the process list once running, but readable by other users "
              "until then; prefer the environment, the config file or the credential chain)."),
     CliOption(("--show-config",), GENERAL, dest="show_config", action="store_true", default=False,
@@ -878,11 +885,10 @@ CLI_OPTIONS: tuple[CliOption, ...] = (
         help="Where the consecutive-check counters and decrease history are kept between runs; one process "
              "at a time. STATE-DIR: $STATE_DIRECTORY (systemd), else /var/lib/dynamic-dynamodb as root, else "
              "$XDG_STATE_HOME/dynamic-dynamodb (~/.local/state/dynamic-dynamodb)."),
-    CliOption(("--state-table",), GENERAL, dest="state_table", convert=to_table_name, metavar="TABLE",
+    _global_flag("state-table", GENERAL, metavar="TABLE",
         help="Keep the state in this DynamoDB table and share the tables among the daemons using it; overrides "
              "[global] state-table."),
-    CliOption(("--state-table-create",), GENERAL, dest="state_table_create", convert=str.lower,
-        choices=STATE_TABLE_CREATE, default_text=_setting_default("state_table_create"),
+    _global_flag("state-table-create", GENERAL, choices=STATE_TABLE_CREATE,
         help="Whether a missing state table is created (auto) or is an error (never); overrides [global] "
              "state-table-create."),
     CliOption(("--daemon",), DAEMON, dest="daemon", convert=str.lower, choices=DAEMON_COMMANDS,
