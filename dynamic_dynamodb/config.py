@@ -1562,30 +1562,15 @@ def load_settings(argv: Sequence[str]) -> Settings:
         warnings.append("--days has no effect without --backtest")
 
     region, region_source = _region(glob)
+    keyed = {attr: item.value for attr, item in glob.items()}  # every [global]/[logging] field, merged
+    keyed.update(region=region, aws_access_key_id=key_id, aws_secret_access_key=secret, circuit_breaker_url=cb_url,
+                 circuit_breaker_timeout=cb_timeout,
+                 regions=() if args.region is not None else glob["regions"].value)  # --region replaces the list
     return Settings(
         argv=tuple(argv),
         config_file=path,
-        region=region,
         region_source=region_source,
-        aws_access_key_id=key_id,
-        aws_secret_access_key=secret,
-        check_interval=glob["check_interval"].value,
-        circuit_breaker_url=cb_url,
-        circuit_breaker_timeout=cb_timeout,
-        regions=() if args.region is not None else glob["regions"].value,  # --region replaces the list
-        role_arn=glob["role_arn"].value,
-        metrics_batch_size=glob["metrics_batch_size"].value,
-        state_table=glob["state_table"].value,
-        state_table_region=glob["state_table_region"].value,
-        state_table_create=glob["state_table_create"].value,
-        lease_seconds=glob["lease_seconds"].value,
-        throttle_causes=glob["throttle_causes"].value,
-        log_file=glob["log_file"].value,
-        log_level=glob["log_level"].value,
-        log_config_file=glob["log_config_file"].value,
-        log_format=glob["log_format"].value,
-        metrics_port=glob["metrics_port"].value,
-        metrics_address=glob["metrics_address"].value,
+        **keyed,
         status="json" if args.status_json else "table" if args.status else None,
         dry_run=args.dry_run,
         run_once=args.run_once,
