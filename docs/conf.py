@@ -17,3 +17,19 @@ html_theme = "alabaster"
 man_pages = [("command_line", "dynamic-dynamodb", "autoscale provisioned DynamoDB tables and GSIs", [author], 1)]
 html_static_path = ["_static"]
 html_css_files = ["custom.css"]  # wide key tables wrap instead of overflowing the page
+
+
+def _check_option_tables(app):
+    """Warn (an error with -W) where a key table disagrees with the option table in config.py."""
+    from pathlib import Path
+
+    from sphinx.util import logging
+
+    from dynamic_dynamodb import option_docs
+
+    for problem in option_docs.problems(Path(app.srcdir)):
+        logging.getLogger(__name__).warning("option table: %s", problem)
+
+
+def setup(app):
+    app.connect("builder-inited", _check_option_tables)

@@ -426,26 +426,40 @@ TYPE_NAMES: dict[Callable[[str], Any], str] = {
 # ---- the option tables ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Key:
-    """One key of `[default_options]`, `[table: ...]` and `[gsi: ...]` sections."""
+TABLE = "table"  # kind of option: a key of [default_options], [table: ...] and [gsi: ...]
+PLACEMENT = "placement"  # a key of [default_options] and [table: ...] that says where the tables live
+MODE = "mode"  # a key of [default_options] and [table: ...] about the table's capacity mode
+SCHEDULE = "schedule"
 
+
+@dataclass(frozen=True)
+class Option:
+    """One option: a key of some config section, maybe also a command-line flag."""
+
+    kind: str  # TABLE, GLOBAL, LOGGING, PLACEMENT, MODE or SCHEDULE: where the key is valid
     name: str
-    attr: str  # field of DimensionRules (when dim is set) or TargetRules
+    attr: str  # the field it fills in the dataclass that owner() names
     convert: Callable[[str], Any]
     help: str
-    dim: Dim | None = None
+    dim: Dim | None = None  # table keys: the dimension whose DimensionRules it fills
     low: float | None = None
     high: float | None = None
     optional: bool = False  # an empty value means "not set"
-    cli: bool = False  # also `--NAME` on the command line, used with --table-name
+    flag: str | None = None  # the command-line option that sets or overrides it
     default_text: str | None = None  # when the dataclass default alone says too little
 
     @property
+    def owner(self) -> Any:
+        """The dataclass whose field `attr` this option fills."""
+        if self.kind == TABLE:
+            return DimensionRules if self.dim else TargetRules
+        return {GLOBAL: Settings, LOGGING: Settings, PLACEMENT: TableSection, MODE: ModeRules,
+                SCHEDULE: Schedule}[self.kind]
+
+    @property
     def default(self) -> Any:
-        """The built-in default, taken from the rules dataclasses."""
-        owner = DimensionRules if self.dim else TargetRules
-        return owner.__dataclass_fields__[self.attr].default
+        """The built-in default, taken from the dataclass the option fills."""
+        return self.owner.__dataclass_fields__[self.attr].default
 
     @property
     def shown_default(self) -> str:
@@ -453,9 +467,14 @@ class Key:
         return self.default_text or _show(self.default)
 
     @property
-    def flag(self) -> str:
-        """The command-line spelling."""
-        return "--" + self.name
+    def section(self) -> str:
+        """The section kind of a [global] or [logging] key."""
+        return self.kind
+
+    @property
+    def cli(self) -> bool:
+        """Whether a table key is also `--NAME` on the command line, used with --table-name."""
+        return self.flag is not None
 
     @property
     def dest(self) -> str:
@@ -466,6 +485,39 @@ class Key:
     def type_name(self) -> str:
         """The value type as the docs name it."""
         return TYPE_NAMES[self.convert]
+
+
+def _table_key(name: str, attr: str, convert: Callable[[str], Any], help: str, dim: Dim | None = None,
+               low: float | None = None, high: float | None = None, optional: bool = False, cli: bool = False,
+               default_text: str | None = None) -> Option:
+    """A key of the table sections; cli: also `--NAME` on the command line."""
+    return Option(TABLE, name, attr, convert, help, dim, low, high, optional, "--" + name if cli else None,
+                  default_text)
+
+
+def _global_key(section: str, name: str, attr: str, convert: Callable[[str], Any], help: str,
+                low: float | None = None, flag: str | None = None, high: float | None = None) -> Option:
+    """A key of [global] or [logging], filling a field of Settings."""
+    return Option(section, name, attr, convert, help, low=low, high=high, flag=flag)
+
+
+def _placement_key(name: str, attr: str, convert: Callable[[str], Any], help: str) -> Option:
+    """A placement key, filling a field of TableSection."""
+    return Option(PLACEMENT, name, attr, convert, help)
+
+
+def _mode_key(name: str, attr: str, convert: Callable[[str], Any], help: str, low: float | None = None,
+              high: float | None = None, optional: bool = False, default_text: str | None = None) -> Option:
+    """A capacity-mode key, filling a field of ModeRules."""
+    return Option(MODE, name, attr, convert, help, low=low, high=high, optional=optional, default_text=default_text)
+
+
+def _schedule_key(name: str, attr: str, convert: Callable[[str], Any], help: str, low: float | None = None,
+                  high: float | None = None, default_text: str | None = None) -> Option:
+    """A key of a [schedule: NAME] section, filling a field of rules.Schedule."""
+    return Option(SCHEDULE, name, attr, convert, help, low=low, high=high, default_text=default_text)
+
+
 
 
 def _show(value: Any) -> str:
@@ -481,275 +533,202 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def _dim_keys(dim: Dim) -> tuple[Key, ...]:
+def _dim_keys(dim: Dim) -> tuple[Option, ...]:
     """The per-dimension keys: reads-* for Dim.READS, writes-* for Dim.WRITES."""
     d = dim.value  # reads / writes
     s = d[:-1]  # read / write, as in num-read-checks-*
     inc_unit = f"increase-{d}-unit"
     return (
-        Key(f"{d}-upper-threshold", "upper_threshold", to_float, dim=dim, low=0, cli=True,
+        _table_key(f"{d}-upper-threshold", "upper_threshold", to_float, dim=dim, low=0, cli=True,
             help=f"Consumed {s} capacity in percent at or above which {d} are increased; 0 disables threshold "
                  f"up-scaling."),
-        Key(f"{d}-lower-threshold", "lower_threshold", to_float, dim=dim, low=0, cli=True,
+        _table_key(f"{d}-lower-threshold", "lower_threshold", to_float, dim=dim, low=0, cli=True,
             help=f"Consumed {s} capacity in percent at or below which {d} are decreased."),
-        Key(f"increase-{d}-with", "increase_with", to_amount, dim=dim, low=0, cli=True,
+        _table_key(f"increase-{d}-with", "increase_with", to_amount, dim=dim, low=0, cli=True,
             help=f"How much to increase {d} by, in {inc_unit}; percentages above 100 are allowed."),
-        Key(f"decrease-{d}-with", "decrease_with", to_amount, dim=dim, low=0, cli=True,
+        _table_key(f"decrease-{d}-with", "decrease_with", to_amount, dim=dim, low=0, cli=True,
             help=f"How much to decrease {d} by, in decrease-{d}-unit (above 100 in percent means 100)."),
-        Key(inc_unit, "increase_unit", to_unit, dim=dim, cli=True,
+        _table_key(inc_unit, "increase_unit", to_unit, dim=dim, cli=True,
             help=f"Unit of increase-{d}-with: percent of the current provisioning, or units."),
-        Key(f"decrease-{d}-unit", "decrease_unit", to_unit, dim=dim, cli=True,
+        _table_key(f"decrease-{d}-unit", "decrease_unit", to_unit, dim=dim, cli=True,
             help=f"Unit of decrease-{d}-with: percent of the current provisioning, or units."),
-        Key(f"min-provisioned-{d}", "min_provisioned", to_limit, dim=dim, optional=True, cli=True,
+        _table_key(f"min-provisioned-{d}", "min_provisioned", to_limit, dim=dim, optional=True, cli=True,
             default_text="1",
             help=f"Never provision fewer {s} units than this; a table below it is raised (0: DynamoDB's 1)."),
-        Key(f"max-provisioned-{d}", "max_provisioned", to_limit, dim=dim, optional=True, cli=True,
+        _table_key(f"max-provisioned-{d}", "max_provisioned", to_limit, dim=dim, optional=True, cli=True,
             default_text="no ceiling",
             help=f"Never provision more {s} units than this; a table above it is lowered (0: no ceiling)."),
-        Key(f"throttled-{d}-upper-threshold", "throttled_upper_threshold", to_int, dim=dim, low=0, cli=True,
+        _table_key(f"throttled-{d}-upper-threshold", "throttled_upper_threshold", to_int, dim=dim, low=0, cli=True,
             help=f"Increase {d} when the {s} throttle events in the lookback window exceed this count; 0 disables."),
-        Key(f"num-{s}-checks-before-scale-down", "checks_before_scale_down", to_int, dim=dim, low=1, cli=True,
+        _table_key(f"num-{s}-checks-before-scale-down", "checks_before_scale_down", to_int, dim=dim, low=1, cli=True,
             help=f"Consecutive checks that must ask for a {s} decrease before it is made."),
-        Key(f"num-{s}-checks-reset-percent", "checks_reset_percent", to_float, dim=dim, low=0, cli=True,
+        _table_key(f"num-{s}-checks-reset-percent", "checks_reset_percent", to_float, dim=dim, low=0, cli=True,
             help=f"Consumed {s} percent at or above which that count of checks restarts from 0; 0 disables."),
-        Key(f"enable-{d}-autoscaling", "enabled", to_bool, f"Scale {d} at all.", dim),
-        Key(f"enable-{d}-up-scaling", "up_scaling", to_bool, f"Allow {s} increases.", dim),
-        Key(f"enable-{d}-down-scaling", "down_scaling", to_bool, f"Allow {s} decreases.", dim),
-        Key(f"allow-scaling-down-{d}-on-0-percent", "allow_scaling_down_on_0_percent", to_bool, dim=dim,
+        _table_key(f"enable-{d}-autoscaling", "enabled", to_bool, f"Scale {d} at all.", dim),
+        _table_key(f"enable-{d}-up-scaling", "up_scaling", to_bool, f"Allow {s} increases.", dim),
+        _table_key(f"enable-{d}-down-scaling", "down_scaling", to_bool, f"Allow {s} decreases.", dim),
+        _table_key(f"allow-scaling-down-{d}-on-0-percent", "allow_scaling_down_on_0_percent", to_bool, dim=dim,
             help=f"Allow {s} decreases when consumption is exactly 0 % (data present)."),
-        Key(f"{d}-upper-alarm-threshold", "upper_alarm_threshold", to_float, dim=dim, low=0,
+        _table_key(f"{d}-upper-alarm-threshold", "upper_alarm_threshold", to_float, dim=dim, low=0,
             help=f"Send a high-throughput-alarm when consumed {s} percent is at or above this; 0 disables."),
-        Key(f"{d}-lower-alarm-threshold", "lower_alarm_threshold", to_float, dim=dim, low=0,
+        _table_key(f"{d}-lower-alarm-threshold", "lower_alarm_threshold", to_float, dim=dim, low=0,
             help=f"Send a low-throughput-alarm when consumed {s} percent is below this; 0 disables."),
-        Key(f"increase-consumed-{d}-unit", "increase_consumed_unit", to_unit, dim=dim, optional=True,
+        _table_key(f"increase-consumed-{d}-unit", "increase_consumed_unit", to_unit, dim=dim, optional=True,
             default_text=inc_unit,
             help=f"Unit of consumption-based {s} increases."),
-        Key(f"increase-consumed-{d}-with", "increase_consumed_with", to_amount, dim=dim, low=0, optional=True,
+        _table_key(f"increase-consumed-{d}-with", "increase_consumed_with", to_amount, dim=dim, low=0, optional=True,
             default_text=f"increase-{d}-with",
             help=f"Amount of a consumption-based {s} increase (threshold rule)."),
-        Key(f"increase-consumed-{d}-scale", "increase_consumed_scale", to_scale, dim=dim, optional=True,
+        _table_key(f"increase-consumed-{d}-scale", "increase_consumed_scale", to_scale, dim=dim, optional=True,
             help=f"Granular up-scaling: consumed {s} percent -> increase amount; replaces {d}-upper-threshold."),
-        Key(f"increase-throttled-by-provisioned-{d}-unit", "increase_throttled_by_provisioned_unit", to_unit,
+        _table_key(f"increase-throttled-by-provisioned-{d}-unit", "increase_throttled_by_provisioned_unit", to_unit,
             dim=dim, optional=True, default_text=inc_unit,
             help=f"Unit of increase-throttled-by-provisioned-{d}-scale amounts."),
-        Key(f"increase-throttled-by-provisioned-{d}-scale", "increase_throttled_by_provisioned_scale", to_scale,
+        _table_key(f"increase-throttled-by-provisioned-{d}-scale", "increase_throttled_by_provisioned_scale", to_scale,
             dim=dim, optional=True,
             help=f"Throttled {s}s as percent of provisioned -> increase amount; unset disables."),
-        Key(f"increase-throttled-by-consumed-{d}-unit", "increase_throttled_by_consumed_unit", to_unit, dim=dim,
+        _table_key(f"increase-throttled-by-consumed-{d}-unit", "increase_throttled_by_consumed_unit", to_unit, dim=dim,
             optional=True, default_text=inc_unit,
             help=f"Unit of increase-throttled-by-consumed-{d}-scale amounts."),
-        Key(f"increase-throttled-by-consumed-{d}-scale", "increase_throttled_by_consumed_scale", to_scale,
+        _table_key(f"increase-throttled-by-consumed-{d}-scale", "increase_throttled_by_consumed_scale", to_scale,
             dim=dim, optional=True,
             help=f"Throttled {s}s as percent of consumed -> increase amount; unset disables."),
-        Key(f"decrease-consumed-{d}-unit", "decrease_consumed_unit", to_unit, dim=dim, optional=True,
+        _table_key(f"decrease-consumed-{d}-unit", "decrease_consumed_unit", to_unit, dim=dim, optional=True,
             default_text=f"decrease-{d}-unit",
             help=f"Unit of consumption-based {s} decreases."),
-        Key(f"decrease-consumed-{d}-with", "decrease_consumed_with", to_amount, dim=dim, low=0, optional=True,
+        _table_key(f"decrease-consumed-{d}-with", "decrease_consumed_with", to_amount, dim=dim, low=0, optional=True,
             default_text=f"decrease-{d}-with",
             help=f"Amount of a consumption-based {s} decrease (threshold rule)."),
-        Key(f"decrease-consumed-{d}-scale", "decrease_consumed_scale", to_scale, dim=dim, optional=True,
+        _table_key(f"decrease-consumed-{d}-scale", "decrease_consumed_scale", to_scale, dim=dim, optional=True,
             help=f"Granular down-scaling: consumed {s} percent -> decrease amount; replaces {d}-lower-threshold."),
     )
 
 
-TARGET_KEYS: tuple[Key, ...] = (
-    Key("always-decrease-rw-together", "always_decrease_rw_together", to_bool,
+TARGET_KEYS: tuple[Option, ...] = (
+    _table_key("always-decrease-rw-together", "always_decrease_rw_together", to_bool,
         help="Hold a decrease of one dimension until the other also wants to decrease or is at its minimum."),
-    Key("maintenance-windows", "maintenance_windows", to_windows, optional=True, default_text="none (any time)",
+    _table_key("maintenance-windows", "maintenance_windows", to_windows, optional=True, default_text="none (any time)",
         help="Comma-separated UTC windows HH:MM-HH:MM (may wrap midnight); outside them decreases wait, increases go "
              "ahead."),
-    Key("lookback-window-start", "lookback_window_start", to_int, low=1, high=MAX_LOOKBACK_MINUTES,
+    _table_key("lookback-window-start", "lookback_window_start", to_int, low=1, high=MAX_LOOKBACK_MINUTES,
         help="Minutes before now where the CloudWatch window starts."),
-    Key("lookback-period", "lookback_period", to_int, low=1,
+    _table_key("lookback-period", "lookback_period", to_int, low=1,
         help="Minutes the CloudWatch window lasts; at most lookback-window-start."),
-    Key("sns-topic-arn", "sns_topic_arn", to_sns_arn, optional=True,
+    _table_key("sns-topic-arn", "sns_topic_arn", to_sns_arn, optional=True,
         help="SNS topic for notifications about this table or GSI."),
-    Key("sns-message-types", "sns_message_types", to_sns_types,
+    _table_key("sns-message-types", "sns_message_types", to_sns_types,
         help=f"Comma-separated notifications to send: {', '.join(SNS_MESSAGE_TYPES)}."),
-    Key("circuit-breaker-url", "circuit_breaker_url", to_url, optional=True,
+    _table_key("circuit-breaker-url", "circuit_breaker_url", to_url, optional=True,
         default_text="[global] circuit-breaker-url",
         help="Per-table circuit breaker: no change unless a GET of this URL answers 2xx; unset: the [global] URL."),
-    Key("circuit-breaker-timeout", "circuit_breaker_timeout", to_float, low=1, high=MAX_BREAKER_TIMEOUT_MS,
+    _table_key("circuit-breaker-timeout", "circuit_breaker_timeout", to_float, low=1, high=MAX_BREAKER_TIMEOUT_MS,
         help="Timeout of that GET in milliseconds (goes with the URL it belongs to)."),
-    Key("reserved-decreases", "reserved_decreases", to_int, low=0, high=3,
+    _table_key("reserved-decreases", "reserved_decreases", to_int, low=0, high=3,
         help="Free decreases of the UTC day (DynamoDB allows 4) kept back: after 4 minus this many, "
              "decreases are spaced an hour apart."),
-    Key("scaling-policy", "scaling_policy", to_policy,
+    _table_key("scaling-policy", "scaling_policy", to_policy,
         help="threshold: the thresholds and scales above (1.6.0/2.x); demand: capacity follows served plus "
              "throttled demand, burst-aware (see the demand policy page); forecast: demand, ahead of the "
              "rises the table has shown on the days before."),
-    Key("target-utilization", "target_utilization", to_float, low=20, high=90,
+    _table_key("target-utilization", "target_utilization", to_float, low=AWS_TARGET_RANGE[0], high=AWS_TARGET_RANGE[1],
         help="Percent of provisioned capacity that scaling-policy demand aims at."),
-    Key("schedules", "schedules", to_schedule_names, default_text="none",
+    _table_key("schedules", "schedules", to_schedule_names, default_text="none",
         help="Comma-separated [schedule: NAME] sections whose min/max override this section's while in force."),
 )
 
-TABLE_KEYS: tuple[Key, ...] = _dim_keys(Dim.READS) + _dim_keys(Dim.WRITES) + TARGET_KEYS
-KEYS_BY_NAME: dict[str, Key] = {key.name: key for key in TABLE_KEYS}
+TABLE_KEYS: tuple[Option, ...] = _dim_keys(Dim.READS) + _dim_keys(Dim.WRITES) + TARGET_KEYS
+KEYS_BY_NAME: dict[str, Option] = {key.name: key for key in TABLE_KEYS}
 
 
-@dataclass(frozen=True)
-class GlobalKey:
-    """One key of the `[global]` or `[logging]` section."""
-
-    section: str
-    name: str
-    attr: str  # field of Settings
-    convert: Callable[[str], Any]
-    help: str
-    low: float | None = None
-    flag: str | None = None  # the command-line option that overrides it
-    high: float | None = None
-
-    @property
-    def default(self) -> Any:
-        """The built-in default, taken from Settings."""
-        return Settings.__dataclass_fields__[self.attr].default
-
-    @property
-    def type_name(self) -> str:
-        """The value type as the docs name it."""
-        return TYPE_NAMES[self.convert]
-
-
-GLOBAL_KEYS: tuple[GlobalKey, ...] = (
-    GlobalKey(GLOBAL, "aws-access-key-id", "aws_access_key_id", to_str, flag="--aws-access-key-id",
+GLOBAL_KEYS: tuple[Option, ...] = (
+    _global_key(GLOBAL, "aws-access-key-id", "aws_access_key_id", to_str, flag="--aws-access-key-id",
         help="AWS access key id; used only together with the secret key."),
-    GlobalKey(GLOBAL, "aws-secret-access-key-id", "aws_secret_access_key", to_str, flag="--aws-secret-access-key",
+    _global_key(GLOBAL, "aws-secret-access-key-id", "aws_secret_access_key", to_str, flag="--aws-secret-access-key",
         help="AWS secret access key (the odd -id suffix is the original's name)."),
-    GlobalKey(GLOBAL, "aws-secret-access-key", "aws_secret_access_key", to_str, flag="--aws-secret-access-key",
+    _global_key(GLOBAL, "aws-secret-access-key", "aws_secret_access_key", to_str, flag="--aws-secret-access-key",
         help="Alias of aws-secret-access-key-id."),
-    GlobalKey(GLOBAL, "region", "region", to_region, "AWS region of the tables, CloudWatch and SNS; without it, "
+    _global_key(GLOBAL, "region", "region", to_region, "AWS region of the tables, CloudWatch and SNS; without it, "
         "AWS_REGION, AWS_DEFAULT_REGION, the AWS profile's region, else us-east-1.", flag="--region"),
-    GlobalKey(GLOBAL, "regions", "regions", to_regions,
+    _global_key(GLOBAL, "regions", "regions", to_regions,
         help="Comma-separated regions: every table section without its own region applies in each of them "
              "(one process, one pass for all); --region on the command line replaces the list."),
-    GlobalKey(GLOBAL, "role-arn", "role_arn", to_role_arn,
+    _global_key(GLOBAL, "role-arn", "role_arn", to_role_arn,
         help="IAM role to assume (STS AssumeRole, refreshed before it expires) for every table section without "
              "its own role-arn, e.g. to reach tables in another account."),
-    GlobalKey(GLOBAL, "metrics-batch-size", "metrics_batch_size", to_batch_size,
+    _global_key(GLOBAL, "metrics-batch-size", "metrics_batch_size", to_batch_size,
         help="CloudWatch GetMetricData queries per call, at most 500 (the default); lower only for debugging."),
-    GlobalKey(GLOBAL, "throttle-causes", "throttle_causes", to_bool,
+    _global_key(GLOBAL, "throttle-causes", "throttle_causes", to_bool,
         help="Also fetch the throttle events by cause (8 more CloudWatch series per table or GSI), so that only "
              "provisioned-throughput throttles raise capacity; false: every throttle counts, as before."),
-    GlobalKey(GLOBAL, "check-interval", "check_interval", to_int, low=0, high=MAX_CHECK_INTERVAL,
+    _global_key(GLOBAL, "check-interval", "check_interval", to_int, low=0, high=MAX_CHECK_INTERVAL,
         flag="--check-interval", help="Seconds from the start of one pass to the start of the next; 0: back to "
                                       "back, at most one a second."),
-    GlobalKey(GLOBAL, "circuit-breaker-url", "circuit_breaker_url", to_url,
+    _global_key(GLOBAL, "circuit-breaker-url", "circuit_breaker_url", to_url,
         help="Circuit breaker for every table without its own: no change unless a GET of this URL answers 2xx."),
-    GlobalKey(GLOBAL, "circuit-breaker-timeout", "circuit_breaker_timeout", to_float, low=1,
+    _global_key(GLOBAL, "circuit-breaker-timeout", "circuit_breaker_timeout", to_float, low=1,
         high=MAX_BREAKER_TIMEOUT_MS, help="Timeout of that GET in milliseconds."),
-    GlobalKey(GLOBAL, "state-table", "state_table", to_table_name, flag="--state-table",
+    _global_key(GLOBAL, "state-table", "state_table", to_table_name, flag="--state-table",
         help="Keep the state (memory, decrease records) in this DynamoDB table instead of the state file, and share "
              "the tables among every daemon using it (leases); created on first use unless state-table-create is "
              "never."),
-    GlobalKey(GLOBAL, "state-table-region", "state_table_region", to_region,
+    _global_key(GLOBAL, "state-table-region", "state_table_region", to_region,
         help="Region of the state table; default: the first region scaled."),
-    GlobalKey(GLOBAL, "state-table-create", "state_table_create", to_state_table_create, flag="--state-table-create",
+    _global_key(GLOBAL, "state-table-create", "state_table_create", to_state_table_create, flag="--state-table-create",
         help="auto: create the state table (on-demand) when it does not exist; never: exit 1 instead."),
-    GlobalKey(GLOBAL, "lease-seconds", "lease_seconds", to_int, low=3, high=MAX_LEASE_SECONDS,
+    _global_key(GLOBAL, "lease-seconds", "lease_seconds", to_int, low=3, high=MAX_LEASE_SECONDS,
         help="Seconds a daemon's lease on a shard of the tables lasts without renewal (renewed every third of it); "
              "a killed daemon's tables are taken over after this long."),
-    GlobalKey(LOGGING, "log-level", "log_level", to_log_level, "debug, info, warning or error.", flag="--log-level"),
-    GlobalKey(LOGGING, "log-file", "log_file", to_path, "Also log to this file.", flag="--log-file"),
-    GlobalKey(LOGGING, "log-config-file", "log_config_file", to_path, flag="--log-config-file",
+    _global_key(LOGGING, "log-level", "log_level", to_log_level, "debug, info, warning or error.", flag="--log-level"),
+    _global_key(LOGGING, "log-file", "log_file", to_path, "Also log to this file.", flag="--log-file"),
+    _global_key(LOGGING, "log-config-file", "log_config_file", to_path, flag="--log-config-file",
         help="A Python logging configuration file (logging.config.fileConfig); replaces log-level and log-file."),
-    GlobalKey(LOGGING, "log-format", "log_format", to_log_format, flag="--log-format",
+    _global_key(LOGGING, "log-format", "log_format", to_log_format, flag="--log-format",
         help="text (a UTC time first) or json (one JSON object a line)."),
-    GlobalKey(GLOBAL, "metrics-port", "metrics_port", to_int, low=1, high=65535, flag="--metrics-port",
+    _global_key(GLOBAL, "metrics-port", "metrics_port", to_int, low=1, high=65535, flag="--metrics-port",
         help="Serve Prometheus /metrics and /healthz on this TCP port while the loop runs."),
-    GlobalKey(GLOBAL, "metrics-address", "metrics_address", to_str,
+    _global_key(GLOBAL, "metrics-address", "metrics_address", to_str,
         help="The address metrics-port listens on; 0.0.0.0 for every interface."),
 )
 
-SECTION_KEYS: dict[str, dict[str, GlobalKey]] = {
+SECTION_KEYS: dict[str, dict[str, Option]] = {
     section: {k.name: k for k in GLOBAL_KEYS if k.section == section} for section in (GLOBAL, LOGGING)
 }
 
 
-@dataclass(frozen=True)
-class PlacementKey:
-    """A key of `[default_options]` and `[table: ...]` that says where the tables live, not how
-    they scale (a GSI lives where its table does)."""
-
-    name: str
-    attr: str  # field of TableSection
-    convert: Callable[[str], Any]
-    help: str
-
-
-PLACEMENT_KEYS: tuple[PlacementKey, ...] = (
-    PlacementKey("region", "regions", to_region,
+PLACEMENT_KEYS: tuple[Option, ...] = (
+    _placement_key("region", "regions", to_region,
         "Region of the tables of this section; default: each of [global] regions, else [global] region."),
-    PlacementKey("role-arn", "role_arn", to_role_arn,
+    _placement_key("role-arn", "role_arn", to_role_arn,
         "IAM role to assume for the tables of this section (another account); default: [global] role-arn."),
 )
-PLACEMENT_KEYS_BY_NAME: dict[str, PlacementKey] = {key.name: key for key in PLACEMENT_KEYS}
+PLACEMENT_KEYS_BY_NAME: dict[str, Option] = {key.name: key for key in PLACEMENT_KEYS}
 
 
-@dataclass(frozen=True)
-class ModeKey:
-    """A key of `[default_options]` and `[table: ...]` about the table's capacity mode (its GSIs follow it)."""
-
-    name: str
-    attr: str  # field of capacity_mode.ModeRules
-    convert: Callable[[str], Any]
-    help: str
-    low: float | None = None
-    high: float | None = None
-    optional: bool = False
-    default_text: str | None = None
-
-    @property
-    def default(self) -> Any:
-        """The built-in default, taken from ModeRules."""
-        return ModeRules.__dataclass_fields__[self.attr].default
-
-    @property
-    def shown_default(self) -> str:
-        """The default as the docs show it."""
-        return self.default_text or _show(self.default)
-
-    @property
-    def type_name(self) -> str:
-        """The value type as the docs name it."""
-        return TYPE_NAMES[self.convert]
-
-
-MODE_KEYS: tuple[ModeKey, ...] = (
-    ModeKey("capacity-mode", "mode", to_capacity_mode,
+MODE_KEYS: tuple[Option, ...] = (
+    _mode_key("capacity-mode", "mode", to_capacity_mode,
         "provisioned: scale provisioned capacity, leave on-demand tables alone (as before); on-demand: switch "
         "the table to on-demand and keep it there; auto: switch to whichever mode its recent history says."),
-    ModeKey("capacity-mode-days", "days", to_int, low=1, high=MAX_DAYS,
+    _mode_key("capacity-mode-days", "days", to_int, low=1, high=MAX_DAYS,
         help="Days of CloudWatch history that capacity-mode auto simulates with this config."),
-    ModeKey("capacity-mode-margin", "margin", to_float, low=0, high=100,
+    _mode_key("capacity-mode-margin", "margin", to_float, low=0, high=100,
         help="Percent by which a mode must be cheaper before auto switches to it."),
-    ModeKey("capacity-mode-max-throttled", "max_throttled", to_float, low=0, high=100,
+    _mode_key("capacity-mode-max-throttled", "max_throttled", to_float, low=0, high=100,
         help="Percent of demand provisioned may throttle before auto switches to on-demand whatever the cost."),
-    ModeKey("capacity-mode-min-hours", "min_hours", to_float, low=0, high=MAX_DAYS * 24,
+    _mode_key("capacity-mode-min-hours", "min_hours", to_float, low=0, high=MAX_DAYS * 24,
         help="Hours a table stays in a mode after auto switched it."),
-    ModeKey("on-demand-max-reads", "on_demand_max_reads", to_int, low=1, optional=True, default_text="no cap",
+    _mode_key("on-demand-max-reads", "on_demand_max_reads", to_int, low=1, optional=True, default_text="no cap",
         help="OnDemandThroughput MaxReadRequestUnits set when the table is switched to on-demand: a spend cap."),
-    ModeKey("on-demand-max-writes", "on_demand_max_writes", to_int, low=1, optional=True, default_text="no cap",
+    _mode_key("on-demand-max-writes", "on_demand_max_writes", to_int, low=1, optional=True, default_text="no cap",
         help="OnDemandThroughput MaxWriteRequestUnits set when the table is switched to on-demand: a spend cap."),
 )
-MODE_KEYS_BY_NAME: dict[str, ModeKey] = {key.name: key for key in MODE_KEYS}
+MODE_KEYS_BY_NAME: dict[str, Option] = {key.name: key for key in MODE_KEYS}
 
 
 def _mode_values(sections: Iterable[_Section], path: str) -> dict[str, Any]:
     """The capacity-mode keys of these sections (later ones win), as ModeRules fields."""
     values: dict[str, Any] = {}
     for section in sections:
-        for name, raw in section.values.items():
-            key = MODE_KEYS_BY_NAME.get(name)
-            if key is None or (not raw.strip() and not key.optional):  # an empty value leaves the default
-                continue
-            try:
-                value = None if not raw.strip() else key.convert(raw)
-                _check_range(value, key.low, key.high)
-            except ValueError as error:
-                raise ConfigError(f"{path} {section.where} {name}: {error}") from None
-            values[key.attr] = value
+        values.update(_section_values(section, MODE_KEYS_BY_NAME, f"{path} {section.where}"))
     return values
 
 
@@ -767,50 +746,45 @@ def _moded(tables: Sequence[TableSection], sections: Sequence[_Section], path: s
     return out
 
 
-@dataclass(frozen=True)
-class ScheduleKey:
-    """One key of a `[schedule: NAME]` section."""
-
-    name: str
-    attr: str  # field of rules.Schedule
-    convert: Callable[[str], Any]
-    help: str
-    low: float | None = None
-    high: float | None = None
-    default_text: str | None = None
-
-    @property
-    def default(self) -> Any:
-        """The built-in default, taken from rules.Schedule."""
-        return Schedule.__dataclass_fields__[self.attr].default
-
-    @property
-    def shown_default(self) -> str:
-        """The default as the docs show it."""
-        return self.default_text or _show(self.default)
-
-    @property
-    def type_name(self) -> str:
-        """The value's type as the docs name it."""
-        return TYPE_NAMES[self.convert]
-
-
-SCHEDULE_KEYS: tuple[ScheduleKey, ...] = (
-    ScheduleKey("hours", "hours", to_hours, default_text="required",
+SCHEDULE_KEYS: tuple[Option, ...] = (
+    _schedule_key("hours", "hours", to_hours, default_text="required",
         help="Comma-separated intervals HH:MM-HH:MM in the schedule's time zone (may wrap midnight); "
              "an interval belongs to the day it starts on."),
-    ScheduleKey("days", "days", to_weekdays, default_text="every day",
+    _schedule_key("days", "days", to_weekdays, default_text="every day",
         help="Days an interval may start on: mon-fri, sat,sun, fri-mon ..."),
-    ScheduleKey("timezone", "timezone", to_timezone,
+    _schedule_key("timezone", "timezone", to_timezone,
         help="IANA time zone of hours and days (DST-correct), such as Europe/Paris."),
-    ScheduleKey("lead-minutes", "lead_minutes", to_int, low=0, high=MAX_LEAD_MINUTES,
+    _schedule_key("lead-minutes", "lead_minutes", to_int, low=0, high=MAX_LEAD_MINUTES,
         help="The schedule is in force this many minutes before each start: capacity takes minutes to arrive."),
-    *(ScheduleKey(f"{kind}-provisioned-{dim.value}", f"{kind}_{dim.value}", to_limit, default_text="not set",
+    *(_schedule_key(f"{kind}-provisioned-{dim.value}", f"{kind}_{dim.value}", to_limit, default_text="not set",
                   help=f"While in force, replaces {kind}-provisioned-{dim.value} (0: not set).")
       for kind in ("min", "max") for dim in Dim),
 )
-SCHEDULE_KEYS_BY_NAME: dict[str, ScheduleKey] = {key.name: key for key in SCHEDULE_KEYS}
-SCHEDULE = "schedule"
+SCHEDULE_KEYS_BY_NAME: dict[str, Option] = {key.name: key for key in SCHEDULE_KEYS}
+
+OPTIONS: tuple[Option, ...] = TABLE_KEYS + GLOBAL_KEYS + PLACEMENT_KEYS + MODE_KEYS + SCHEDULE_KEYS
+"""Every key of every section: what the config file, the unknown-key warnings, the docs checks read."""
+
+# the kinds of option each kind of section accepts: a GSI lives where its table does, in its table's mode
+SECTION_OPTION_KINDS: dict[str, tuple[str, ...]] = {
+    GLOBAL: (GLOBAL,),
+    LOGGING: (LOGGING,),
+    DEFAULT_OPTIONS: (TABLE, PLACEMENT, MODE),
+    "table": (TABLE, PLACEMENT, MODE),
+    "gsi": (TABLE,),
+    SCHEDULE: (SCHEDULE,),
+}
+
+
+def section_options(section_kind: str) -> dict[str, Option]:
+    """The options a kind of section accepts, by name."""
+    kinds = SECTION_OPTION_KINDS.get(section_kind, ())
+    return {option.name: option for kind in kinds for option in OPTIONS if option.kind == kind}
+
+
+def _setting_default(attr: str) -> Any:
+    """A field's built-in default, from Settings."""
+    return Settings.__dataclass_fields__[attr].default
 
 
 @dataclass(frozen=True)
@@ -851,7 +825,7 @@ def _table_cli_options(dim: Dim, group: str) -> tuple[CliOption, ...]:
     """The command-line spelling of the table keys marked cli, for --table-name."""
     return tuple(
         CliOption(
-            (key.flag,), group, key.help, dest=key.dest, convert=key.convert,
+            ("--" + key.name,), group, key.help, dest=key.dest, convert=key.convert,
             choices=UNIT_CHOICES if key.convert is to_unit else None,
             metavar=None if key.convert is to_unit else ("N" if key.convert is to_int else "NUMBER"),
             default_text=key.shown_default,
@@ -860,27 +834,34 @@ def _table_cli_options(dim: Dim, group: str) -> tuple[CliOption, ...]:
     )
 
 
+def _global_flag(name: str, group: str, help: str, metavar: str | None = None,
+                 choices: Sequence[str] | None = None, default_text: str | None = None) -> CliOption:
+    """The command-line option of a [global] or [logging] key: its flag, field, converter and default."""
+    key = next(k for k in GLOBAL_KEYS if k.name == name)
+    assert key.flag is not None, name
+    shown = default_text or (None if key.default is None else _show(key.default))
+    return CliOption((key.flag,), group, help, dest=key.attr, convert=str.lower if choices else key.convert,
+                     choices=choices, metavar=metavar, default_text=shown)
+
+
 CLI_OPTIONS: tuple[CliOption, ...] = (
     CliOption(("-h", "--help"), GENERAL, "Show this help and exit.", action="help"),
     CliOption(("-c", "--config"), GENERAL, dest="config", convert=to_path, metavar="FILE",
         help="Read this configuration file."),
     CliOption(("--dry-run",), GENERAL, dest="dry_run", action="store_true", default=False,
         help="Compute and log the decisions, but never change provisioning."),
-    CliOption(("--check-interval",), GENERAL, dest="check_interval", convert=to_int, metavar="SECONDS",
-        default_text="300",
+    _global_flag("check-interval", GENERAL, metavar="SECONDS",
         help="Seconds from the start of one pass to the start of the next (0: back to back, at most one a "
              "second); overrides [global] check-interval."),
-    CliOption(("--log-file",), GENERAL, dest="log_file", convert=to_path, metavar="FILE",
+    _global_flag("log-file", GENERAL, metavar="FILE",
         help="Also log to this file; overrides [logging] log-file."),
-    CliOption(("--log-level",), GENERAL, dest="log_level", convert=str.lower, choices=LOG_LEVELS,
-        metavar="{debug,info,warning,error}", default_text="info",
+    _global_flag("log-level", GENERAL, choices=LOG_LEVELS, metavar="{debug,info,warning,error}",
         help="Log level, case-insensitive; overrides [logging] log-level."),
-    CliOption(("--log-config-file",), GENERAL, dest="log_config_file", convert=to_path, metavar="FILE",
+    _global_flag("log-config-file", GENERAL, metavar="FILE",
         help="Python logging configuration file (logging.config.fileConfig); overrides --log-level and --log-file."),
-    CliOption(("--log-format",), GENERAL, dest="log_format", convert=str.lower, choices=LOG_FORMATS,
-        metavar="{text,json}", default_text="text",
+    _global_flag("log-format", GENERAL, choices=LOG_FORMATS, metavar="{text,json}",
         help="text, or json: one JSON object a line; overrides [logging] log-format."),
-    CliOption(("--metrics-port",), GENERAL, dest="metrics_port", convert=to_int, metavar="PORT",
+    _global_flag("metrics-port", GENERAL, metavar="PORT",
         help="Serve Prometheus /metrics and /healthz on this port while the loop runs; overrides [global] "
              "metrics-port."),
     CliOption(("--status",), GENERAL, dest="status", action="store_true", default=False,
@@ -888,9 +869,9 @@ CLI_OPTIONS: tuple[CliOption, ...] = (
     CliOption(("--status-json",), GENERAL, dest="status_json", action="store_true", default=False,
         help="The same as --status, as a JSON array on stdout."),
     CliOption(("--version",), GENERAL, "Print the version and exit.", action="version"),
-    CliOption(("--aws-access-key-id",), GENERAL, dest="aws_access_key_id", convert=to_str, metavar="KEY_ID",
+    _global_flag("aws-access-key-id", GENERAL, metavar="KEY_ID",
         help="AWS access key id; used only together with the secret key. Default: the AWS credential chain."),
-    CliOption(("--aws-secret-access-key",), GENERAL, dest="aws_secret_access_key", convert=to_str, metavar="SECRET",
+    _global_flag("aws-secret-access-key", GENERAL, metavar="SECRET",
         help="AWS secret access key (masked in the process list once running, but readable by other users "
              "until then; prefer the environment, the config file or the credential chain)."),
     CliOption(("--show-config",), GENERAL, dest="show_config", action="store_true", default=False,
@@ -904,20 +885,19 @@ CLI_OPTIONS: tuple[CliOption, ...] = (
         help="Where the consecutive-check counters and decrease history are kept between runs; one process "
              "at a time. STATE-DIR: $STATE_DIRECTORY (systemd), else /var/lib/dynamic-dynamodb as root, else "
              "$XDG_STATE_HOME/dynamic-dynamodb (~/.local/state/dynamic-dynamodb)."),
-    CliOption(("--state-table",), GENERAL, dest="state_table", convert=to_table_name, metavar="TABLE",
+    _global_flag("state-table", GENERAL, metavar="TABLE",
         help="Keep the state in this DynamoDB table and share the tables among the daemons using it; overrides "
              "[global] state-table."),
-    CliOption(("--state-table-create",), GENERAL, dest="state_table_create", convert=str.lower,
-        choices=STATE_TABLE_CREATE, default_text="auto",
+    _global_flag("state-table-create", GENERAL, choices=STATE_TABLE_CREATE,
         help="Whether a missing state table is created (auto) or is an error (never); overrides [global] "
              "state-table-create."),
     CliOption(("--daemon",), DAEMON, dest="daemon", convert=str.lower, choices=DAEMON_COMMANDS,
         help="Run as a daemon: start, stop, restart, status, or foreground (alias fg: the loop without forking)."),
-    CliOption(("--instance",), DAEMON, dest="instance", convert=to_instance, default="default", metavar="NAME",
-        default_text="default",
+    CliOption(("--instance",), DAEMON, dest="instance", convert=to_instance, default=_setting_default("instance"),
+        metavar="NAME", default_text=_setting_default("instance"),
         help="Instance name, part of the pid file name, so several daemons can run."),
-    CliOption(("--pid-file-dir",), DAEMON, dest="pid_file_dir", convert=to_path, default="/tmp", metavar="DIR",
-        default_text="/tmp",
+    CliOption(("--pid-file-dir",), DAEMON, dest="pid_file_dir", convert=to_path,
+        default=_setting_default("pid_file_dir"), metavar="DIR", default_text=_setting_default("pid_file_dir"),
         help="Directory of the pid file dynamic-dynamodb.INSTANCE.pid."),
     CliOption(("-r", "--region"), DYNAMODB, dest="region", convert=to_region, metavar="REGION",
         default_text="AWS_REGION, AWS_DEFAULT_REGION, the profile's region, else us-east-1",
@@ -933,15 +913,16 @@ CLI_OPTIONS: tuple[CliOption, ...] = (
         help="Directory for the simulation's results."),
     CliOption(("--backtest",), SIMULATION, dest="backtest", action="store_true", default=False,
         help="Replay the matched tables' CloudWatch history of the last --days days through the policy."),
-    CliOption(("--days",), SIMULATION, dest="backtest_days", convert=to_days, metavar="N", default_text="7",
+    CliOption(("--days",), SIMULATION, dest="backtest_days", convert=to_days, metavar="N",
+        default_text=_show(_setting_default("backtest_days")),
         help=f"Days of history for --backtest, at most {MAX_BACKTEST_DAYS}."),
     CliOption(("--aws-target-utilization",), SIMULATION, dest="aws_target_utilization",
-        convert=to_target_utilization, metavar="PCT", default_text="70",
+        convert=to_target_utilization, metavar="PCT", default_text=_show(_setting_default("aws_target_utilization")),
         help="Target utilisation, 20 to 90 percent, of the AWS target-tracking baseline that --simulate and "
              "--backtest compare the config with."),
 )
 
-TABLE_CLI_DESTS: dict[str, Key] = {key.dest: key for key in TABLE_KEYS if key.cli}
+TABLE_CLI_DESTS: dict[str, Option] = {key.dest: key for key in TABLE_KEYS if key.cli}
 
 
 def _argtype(convert: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -1188,8 +1169,8 @@ def _check_range(value: Any, low: float | None, high: float | None) -> None:
         raise ValueError(f"must be at most {_show(high)}, got {_show(value)}")
 
 
-def _convert_key(key: Key, raw: Any, where: str) -> Any:
-    """Convert (when text) and range-check one table key; ConfigError names where, key and value."""
+def _convert_key(key: Option, raw: Any, where: str) -> Any:
+    """Convert (when text) and range-check one option; ConfigError names where, key and value."""
     try:
         if isinstance(raw, str):
             value = None if key.optional and not raw.strip() else key.convert(raw)
@@ -1199,6 +1180,19 @@ def _convert_key(key: Key, raw: Any, where: str) -> Any:
     except ValueError as error:
         raise ConfigError(f"{_label(where, key.name)}: {error}") from None
     return value
+
+
+def _section_values(section: _Section, keys: Mapping[str, Option], where: str,
+                    required: Iterable[str] = ()) -> dict[str, Any]:
+    """The keys of a section that `keys` knows, converted, by the field each fills; an empty value leaves the
+    default (an optional key's is "not set"; a required key's is an error)."""
+    values: dict[str, Any] = {}
+    for name, raw in section.values.items():
+        key = keys.get(name)
+        if key is None or (not raw.strip() and not key.optional and name not in required):
+            continue
+        values[key.attr] = _convert_key(key, raw, where)
+    return values
 
 
 def _convert_section(section: _Section, path: str) -> dict[str, Any]:
@@ -1295,11 +1289,7 @@ def _compile(regex: str, where: str) -> re.Pattern:
 
 def _unknown_keys(section: _Section, path: str) -> Iterable[str]:
     """Messages about keys the section does not know."""
-    known: Iterable[str] = SECTION_KEYS[section.kind] if section.kind in SECTION_KEYS else KEYS_BY_NAME
-    if section.kind in ("table", DEFAULT_OPTIONS):
-        known = {**KEYS_BY_NAME, **PLACEMENT_KEYS_BY_NAME, **MODE_KEYS_BY_NAME}
-    if section.kind == SCHEDULE:
-        known = SCHEDULE_KEYS_BY_NAME
+    known = section_options(section.kind)
     for name in section.values:
         if name not in known:
             hint = difflib.get_close_matches(name, list(known), n=1)
@@ -1347,12 +1337,7 @@ def _global_values(sections: Sequence[_Section], path: str, args: argparse.Names
             if key is None or not raw.strip():  # an empty value leaves the default
                 continue
             where = f"{path} {section.where}"
-            try:
-                value = key.convert(raw)
-                _check_range(value, key.low, key.high)
-            except ValueError as error:
-                raise ConfigError(f"{where} {name}: {error}") from None
-            merged[key.attr] = _Value(value, f"{where} {name}")
+            merged[key.attr] = _Value(_convert_key(key, raw, where), f"{where} {name}")
     for key in GLOBAL_KEYS:
         given = getattr(args, key.attr, None) if key.flag else None
         if given is None:
@@ -1432,15 +1417,9 @@ def _placement_values(sections: Iterable[_Section], path: str) -> dict[str, Any]
     """region and role-arn of these sections (later ones win), as TableSection fields."""
     values: dict[str, Any] = {}
     for section in sections:
-        for name, raw in section.values.items():
-            key = PLACEMENT_KEYS_BY_NAME.get(name)
-            if key is None or not raw.strip():  # an empty value leaves the default
-                continue
-            try:
-                value = key.convert(raw)
-            except ValueError as error:
-                raise ConfigError(f"{path} {section.where} {name}: {error}") from None
-            values[key.attr] = (value,) if key.attr == "regions" else value
+        values.update(_section_values(section, PLACEMENT_KEYS_BY_NAME, f"{path} {section.where}"))
+    if "regions" in values:
+        values["regions"] = (values["regions"],)
     return values
 
 
@@ -1461,17 +1440,7 @@ def _placed(tables: Sequence[TableSection], sections: Sequence[_Section], path: 
 def _schedule(section: _Section, path: str) -> Schedule:
     """One [schedule: NAME] section, converted and checked."""
     where = f"{path} {section.where}"
-    values: dict[str, Any] = {}
-    for name, raw in section.values.items():
-        key = SCHEDULE_KEYS_BY_NAME.get(name)
-        if key is None or (not raw.strip() and name != "hours"):  # an empty value leaves the default
-            continue
-        try:
-            value = key.convert(raw)
-            _check_range(value, key.low, key.high)
-        except ValueError as error:
-            raise ConfigError(f"{where} {name}: {error}") from None
-        values[key.attr] = value
+    values = _section_values(section, SCHEDULE_KEYS_BY_NAME, where, required=("hours",))
     if "hours" not in values:
         raise ConfigError(f"{where}: hours is required (such as hours: 16:00-22:00)")
     for dim in Dim:
@@ -1577,7 +1546,7 @@ def load_settings(argv: Sequence[str]) -> Settings:
     else:
         tables = _table_sections(sections, path, defaults, cb_url, cb_timeout)
         if cli_table:
-            flags = ", ".join(KEYS_BY_NAME[name].flag for name in cli_table)
+            flags = ", ".join("--" + name for name in cli_table)
             warnings.append(f"command-line table options ignored without --table-name: {flags}")
     tables = _placed(tables, sections, path, from_command_line=args.table_name is not None)
     tables = _moded(tables, sections, path, from_command_line=args.table_name is not None)
@@ -1593,30 +1562,15 @@ def load_settings(argv: Sequence[str]) -> Settings:
         warnings.append("--days has no effect without --backtest")
 
     region, region_source = _region(glob)
+    keyed = {attr: item.value for attr, item in glob.items()}  # every [global]/[logging] field, merged
+    keyed.update(region=region, aws_access_key_id=key_id, aws_secret_access_key=secret, circuit_breaker_url=cb_url,
+                 circuit_breaker_timeout=cb_timeout,
+                 regions=() if args.region is not None else glob["regions"].value)  # --region replaces the list
     return Settings(
         argv=tuple(argv),
         config_file=path,
-        region=region,
         region_source=region_source,
-        aws_access_key_id=key_id,
-        aws_secret_access_key=secret,
-        check_interval=glob["check_interval"].value,
-        circuit_breaker_url=cb_url,
-        circuit_breaker_timeout=cb_timeout,
-        regions=() if args.region is not None else glob["regions"].value,  # --region replaces the list
-        role_arn=glob["role_arn"].value,
-        metrics_batch_size=glob["metrics_batch_size"].value,
-        state_table=glob["state_table"].value,
-        state_table_region=glob["state_table_region"].value,
-        state_table_create=glob["state_table_create"].value,
-        lease_seconds=glob["lease_seconds"].value,
-        throttle_causes=glob["throttle_causes"].value,
-        log_file=glob["log_file"].value,
-        log_level=glob["log_level"].value,
-        log_config_file=glob["log_config_file"].value,
-        log_format=glob["log_format"].value,
-        metrics_port=glob["metrics_port"].value,
-        metrics_address=glob["metrics_address"].value,
+        **keyed,
         status="json" if args.status_json else "table" if args.status else None,
         dry_run=args.dry_run,
         run_once=args.run_once,

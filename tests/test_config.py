@@ -121,7 +121,7 @@ def test_a_table_key_left_out_takes_its_documented_default(load: Load, field: st
 @pytest.mark.parametrize(
     "key", config.TABLE_KEYS, ids=lambda k: f"{k.name} in --table-name mode defaults like the config file"
 )
-def test_every_table_key_defaults_the_same_on_the_command_line_and_in_the_file(load: Load, key: config.Key) -> None:
+def test_every_table_key_defaults_the_same_on_the_command_line_and_in_the_file(load: Load, key: config.Option) -> None:
     from_cli = rules_of(load_settings(["-t", "t"]))
     from_file = rules_of(load(table("")))
     owner_cli = from_cli.dim(key.dim) if key.dim else from_cli
@@ -1443,7 +1443,7 @@ def test_every_section_kind_is_documented(section: str) -> None:
 
 
 @pytest.mark.parametrize("key", config.TABLE_KEYS, ids=lambda k: f"the docs give {k.name} its type and default")
-def test_the_docs_give_every_table_key_its_type_and_default(key: config.Key) -> None:
+def test_the_docs_give_every_table_key_its_type_and_default(key: config.Option) -> None:
     page = (DOCS / "configuration.rst").read_text().split("\n[table: REGEX]\n", 1)[1]
     row = re.search(rf"^\s*\* - ``{re.escape(key.name)}``\n\s*- (.*)\n\s*- (.*)\n", page, re.M)
     assert row, key.name
@@ -1569,3 +1569,15 @@ def test_check_interval_0_is_accepted_with_a_warning_and_passes_at_most_one_a_se
     assert settings.check_interval == 0 and pass_period(settings.check_interval) == 1.0
     assert [w for w in settings.warnings if "check-interval 0" in w and "at most one a second" in w]
     assert pass_period(300) == 300.0
+
+
+def test_the_docs_build_check_finds_every_option_row_and_a_missing_one(tmp_path: Path) -> None:
+    from dynamic_dynamodb import option_docs
+
+    assert option_docs.problems(DOCS) == []
+    for name in ("configuration.rst", "command_line.rst"):
+        text = (DOCS / name).read_text()
+        (tmp_path / name).write_text(text.replace("``lookback-period``", "``lookback``", 1)
+                                     .replace("``--dry-run``", "``--dry``", 1))
+    assert option_docs.problems(tmp_path) == ["configuration.rst: no row for lookback-period",
+                                             "command_line.rst: no row for --dry-run"]

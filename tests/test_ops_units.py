@@ -246,8 +246,8 @@ def test_every_config_example_in_the_docs_loads_when_pasted(tmp_path, page, text
 def sns_scaler(dry_run: bool = False, fail: bool = False):
     from dataclasses import replace as _replace
 
-    from test_v2_units import TOPIC, FakeNotifier, TableDescription, scaler
-    from test_v2_units import status as target_status
+    from test_gsi_budget_and_notices import TOPIC, FakeNotifier, TableDescription, scaler
+    from test_gsi_budget_and_notices import status as target_status
 
     from dynamic_dynamodb.model import AwsError
     from dynamic_dynamodb.rules import TargetRules

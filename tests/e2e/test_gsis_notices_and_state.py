@@ -1,4 +1,5 @@
-"""End to end: what Dynamic DynamoDB 2.x added, through the real CLI (``--run-once``) against
+"""End to end: GSIs, defaults, SNS, the decrease budget and state, through the real CLI
+(``--run-once``) against
 moto_server behind the DynamoDB rules proxy (decrease quota, UPDATING, no-op updates).
 
 GSIs and ``[default_options]``, the 2.5.1 option set, the 2.5.1 example configuration,

@@ -1,4 +1,4 @@
-"""Dynamic DynamoDB 2.x features at unit level: one pass of the loop over in-memory fakes
+"""GSIs, decrease budgets and SNS notices at unit level: one pass of the loop over in-memory fakes
 (GSI budgets in a shared UpdateTable, busy tables, SNS texts) and the policy edge cases
 behind them."""
 from __future__ import annotations
