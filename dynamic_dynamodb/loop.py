@@ -46,7 +46,7 @@ from .model import (
 from .policy import Decision, Memory, Observed
 from .reasons import Reason
 from .rules import TargetRules
-from .settings import Settings, TableSection
+from .settings import Settings, TableSection, matching_sections
 
 log = logging.getLogger(LOGGER)
 
@@ -129,7 +129,7 @@ class Scaler:
     def section_for(self, table: str) -> TableSection | None:
         """The first section whose regex matches the whole table name (cached per name)."""
         if table not in self._matches:
-            hits = [s for s in self.settings.tables if s.regex.fullmatch(table)]
+            hits = matching_sections(self.settings.tables, table)
             if len(hits) > 1:
                 log.warning("%s: matches more than one section (%s); using [table: %s]",
                             table, ", ".join(s.key for s in hits), hits[0].key)
@@ -137,10 +137,8 @@ class Scaler:
         return self._matches[table]
 
     def _gsi_rules(self, section: TableSection, index: str) -> TargetRules | None:
-        for gsi in section.gsis:
-            if gsi.regex.fullmatch(index):
-                return gsi.rules
-        return None
+        gsi = section.gsi_section(index)
+        return None if gsi is None else gsi.rules
 
     # ---- the pass -------------------------------------------------------------------
 

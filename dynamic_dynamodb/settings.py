@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .capacity_mode import ModeRules
@@ -46,6 +47,17 @@ class TableSection:
     regions: tuple[str, ...] = ()
     role_arn: str | None = None  # None means Settings.role_arn
     mode: ModeRules = ModeRules()  # capacity-mode and its keys (the table's GSIs follow it)
+
+    def gsi_section(self, index: str) -> GsiSection | None:
+        """The first [gsi: ...] section of this table whose regex matches the whole index name."""
+        return next((g for g in self.gsis if g.regex.fullmatch(index)), None)
+
+
+def matching_sections(sections: Sequence[TableSection], table: str) -> list[TableSection]:
+    """The table sections whose regex matches the whole table name, in file order (the first applies).
+
+    The one matching rule of the pass, the backtest and --status."""
+    return [s for s in sections if s.regex.fullmatch(table)]
 
 
 @dataclass(frozen=True)

@@ -119,9 +119,9 @@ def collect(fleet, now: datetime, owner_of: OwnerOf | None = None) -> StatusRepo
                 continue
             targets = [(desc.table, section.rules)]
             for index in desc.indexes:
-                rules = next((g.rules for g in section.gsis if g.regex.fullmatch(index.target.index or "")), None)
-                if rules is not None:
-                    targets.append((index, rules))
+                gsi = section.gsi_section(index.target.index or "")
+                if gsi is not None:
+                    targets.append((index, gsi.rules))
             for status, rules in targets:
                 memory = scaler.memory.get(status.target, Memory())
                 row = status_row(status, placement.region, memory, now, rules=rules)

@@ -37,7 +37,7 @@ from ..model import (
     Target,
     TargetStatus,
 )
-from ..settings import Placement, Settings, TableSection
+from ..settings import Placement, Settings, TableSection, matching_sections
 from .output import format_fleet, write_json
 from .run import MakeScaler, Report, production_scaler, simulate
 from .trace import write_trace
@@ -299,7 +299,7 @@ class Backtest:
         """The matched tables and GSIs that are provisioned (DescribeTable), in name order."""
         subjects: list[Subject] = []
         for name in sorted(names):
-            section = next((s for s in sections if s.regex.fullmatch(name)), None)
+            section = next(iter(matching_sections(sections, name)), None)
             if section is None:
                 continue
             self.tally.matched += 1
@@ -314,7 +314,7 @@ class Backtest:
             # the simulated table has no GSI: the table's own section, its GSIs each as a table of their own
             subjects.append(Subject(placement, desc.table, dataclasses.replace(section, gsis=())))
             for status in desc.indexes:
-                gsi = next((g for g in section.gsis if g.regex.fullmatch(status.target.index or "")), None)
+                gsi = section.gsi_section(status.target.index or "")
                 if gsi is None:
                     continue
                 # a GSI follows its table's capacity mode
