@@ -208,6 +208,7 @@ def test_combined_decrease_counts_once_for_each(ddb):
 
 def test_preset_decreases(rules_proxy, ddb):
     M.create_table(ddb, "orders", 20, 10)
+    rules_proxy.set_clock(dt.datetime(2026, 11, 28, 12, 0, tzinfo=UTC))  # an hour before stays on the same UTC day
     now = rules_proxy.now_datetime()
     rules_proxy.set_decreases("orders", count=4, last=now - dt.timedelta(minutes=10))
     p = table_pt(ddb, "orders")

@@ -259,9 +259,15 @@ def test_busy_answer_from_update_table_is_a_skip(rules_proxy, proxy_aws, run_onc
     assert r.returncode == 0, describe(r)
 
 
+def earlier_today(proxy, seconds: float) -> float:
+    """`seconds` ago, but never before this UTC day began (the daemon reads the real clock)."""
+    now = proxy.now()
+    return max(now - seconds, now - now % 86400 + 1)
+
+
 def test_exhausted_decrease_quota_is_not_spent(rules_proxy, proxy_aws, aws, run_once):
     seed(proxy_aws, read=20, write=20, reads_pct=10, writes_pct=10)
-    rules_proxy.set_decreases("orders", count=4, last=rules_proxy.now() - 600)
+    rules_proxy.set_decreases("orders", count=4, last=earlier_today(rules_proxy, 600))
     r = run_once(conf(table_section()))
     assert r.returncode == 0, describe(r)
     assert rules_proxy.calls("UpdateTable") == [], "a decrease DynamoDB would refuse was sent"
@@ -270,7 +276,7 @@ def test_exhausted_decrease_quota_is_not_spent(rules_proxy, proxy_aws, aws, run_
 
 def test_exhausted_quota_still_lets_increases_through(rules_proxy, proxy_aws, aws, run_once):
     seed(proxy_aws, read=10, write=20, reads_pct=95, writes_pct=10)
-    rules_proxy.set_decreases("orders", count=4, last=rules_proxy.now() - 600)
+    rules_proxy.set_decreases("orders", count=4, last=earlier_today(rules_proxy, 600))
     r = run_once(conf(table_section()))
     assert r.returncode == 0, describe(r)
     assert M.provisioned(aws.dynamodb, "orders") == (15, 20)

@@ -28,7 +28,8 @@ def test_a_schedule_in_force_raises_the_floor_and_one_not_in_force_leaves_normal
         M.create_table(proxy_aws.dynamodb, table, 20, 20)
         M.put_consumption(proxy_aws.cloudwatch, table, read_per_second=2.0, write_per_second=2.0)
     # the day's decreases are spent and the maintenance window is hours away: an increase still goes
-    rules_proxy.set_decreases("sales", count=4, last=rules_proxy.now() - 600)
+    now_s = rules_proxy.now()  # ten minutes ago, but never before this UTC day began
+    rules_proxy.set_decreases("sales", count=4, last=max(now_s - 600, now_s - now_s % 86400 + 1))
     config = tmp_path / "c.conf"
     config.write_text(
         "[global]\nregion: us-east-1\n[logging]\nlog-level: info\n"
