@@ -17,7 +17,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import time
 from enum import Enum
@@ -732,18 +732,25 @@ def _mode_values(sections: Iterable[_Section], path: str) -> dict[str, Any]:
     return values
 
 
-def _moded(tables: Sequence[TableSection], sections: Sequence[_Section], path: str,
-           from_command_line: bool) -> list[TableSection]:
-    """Each table section with its capacity-mode keys: its own over [default_options]'s."""
-    defaults = _mode_values([s for s in sections if s.kind == DEFAULT_OPTIONS], path)
+def _own_over_defaults(tables: Sequence[TableSection], sections: Sequence[_Section], path: str,
+                       from_command_line: bool, values_of: Callable[[Iterable[_Section], str], dict[str, Any]]
+                       ) -> Iterator[tuple[TableSection, dict[str, Any]]]:
+    """Each table section with some keys' values: its own section's over [default_options]'s
+    (a --table-name table has no section of its own)."""
+    defaults = values_of([s for s in sections if s.kind == DEFAULT_OPTIONS], path)
     own = {s.key: s for s in sections if s.kind == "table"}
-    out = []
     for table in tables:
         values = dict(defaults)
         if not from_command_line and table.key in own:
-            values.update(_mode_values([own[table.key]], path))
-        out.append(dataclasses.replace(table, mode=ModeRules(**values)) if values else table)
-    return out
+            values.update(values_of([own[table.key]], path))
+        yield table, values
+
+
+def _moded(tables: Sequence[TableSection], sections: Sequence[_Section], path: str,
+           from_command_line: bool) -> list[TableSection]:
+    """Each table section with its capacity-mode keys: its own over [default_options]'s."""
+    return [dataclasses.replace(table, mode=ModeRules(**values)) if values else table
+            for table, values in _own_over_defaults(tables, sections, path, from_command_line, _mode_values)]
 
 
 SCHEDULE_KEYS: tuple[Option, ...] = (
@@ -1426,15 +1433,8 @@ def _placement_values(sections: Iterable[_Section], path: str) -> dict[str, Any]
 def _placed(tables: Sequence[TableSection], sections: Sequence[_Section], path: str,
             from_command_line: bool) -> list[TableSection]:
     """Each table section with its region and role-arn: its own, else [default_options]'s."""
-    defaults = _placement_values([s for s in sections if s.kind == DEFAULT_OPTIONS], path)
-    own = {s.key: s for s in sections if s.kind == "table"}
-    placed = []
-    for table in tables:
-        values = dict(defaults)
-        if not from_command_line and table.key in own:
-            values.update(_placement_values([own[table.key]], path))
-        placed.append(dataclasses.replace(table, **values))
-    return placed
+    return [dataclasses.replace(table, **values)
+            for table, values in _own_over_defaults(tables, sections, path, from_command_line, _placement_values)]
 
 
 def _schedule(section: _Section, path: str) -> Schedule:
