@@ -212,22 +212,6 @@ def _legacy_daemon_of(raw_cmdline: bytes, path: str) -> bool:
     return os.path.normpath(pid_file_path(directory, values.get("--instance", "default"))) == os.path.normpath(path)
 
 
-def looks_like_ours(pid: int) -> bool:
-    """Does the command line of `pid` name this program? A pid file can outlive its process
-    and the pid be reused by another program (after a reboot): never signal a stranger.
-    True when there is no /proc to ask."""
-    if not os.path.isdir("/proc/self"):
-        return True
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            command = fh.read()
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True  # e.g. /proc mounted with hidepid
-    return OUR_COMMAND.search(command) is not None
-
-
 def _remove(path: str) -> None:
     try:
         os.unlink(path)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from fakes import ManualClock
+from support.processes import looks_like_ours
 
 from dynamic_dynamodb import daemon, logsetup
 from dynamic_dynamodb.loop import PassReport, run_forever
@@ -109,7 +110,7 @@ def test_a_pid_reused_by_another_program_is_stale_and_never_signalled(tmp_path, 
     if not os.path.isdir("/proc/self"):
         pytest.skip("needs /proc")
     stranger = sleeper(ours=False)
-    assert daemon.process_alive(stranger.pid) and not daemon.looks_like_ours(stranger.pid)
+    assert daemon.process_alive(stranger.pid) and not looks_like_ours(stranger.pid)
     path = tmp_path / "dynamic-dynamodb.x.pid"
     path.write_text(f"{stranger.pid}\n")
     assert daemon.stop(str(path), "x", timeout=1) == 0
@@ -386,7 +387,7 @@ def fake_daemon(tmp_path):
     run.marker = marker
     yield run
     pid = daemon.read_pid(str(run.pid_file))
-    if pid and daemon.process_alive(pid) and daemon.looks_like_ours(pid):
+    if pid and daemon.process_alive(pid) and looks_like_ours(pid):
         os.kill(pid, signal.SIGKILL)
 
 

@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 from support.cli import REPO, assert_no_traceback, cli_env, describe, run_cli
 from support.metrics import create_table, provisioned, put_consumption
+from support.processes import looks_like_ours
 from support.wait import wait_for
 
-from dynamic_dynamodb.daemon import looks_like_ours, process_alive, read_pid
+from dynamic_dynamodb.daemon import process_alive, read_pid
 
 pytestmark = pytest.mark.e2e
 

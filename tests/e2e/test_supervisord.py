@@ -23,9 +23,10 @@ from pathlib import Path
 import pytest
 from support.cli import REPO, cli_env
 from support.metrics import create_table
+from support.processes import looks_like_ours
 from support.wait import wait_for
 
-from dynamic_dynamodb.daemon import looks_like_ours, process_alive
+from dynamic_dynamodb.daemon import process_alive
 
 pytestmark = pytest.mark.e2e
 
