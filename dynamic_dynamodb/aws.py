@@ -47,6 +47,7 @@ from .model import (
     TargetStatus,
     UnreadableAnswer,
     Update,
+    WarmThroughput,
 )
 
 # What the daemon calls, for the IAM policy in the docs (tests check the docs list them).
@@ -347,6 +348,54 @@ def parse_description(table: Mapping[str, Any]) -> TableDescription:
                             tuple(replace(i, incarnation=incarnation) for i in indexes))
 
 
+def parse_warm(answer: Any, what: str) -> WarmThroughput | None:
+    """A `WarmThroughput` of DescribeTable (the table's or a GSI's); None when there is none.
+
+    Endpoints without warm throughput (DynamoDB Local, dynalite, older ones) leave it out:
+    unknown, not an error. A malformed field costs only itself (logged at DEBUG): the rest
+    of the answer, and the pass, go on."""
+    if answer is None:
+        return None
+    if not isinstance(answer, Mapping):
+        log.debug("%s: WarmThroughput is %r, not a structure; taken as unknown", what, answer)
+        return None
+
+    def units(key: str) -> int | None:
+        value = answer.get(key)
+        if value is None:
+            return None
+        try:
+            return _units(value, f"{what}: WarmThroughput {key}")
+        except (TypeError, ValueError) as e:
+            log.debug("%s; taken as unknown", e)
+            return None
+
+    status = answer.get("Status")
+    warm = WarmThroughput(units("ReadUnitsPerSecond"), units("WriteUnitsPerSecond"),
+                          status if isinstance(status, str) and status else None)
+    return None if warm == WarmThroughput() else warm
+
+
+def with_warm(desc: TableDescription, table: Mapping[str, Any]) -> TableDescription:
+    """The description with the warm throughput of the table and of each GSI (parse_warm)."""
+    name = desc.table.target.table
+    gsis = {gsi.get("IndexName"): gsi for gsi in table.get("GlobalSecondaryIndexes") or []
+            if isinstance(gsi, Mapping)}
+
+    def of_index(status: TargetStatus) -> TargetStatus:
+        raw = gsis.get(status.target.index, {}).get("WarmThroughput")
+        return replace(status, warm=parse_warm(raw, str(status.target)))
+
+    return TableDescription(replace(desc.table, warm=parse_warm(table.get("WarmThroughput"), name)),
+                            tuple(of_index(i) for i in desc.indexes))
+
+
+def _warm_request(warm: WarmThroughput) -> dict[str, int]:
+    """UpdateTable's WarmThroughput: only the fields to raise."""
+    fields = {"ReadUnitsPerSecond": warm.reads, "WriteUnitsPerSecond": warm.writes}
+    return {key: value for key, value in fields.items() if value is not None}
+
+
 def table_incarnation(table: Mapping[str, Any]) -> str | None:
     """Which table of its name a DescribeTable answer is about: its TableId, else its creation
     time (moto has no TableId). A GSI shares it: DescribeTable gives a GSI neither an id nor a
@@ -376,7 +425,8 @@ class DynamoTables:
     def describe(self, table: str) -> TableDescription:
         """DescribeTable."""
         def read() -> TableDescription:
-            desc = parse_description(self.client.describe_table(TableName=table)["Table"])
+            answer = self.client.describe_table(TableName=table)["Table"]
+            desc = with_warm(parse_description(answer), answer)
             if desc.table.target.table != table:
                 raise ValueError(f"the answer describes {desc.table.target.table!r:.40}")
             return desc
@@ -392,6 +442,12 @@ class DynamoTables:
                 {"Update": {"IndexName": name, "ProvisionedThroughput": _throughput(cap)}}
                 for name, cap in sorted(update.index_capacities.items())
             ]
+        if update.table_warm is not None:
+            kwargs["WarmThroughput"] = _warm_request(update.table_warm)
+        if update.index_warm:
+            kwargs.setdefault("GlobalSecondaryIndexUpdates", []).extend(
+                {"Update": {"IndexName": name, "WarmThroughput": _warm_request(warm)}}
+                for name, warm in sorted(update.index_warm.items()))
         if update.billing_mode is not None:
             kwargs["BillingMode"] = update.billing_mode
             limits = dict(zip(("MaxReadRequestUnits", "MaxWriteRequestUnits"), update.on_demand_max or (),

@@ -259,12 +259,12 @@ class Watch:
         seconds = time.monotonic() - started
         self.liveness.pass_ended()
         if self.metrics is not None:
-            from .metrics import samples_of
+            from .metrics import prewarms_of, samples_of
 
             coordinator = scaler.coordinator
             shards = None if coordinator is None else (coordinator.me, len(coordinator.held_shards()))
             self.metrics.observe(samples_of(scaler), report.updates, report.failures, report.aws_errors, now,
-                                 seconds, shards)
+                                 seconds, shards, prewarms_of(scaler))
         if self.heartbeat is not None:
             from .status import write_heartbeat
 

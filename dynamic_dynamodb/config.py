@@ -634,6 +634,9 @@ TARGET_KEYS: tuple[Option, ...] = (
         help="Percent of provisioned capacity that scaling-policy demand aims at."),
     _table_key("schedules", "schedules", to_schedule_names, default_text="none",
         help="Comma-separated [schedule: NAME] sections whose min/max override this section's while in force."),
+    _table_key("pre-warm", "pre_warm", to_bool,
+        help="Raise the warm throughput (UpdateTable WarmThroughput, billed) ahead of a scheduled or forecast peak "
+             "that needs more than it; never lowers it."),
 )
 
 TABLE_KEYS: tuple[Option, ...] = _dim_keys(Dim.READS) + _dim_keys(Dim.WRITES) + TARGET_KEYS

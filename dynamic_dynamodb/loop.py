@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
-from . import forecast, maxima, mode_switch, notifications, policy, throttle_causes
+from . import forecast, maxima, mode_switch, notifications, policy, prewarm, throttle_causes
 from .breaker import redact_url
 from .edge import LOGGER
 from .model import (
@@ -76,6 +76,7 @@ class PassReport:
     failures: int = 0  # unexpected errors: the pass did not do all its work
     matched: int = 0  # tables that some section matched
     aws_errors: list[tuple[str, str]] = field(default_factory=list)  # (operation, AWS error code), for metrics
+    prewarms: list[tuple[Target, Reason]] = field(default_factory=list)  # warm-throughput requests and outcomes
 
     @property
     def ok(self) -> bool:
@@ -182,6 +183,8 @@ class Scaler:
                 log.info("Stopping: %d table(s) left unchanged until the next run", len(by_table) - done)
                 break
             self._apply(table, decisions, now, report)
+        if not self.stop.is_set():
+            self._pre_warm(jobs, by_table, now, report)
         return report
 
     def _warn_unmatched(self, pairs: list[tuple[str, TableSection]]) -> None:
@@ -465,6 +468,64 @@ class Scaler:
                 self.memory[d.target] = policy.record_decrease(self.memory.get(d.target, Memory()), now)
             self._publish(notifications.change_message(d))
 
+    def _pre_warm(self, jobs: list[Job], by_table: dict[str, list[Decision]], now: datetime,
+                  report: PassReport) -> None:
+        """pre-warm: one UpdateTable(WarmThroughput) per table whose table or GSIs face a known peak
+        (prewarm.plan decides). Not a capacity change: no decrease budget, no retry of a refusal."""
+        plans: dict[str, dict[Target, tuple[prewarm.PreWarm, TargetRules]]] = {}
+        for job in jobs:
+            if not job.rules.pre_warm:
+                continue
+            target = job.status.target
+            memory = self.memory.get(target, Memory())
+            plan = prewarm.plan(job.status.warm, job.rules, memory.reads_forecast, memory.writes_forecast,
+                                memory.prewarm_until, now)
+            if plan.code is Reason.WARM_UNKNOWN:
+                _say_no_warm_once(self.settings.region, target)
+            elif plan.wanted is None:
+                log.debug("%s: no pre-warm: %s (%s)", target, plan.reason, plan.code.value)
+            else:
+                plans.setdefault(target.table, {})[target] = (plan, job.rules)
+        for table, wanted in plans.items():
+            if any(d.changed for d in by_table.get(table, ())):
+                log.info("%s: pre-warm waits for the next pass (capacity changes this pass)", table)
+                continue
+            if self.dry_run:
+                for target, (plan, _) in wanted.items():
+                    log.info("%s: dry run, would raise the warm throughput to %s units/s: %s", target,
+                             prewarm.shown(plan.wanted), plan.reason,
+                             extra={"table": target.table, "index": target.index, "reason": plan.code.value})
+                continue
+            if not self.fence(table):
+                continue
+            self._send_pre_warm(table, wanted, report)
+
+    def _send_pre_warm(self, table: str, wanted: dict[Target, tuple[prewarm.PreWarm, TargetRules]],
+                       report: PassReport) -> None:
+        """The UpdateTable of a pre-warm; a refusal is one warning and is not asked again for that peak."""
+        update = Update(table, table_warm=next((p.wanted for t, (p, _) in wanted.items() if t.index is None), None),
+                        index_warm={t.index: p.wanted for t, (p, _) in wanted.items()
+                                    if t.index is not None and p.wanted is not None})
+        code = Reason.PRE_WARMED
+        try:
+            self.live_ports.tables.update(update)
+        except (TableBusy, TableNotFound) as e:
+            report.aws_errors.append(("UpdateTable", e.code))
+            log.info("%s: pre-warm not sent (%s), trying again next pass", table, e)
+            return
+        except AwsError as e:
+            report.aws_errors.append(("UpdateTable", e.code))
+            log.warning("%s: pre-warm refused, not asked again for this peak: %s", table, e)
+            code = Reason.PRE_WARM_REFUSED
+        for target, (plan, rules) in wanted.items():
+            self.memory[target] = replace(self.memory.get(target, Memory()), prewarm_until=plan.until)
+            report.prewarms.append((target, code))
+            if code is Reason.PRE_WARMED:
+                log.info("%s: warm throughput raised to %s units/s: %s (%s)", target, prewarm.shown(plan.wanted),
+                         plan.reason, code.value,
+                         extra={"table": target.table, "index": target.index, "reason": code.value})
+                self._publish(prewarm.message(target, plan, rules))
+
     def _notify_budget(self, d: Decision) -> None:
         """Said once per UTC day: decreases wait because DynamoDB's daily allowance is spent."""
         at = d.budget_exhausted
@@ -518,6 +579,14 @@ def _series(consumed: Iterable, throttled: Iterable) -> tuple[tuple[datetime, fl
 
 
 _NAMED_UNSCALED: set[tuple[str, Target]] = set()  # once per process, not every pass (SIGHUP included)
+_NO_WARM: set[str] = set()  # regions whose endpoint reports no warm throughput, said once per process
+
+
+def _say_no_warm_once(region: str, target: Target) -> None:
+    """pre-warm on an endpoint without warm throughput (moto, DynamoDB Local): said once, nothing sent."""
+    if region not in _NO_WARM:
+        _NO_WARM.add(region)
+        log.info("%s: the endpoint reports no warm throughput; pre-warm sends nothing there", target)
 
 
 def _name_unscaled_once(region: str, target: Target) -> None:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
@@ -85,6 +86,8 @@ class Metrics:
         self.decisions = Counter(f"{PREFIX}_decisions", "Decisions by reason code", ("reason", "dimension"),
                                  registry=r)
         self.updates = Counter(f"{PREFIX}_updates", "UpdateTable calls DynamoDB accepted", registry=r)
+        self.prewarms = Counter(f"{PREFIX}_prewarms", "Warm-throughput raises asked for ahead of a peak, by "
+                                "outcome (pre_warmed, pre_warm_refused)", ("reason",), registry=r)
         self.aws_errors = Counter(f"{PREFIX}_aws_errors", "AWS calls that failed, by operation and error code",
                                   ("operation", "code"), registry=r)
         self.pass_duration = Histogram(f"{PREFIX}_pass_duration_seconds", "Duration of a pass", registry=r,
@@ -97,8 +100,11 @@ class Metrics:
 
     def observe(self, samples: Iterable[TargetSample], updates: int, failures: int,
                 aws_errors: Iterable[tuple[str, str]], now: datetime, seconds: float,
-                shards: tuple[str, int] | None = None) -> None:
-        """Record one finished pass (`shards`: this daemon's id and the shards it holds)."""
+                shards: tuple[str, int] | None = None, prewarms: Iterable[tuple[Target, Any]] = ()) -> None:
+        """Record one finished pass (`shards`: this daemon's id and the shards it holds; `prewarms`:
+        the pass's warm-throughput requests, by target and reason code)."""
+        for _target, code in prewarms:
+            self.prewarms.labels(str(code)).inc()
         if shards is not None:
             self.shards_held.labels(shards[0]).set(shards[1])
         for s in samples:
@@ -129,6 +135,13 @@ class Metrics:
         for family in self.registry.collect():
             names |= {family.name, *(family.name + suffix for suffix in suffixes.get(family.type, ()))}
         return names
+
+
+def prewarms_of(fleet) -> Iterator[tuple[Target, Any]]:
+    """The warm-throughput requests of a Fleet's last pass (target, reason code)."""
+    for scaler in fleet.scalers.values():
+        if scaler.last_report is not None:
+            yield from scaler.last_report.prewarms
 
 
 def samples_of(fleet) -> Iterator[TargetSample]:

@@ -53,6 +53,17 @@ class Capacity:
 
 
 @dataclass(frozen=True)
+class WarmThroughput:
+    """Read and write units per second a table or GSI can serve at once (DescribeTable's WarmThroughput).
+
+    A field DynamoDB did not give (or gave in a form we cannot read) is None: unknown."""
+
+    reads: int | None = None  # ReadUnitsPerSecond
+    writes: int | None = None  # WriteUnitsPerSecond
+    status: str | None = None  # UPDATING while a raise is in progress, else ACTIVE
+
+
+@dataclass(frozen=True)
 class TargetStatus:
     """What DescribeTable says about a table or one of its GSIs."""
 
@@ -66,6 +77,7 @@ class TargetStatus:
     # which table of that name: TableId, else its creation time (a GSI: its table's); memory
     # of another incarnation (deleted and recreated under the same name) is not this one's
     incarnation: str | None = None
+    warm: WarmThroughput | None = None  # None: the endpoint reports no warm throughput (moto, DynamoDB Local)
 
     @property
     def active(self) -> bool:
@@ -111,6 +123,9 @@ class Update:
     # a capacity-mode switch: PROVISIONED (with the capacity of the table and every GSI) or PAY_PER_REQUEST
     billing_mode: str | None = None
     on_demand_max: tuple[int | None, int | None] | None = None  # OnDemandThroughput reads, writes
+    # pre-warm (UpdateTable's WarmThroughput): the table's and its GSIs'; a None field is not sent
+    table_warm: WarmThroughput | None = None
+    index_warm: Mapping[str, WarmThroughput] = field(default_factory=dict)
 
 
 # ---- errors the adapters raise, already translated from botocore ----------------

@@ -67,6 +67,8 @@ class Memory:
     # the last decision's reason code(s) and its UTC time (ISO-8601), shown by --status
     last_reason: str | None = None
     last_decided: str | None = None
+    # pre-warm: the end of the peak the last warm-throughput request was for (none other before it)
+    prewarm_until: datetime | None = None
 
     def checks(self, dim: Dim) -> int:
         """Consecutive qualifying checks before a decrease, for one dimension."""

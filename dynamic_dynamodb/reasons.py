@@ -57,6 +57,15 @@ class Reason(str, Enum):
     NO_NEW_DATA = "no_new_data"  # the demand policy saw no minute it had not seen before
     NO_DATA = "no_data"  # CloudWatch returned no datapoint in the lookback window
 
+    # ---- pre-warm: warm throughput, not a capacity change (prewarm.py; never a decision's dimension)
+    PRE_WARMED = "pre_warmed"  # the warm throughput was raised ahead of a known peak
+    PRE_WARM_REFUSED = "pre_warm_refused"  # DynamoDB refused the pre-warm: not asked again for that peak
+    PRE_WARM_DONE = "pre_warm_done"  # already asked once for this peak
+    WARM_ENOUGH = "warm_enough"  # the warm throughput already covers the peak
+    WARM_UPDATING = "warm_updating"  # a raise of the warm throughput is still in progress
+    WARM_UNKNOWN = "warm_unknown"  # the endpoint reports no warm throughput: nothing is sent
+    NO_PEAK = "no_peak"  # no known peak ahead
+
     def __str__(self) -> str:
         return self.value
 
@@ -64,6 +73,8 @@ class Reason(str, Enum):
 SKIPS = frozenset({Reason.NOT_FOUND, Reason.AWS_ERROR, Reason.ON_DEMAND, Reason.NOT_ACTIVE, Reason.GSI_BUSY,
                    Reason.NO_CAPACITY, Reason.METRICS_UNAVAILABLE, Reason.MODE_SWITCHED})
 HOLDS = frozenset({Reason.BREAKER_OPEN, Reason.WAITING_FOR_PARTNER, Reason.OUTSIDE_WINDOW, Reason.BUDGET_SPENT})
+PRE_WARM = frozenset({Reason.PRE_WARMED, Reason.PRE_WARM_REFUSED, Reason.PRE_WARM_DONE, Reason.WARM_ENOUGH,
+                      Reason.WARM_UPDATING, Reason.WARM_UNKNOWN, Reason.NO_PEAK})
 
 _RANK = {reason: rank for rank, reason in enumerate(Reason)}
 

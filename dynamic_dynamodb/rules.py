@@ -111,6 +111,7 @@ class TargetRules:
     scaling_policy: str = "threshold"
     target_utilization: float = 70.0  # used by scaling-policy: demand
     schedules: tuple[Schedule, ...] = ()  # [schedule: NAME] sections named by `schedules`
+    pre_warm: bool = False  # raise the warm throughput ahead of a known peak (prewarm.py)
 
     def dim(self, dim: Dim) -> DimensionRules:
         """Rules of one dimension."""

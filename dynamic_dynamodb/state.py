@@ -129,8 +129,9 @@ def _decode(raw: dict[str, Any]) -> Memory:
     for key in ("decrease_day", "budget_notified"):
         if values.get(key):
             values[key] = date.fromisoformat(values[key])
-    if values.get("last_decrease"):
-        values["last_decrease"] = datetime.fromisoformat(values["last_decrease"])
+    for key in ("last_decrease", "prewarm_until"):
+        if values.get(key):
+            values[key] = datetime.fromisoformat(values[key])
     for key in ("reads_demand", "writes_demand"):
         if values.get(key):
             d = values[key]

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
-from . import policy, schedule
+from . import policy, prewarm, schedule
 from .edge import LOGGER
 from .leases import SHARDS, account_of, shard_of
-from .model import AwsError, TableNotFound, Target, TargetStatus
+from .model import AwsError, TableNotFound, Target, TargetStatus, WarmThroughput
 from .policy import Memory
 from .rules import TargetRules
 from .settings import Placement
@@ -28,7 +28,7 @@ from .statetable import StateTable, parse_state_key
 log = logging.getLogger(LOGGER)
 
 COLUMNS = ("table", "index", "region", "billing_mode", "provisioned_reads", "provisioned_writes",
-           "last_decision", "decreases_left_today", "next_decrease_at", "schedule", "held_by")
+           "warm_throughput", "last_decision", "decreases_left_today", "next_decrease_at", "schedule", "held_by")
 # (placement, table) -> the daemon holding the table's shard, with a state table
 OwnerOf = Callable[[Placement, str], str | None]
 
@@ -57,6 +57,9 @@ def status_row(status: TargetStatus, region: str, memory: Memory, now: datetime,
         "billing_mode": status.billing_mode,
         "provisioned_reads": None if status.on_demand else status.capacity.reads,
         "provisioned_writes": None if status.on_demand else status.capacity.writes,
+        # DescribeTable's WarmThroughput (units/s), null when the endpoint reports none
+        "warm_throughput": warm_fields(status),
+        "pre_warmed_until": iso(memory.prewarm_until),  # the peak the last pre-warm was for ends then
         "last_decision": last,
         "decreases_left_today": max(0, policy.FREE_DECREASES_PER_DAY - spent),
         "next_decrease_at": None if allowed_at <= now else iso(allowed_at),
@@ -64,6 +67,14 @@ def status_row(status: TargetStatus, region: str, memory: Memory, now: datetime,
         "schedule": ", ".join(sched.name for sched in in_force) or None,
         "held_by": None,  # with a state table: the daemon whose lease covers the table
     }
+
+
+def warm_fields(status: TargetStatus) -> dict[str, Any] | None:
+    """The warm throughput as --status-json shows it; None when unknown."""
+    warm = status.warm
+    if warm is None:
+        return None
+    return {"read_units_per_second": warm.reads, "write_units_per_second": warm.writes, "status": warm.status}
 
 
 @dataclass
@@ -134,6 +145,8 @@ def collect(fleet, now: datetime, owner_of: OwnerOf | None = None) -> StatusRepo
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
+    if isinstance(value, dict) and "read_units_per_second" in value:  # warm_throughput
+        return prewarm.shown(WarmThroughput(value["read_units_per_second"], value["write_units_per_second"]))
     if isinstance(value, dict):  # last_decision
         return f"{value['reason']} at {value['at']}" if value.get("at") else str(value["reason"])
     return str(value)
@@ -141,7 +154,7 @@ def _cell(value: Any) -> str:
 
 def print_table(rows: list[dict[str, Any]], out: TextIO) -> None:
     """The rows as an aligned terminal table."""
-    headers = ("TABLE", "INDEX", "REGION", "MODE", "READS", "WRITES", "LAST DECISION", "DECREASES LEFT",
+    headers = ("TABLE", "INDEX", "REGION", "MODE", "READS", "WRITES", "WARM", "LAST DECISION", "DECREASES LEFT",
                "NEXT DECREASE", "SCHEDULE", "HELD BY")
     cells = [[_cell(row[c]) for c in COLUMNS] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
