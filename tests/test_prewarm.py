@@ -309,3 +309,17 @@ def test_what_a_pre_warm_was_for_survives_a_restart():
     memory = Memory(prewarm_until=END)
     assert state.decode_memory(state.encode_memory(memory)) == memory
     assert state.decode_memory(state.encode_memory(Memory())).prewarm_until is None
+
+
+def test_the_metrics_count_pre_warms_by_outcome():
+    from prometheus_client import generate_latest
+
+    from dynamic_dynamodb.metrics import Metrics
+
+    m = Metrics()
+    m.observe([], 0, 0, [], NOW, 0.1, prewarms=[(Target("orders"), Reason.PRE_WARMED),
+                                                  (Target("orders", "by_customer"), Reason.PRE_WARMED),
+                                                  (Target("legacy"), Reason.PRE_WARM_REFUSED)])
+    text = generate_latest(m.registry).decode()
+    assert 'dynamic_dynamodb_prewarms_total{reason="pre_warmed"} 2.0' in text
+    assert 'dynamic_dynamodb_prewarms_total{reason="pre_warm_refused"} 1.0' in text
