@@ -583,7 +583,7 @@ _NO_WARM: set[str] = set()  # regions whose endpoint reports no warm throughput,
 
 
 def _say_no_warm_once(region: str, target: Target) -> None:
-    """pre-warm on an endpoint without warm throughput (moto, DynamoDB Local): said once, nothing sent."""
+    """pre-warm on an endpoint without warm throughput (DynamoDB Local, older moto): said once, nothing sent."""
     if region not in _NO_WARM:
         _NO_WARM.add(region)
         log.info("%s: the endpoint reports no warm throughput; pre-warm sends nothing there", target)

@@ -77,7 +77,7 @@ class TargetStatus:
     # which table of that name: TableId, else its creation time (a GSI: its table's); memory
     # of another incarnation (deleted and recreated under the same name) is not this one's
     incarnation: str | None = None
-    warm: WarmThroughput | None = None  # None: the endpoint reports no warm throughput (moto, DynamoDB Local)
+    warm: WarmThroughput | None = None  # None: the endpoint reports none (DynamoDB Local, older moto)
 
     @property
     def active(self) -> bool:
