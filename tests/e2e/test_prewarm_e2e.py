@@ -99,3 +99,19 @@ def test_an_endpoint_without_warm_throughput_gets_no_pre_warm_and_the_pass_goes_
     assert rules_proxy.calls("UpdateTable", table="warm_none") == []
     assert "the endpoint reports no warm throughput; pre-warm sends nothing there" in result.stderr
     assert "warm_none: reads" in result.stderr  # the decision was made as ever
+
+
+def test_a_table_and_its_gsi_are_pre_warmed_in_one_update(rules_proxy, proxy_aws, aws, cli, tmp_path):
+    M.create_table(proxy_aws.dynamodb, "warm_gsi", 20, 20, gsis={"by_day": (10, 10)})
+    M.put_consumption(proxy_aws.cloudwatch, "warm_gsi", read_per_second=10.0, write_per_second=10.0)
+    M.put_consumption(proxy_aws.cloudwatch, "warm_gsi", "by_day", read_per_second=5.0, write_per_second=5.0)
+    conf = _config(tmp_path, "warm_gsi", "[gsi: by_day table: warm_gsi]\nschedules: launch\npre-warm: true\n")
+    result = _run(cli, conf, tmp_path)
+    assert result.returncode == 0, describe(result)
+    assert _warm_requests(rules_proxy, "warm_gsi") == [{
+        "TableName": "warm_gsi", "WarmThroughput": {"ReadUnitsPerSecond": 400, "WriteUnitsPerSecond": 150},
+        "GlobalSecondaryIndexUpdates": [{"Update": {
+            "IndexName": "by_day", "WarmThroughput": {"ReadUnitsPerSecond": 400, "WriteUnitsPerSecond": 150}}}]}]
+    [gsi] = aws.dynamodb.describe_table(TableName="warm_gsi")["Table"]["GlobalSecondaryIndexes"]
+    assert (gsi["WarmThroughput"]["ReadUnitsPerSecond"], gsi["WarmThroughput"]["WriteUnitsPerSecond"]) == (400, 150)
+    assert M.provisioned(aws.dynamodb, "warm_gsi", "by_day") == (10, 10)
