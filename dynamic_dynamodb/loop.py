@@ -19,6 +19,7 @@ from datetime import datetime, timedelta, timezone
 from . import forecast, maxima, mode_switch, notifications, policy, throttle_causes
 from .breaker import redact_url
 from .edge import LOGGER
+from .frozen import evolve
 from .model import (
     CONSUMED_METRIC,
     THROTTLE_CAUSE_METRIC,
@@ -486,7 +487,7 @@ class Scaler:
 
 def _remember(memory: Memory, decision: Decision, now: datetime) -> Memory:
     """The memory with the decision's reason code and time, for --status (kept as text: plain JSON)."""
-    return replace(memory, last_reason=decision.code.value, last_decided=now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return evolve(memory, last_reason=decision.code.value, last_decided=now.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
 def _log_decision(decision: Decision, json_lines: bool) -> None:
