@@ -110,8 +110,28 @@ def _known(state: ForecastState, slot: int) -> float | None:
     return None if value < 0 else value
 
 
+# expected() reads only the finished slots, which change once a half hour, and is asked several
+# times a minute: its answers are kept per ring, keyed by that very ring object (a tuple, never
+# changed; held here, so its id cannot pass to another object) and the newest slot
+_MEMO_RINGS = 256  # rings remembered (two per target); past that the memo starts afresh
+_memo: dict[int, tuple[tuple[float, ...], int | None, dict[int, float]]] = {}
+
+
 def expected(state: ForecastState, slot: int) -> float:
     """Expected mean demand of an absolute slot: rule 1 (0 when nothing recurs)."""
+    kept = _memo.get(id(state.slots))
+    if kept is None or kept[0] is not state.slots or kept[1] != state.newest_slot:
+        if len(_memo) >= _MEMO_RINGS:
+            _memo.clear()
+        kept = _memo[id(state.slots)] = (state.slots, state.newest_slot, {})
+    answers = kept[2]
+    value = answers.get(slot)
+    if value is None:
+        value = answers[slot] = _expected(state, slot)
+    return value
+
+
+def _expected(state: ForecastState, slot: int) -> float:
     best = 0.0
     for period in (SLOTS_PER_DAY, 7 * SLOTS_PER_DAY):
         a, b = _known(state, slot - period), _known(state, slot - 2 * period)
