@@ -529,7 +529,11 @@ def alarm_level(d: DimDecision, r: DimensionRules) -> str | None:
 
 def throughput_alarm(decisions: tuple[DimDecision, DimDecision], rules: TargetRules) -> str | None:
     """'high' when a dimension is at/above its upper alarm threshold, else 'low' when one is below its lower one."""
-    levels = {alarm_level(d, rules.dim(d.dim)) for d in decisions}
+    return _target_alarm([alarm_level(d, rules.dim(d.dim)) for d in decisions])
+
+
+def _target_alarm(levels: list[str | None]) -> str | None:
+    """The target's alarm from its dimensions' levels: 'high' before 'low'."""
     return "high" if "high" in levels else "low" if "low" in levels else None
 
 
@@ -552,12 +556,14 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
     if scheduled:
         dr, dw = (_schedule_note(d, scheduled) for d in (dr, dw))
 
-    dr, dw = (evolve(d, alarm=alarm_level(d, rules.dim(d.dim))) for d in (dr, dw))
-    alarm = throughput_alarm((dr, dw), rules)
+    levels = [alarm_level(d, rules.dim(d.dim)) for d in (dr, dw)]
+    dr, dw = (d if level is None else evolve(d, alarm=level) for d, level in zip((dr, dw), levels, strict=True))
+    alarm = _target_alarm(levels)
     if dr.consumed_pct is None and dw.consumed_pct is None:
         alarm = memory.alarm  # a pass without data neither raises nor clears an alarm
     notify = alarm if alarm != memory.alarm else None
-    memory = evolve(memory, alarm=alarm)
+    if alarm != memory.alarm:
+        memory = evolve(memory, alarm=alarm)
 
     if not breaker_closed:
         dr, dw = (_hold(d, Reason.BREAKER_OPEN, "circuit breaker open") if d.change else d for d in (dr, dw))
