@@ -124,7 +124,9 @@ def _serves(p: int, demand: tuple[float, ...]) -> bool:
     for d in demand:
         want = d * 60.0
         if want <= cap:
-            bucket = min(bucket + cap - want, full)
+            bucket = bucket + cap - want
+            if bucket > full:  # min() without its call: this loop runs for every minute of every replay
+                bucket = full
         else:
             bucket -= want - cap
             if bucket < 0:

@@ -41,6 +41,7 @@ AGREE = 1.5  # two past half hours recur when the higher asked for at most this 
 TRUST = 0.25  # the forecast is trusted while the last hour came within this share of what it expected
 RISE = 1.5  # the forecast acts only for a rise to at least this many times the newest minutes' demand
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_NO_SLOTS = (UNKNOWN,) * RING  # the ring before any slot has ended
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,9 @@ def _store(slots: list[float], newest: int | None, slot: int, value: float) -> i
 
 def fold(state: ForecastState, series: Iterable[tuple[datetime, float, float]]) -> ForecastState:
     """The state with the minutes not seen before (per-minute consumed and throttled units)."""
-    slots = list(state.slots) if state.slots else [UNKNOWN] * RING
+    # the ring is copied only when a slot closes (once a half hour), not every minute
+    slots: tuple[float, ...] = state.slots or _NO_SLOTS
+    ring: list[float] | None = None
     newest, open_slot = state.newest_slot, state.open_slot
     total, count, last = state.open_sum, state.open_minutes, state.last_minute
     changed = False
@@ -80,7 +83,9 @@ def fold(state: ForecastState, series: Iterable[tuple[datetime, float, float]]) 
             continue
         slot = slot_of(minute)
         if open_slot is not None and slot != open_slot and count:
-            newest = _store(slots, newest, open_slot, total / count)
+            if ring is None:
+                ring = list(slots)
+            newest = _store(ring, newest, open_slot, total / count)
             total, count = 0.0, 0
         open_slot = slot
         total += (consumed + throttled) / 60.0
@@ -89,7 +94,7 @@ def fold(state: ForecastState, series: Iterable[tuple[datetime, float, float]]) 
         changed = True
     if not changed:
         return state
-    return ForecastState(newest, tuple(slots), open_slot, total, count, last)
+    return ForecastState(newest, slots if ring is None else tuple(ring), open_slot, total, count, last)
 
 
 def learn(series: Iterable[tuple[datetime, float, float]]) -> ForecastState:
@@ -105,8 +110,28 @@ def _known(state: ForecastState, slot: int) -> float | None:
     return None if value < 0 else value
 
 
+# expected() reads only the finished slots, which change once a half hour, and is asked several
+# times a minute: its answers are kept per ring, keyed by that very ring object (a tuple, never
+# changed; held here, so its id cannot pass to another object) and the newest slot
+_MEMO_RINGS = 256  # rings remembered (two per target); past that the memo starts afresh
+_memo: dict[int, tuple[tuple[float, ...], int | None, dict[int, float]]] = {}
+
+
 def expected(state: ForecastState, slot: int) -> float:
     """Expected mean demand of an absolute slot: rule 1 (0 when nothing recurs)."""
+    kept = _memo.get(id(state.slots))
+    if kept is None or kept[0] is not state.slots or kept[1] != state.newest_slot:
+        if len(_memo) >= _MEMO_RINGS:
+            _memo.clear()
+        kept = _memo[id(state.slots)] = (state.slots, state.newest_slot, {})
+    answers = kept[2]
+    value = answers.get(slot)
+    if value is None:
+        value = answers[slot] = _expected(state, slot)
+    return value
+
+
+def _expected(state: ForecastState, slot: int) -> float:
     best = 0.0
     for period in (SLOTS_PER_DAY, 7 * SLOTS_PER_DAY):
         a, b = _known(state, slot - period), _known(state, slot - 2 * period)

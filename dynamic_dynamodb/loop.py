@@ -19,6 +19,7 @@ from datetime import datetime, timedelta, timezone
 from . import forecast, maxima, mode_switch, notifications, policy, prewarm, throttle_causes
 from .breaker import redact_url
 from .edge import LOGGER
+from .frozen import evolve
 from .model import (
     CONSUMED_METRIC,
     THROTTLE_CAUSE_METRIC,
@@ -53,6 +54,7 @@ log = logging.getLogger(LOGGER)
 DESCRIBE_CONCURRENCY = 8
 MIN_PASS_PERIOD = 1.0  # check-interval: 0 means passes back to back, at most one a second
 CLOUDWATCH_DELAY_MINUTES = 3  # a minute's datapoint is usually published within two or three
+NEW_MEMORY = Memory()  # what a target new to this process starts from (frozen: one value shared, not rebuilt)
 
 
 @dataclass
@@ -175,7 +177,7 @@ class Scaler:
                 decision = self._decide(job, data, breaker, now)
             if decision.skipped is None:  # metrics unavailable: nothing remembered, as the policy saw nothing
                 target = decision.target
-                self.memory[target] = _remember(self.memory.get(target, Memory()), decision, now)
+                self.memory[target] = _remember(self.memory.get(target, NEW_MEMORY), decision, now)
             report.decisions.append(decision)
             by_table.setdefault(job.status.target.table, []).append(decision)
         for done, (table, decisions) in enumerate(by_table.items()):
@@ -329,7 +331,7 @@ class Scaler:
     def _warm_forecasts(self, jobs: list[Job], now: datetime) -> None:
         """Targets of scaling-policy forecast without a learned rhythm start from CloudWatch's last days."""
         cold = [j for j in jobs if j.rules.scaling_policy == "forecast"
-                and self.memory.get(j.status.target, Memory()).reads_forecast is None]
+                and self.memory.get(j.status.target, NEW_MEMORY).reads_forecast is None]
         fetch_history = getattr(self.live_ports.metrics, "fetch_history", None)  # the simulator learns as it plays
         if not cold or fetch_history is None:
             return
@@ -365,7 +367,7 @@ class Scaler:
         closed = breaker.get(key, True) if key is not None else True
         target = job.status.target
         decision, memory = policy.decide(job.status, reads, writes, job.rules,
-                                         self.memory.get(target, Memory()), now, closed)
+                                         self.memory.get(target, NEW_MEMORY), now, closed)
         self.memory[target] = memory
         if log.isEnabledFor(logging.INFO):
             _log_decision(decision, json_lines=self.settings.log_format == "json")
@@ -376,6 +378,8 @@ class Scaler:
         """Throttles that capacity does not cure: a warning (and SNS alarm) at most hourly per target."""
         target = job.status.target
         splits = {dim: throttle_causes.split(dim, by) for dim, by in causes.items()}
+        if not any(splits.values()):
+            return  # no cause known (no by-cause datapoint): nothing to say
         for note in throttle_causes.notes(target, splits):
             key = (target, note.kind)
             if not throttle_causes.due(self.causes_reported.get(key), now):
@@ -547,7 +551,7 @@ class Scaler:
 
 def _remember(memory: Memory, decision: Decision, now: datetime) -> Memory:
     """The memory with the decision's reason code and time, for --status (kept as text: plain JSON)."""
-    return replace(memory, last_reason=decision.code.value, last_decided=now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return evolve(memory, last_reason=decision.code.value, last_decided=now.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
 def _log_decision(decision: Decision, json_lines: bool) -> None:
@@ -575,7 +579,7 @@ def _total(points: Iterable) -> float | None:
 def _series(consumed: Iterable, throttled: Iterable) -> tuple[tuple[datetime, float, float], ...]:
     """Per-minute (minute, consumed, throttled), for policies that keep a history."""
     throttles = dict(throttled)
-    return tuple((ts, value, throttles.get(ts, 0.0)) for ts, value in consumed)
+    return tuple([(ts, value, throttles.get(ts, 0.0)) for ts, value in consumed])
 
 
 _NAMED_UNSCALED: set[tuple[str, Target]] = set()  # once per process, not every pass (SIGHUP included)
@@ -616,10 +620,13 @@ def _queries(target: Target, rules: TargetRules, now: datetime, interval: int = 
         # a policy that keeps a per-minute history: reach back over the whole interval
         # since the last pass, and the CloudWatch delay, so that no minute is missed
         start = min(start, end - timedelta(minutes=math.ceil(interval / 60) + CLOUDWATCH_DELAY_MINUTES))
-    return tuple(MetricQuery(target, metric[dim], start, end, 60)
-                 for metric in (CONSUMED_METRIC, THROTTLE_METRIC) for dim in (Dim.READS, Dim.WRITES)) + \
-        tuple(MetricQuery(target, THROTTLE_CAUSE_METRIC[dim][cause], start, end, 60)
-              for dim in (Dim.READS, Dim.WRITES) for cause in THROTTLE_CAUSES if causes)
+    return tuple([MetricQuery(target, metric, start, end, 60) for metric in (_ALL_SERIES if causes else _TOTALS)])
+
+
+# the metrics of _queries, in its order (built once, not per target and pass)
+_TOTALS = tuple(metric[dim] for metric in (CONSUMED_METRIC, THROTTLE_METRIC) for dim in (Dim.READS, Dim.WRITES))
+_ALL_SERIES = _TOTALS + tuple(THROTTLE_CAUSE_METRIC[dim][cause]
+                              for dim in (Dim.READS, Dim.WRITES) for cause in THROTTLE_CAUSES)
 
 
 def _update(table: str, decisions: list[Decision]) -> Update:

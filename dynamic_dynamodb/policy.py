@@ -18,6 +18,7 @@ from . import demand, forecast, schedule
 from .capacity_mode import ModeMemory
 from .demand import DemandState
 from .forecast import ForecastState
+from .frozen import evolve
 from .model import Capacity, Dim, TargetStatus
 from .reasons import HOLDS, SKIPS, Reason, most_important
 from .rules import PERCENT, DimensionRules, Scale, TargetRules
@@ -76,7 +77,7 @@ class Memory:
 
     def with_checks(self, dim: Dim, value: int) -> Memory:
         """A copy with one dimension's counter set."""
-        return replace(self, read_checks=value) if dim is Dim.READS else replace(self, write_checks=value)
+        return evolve(self, read_checks=value) if dim is Dim.READS else evolve(self, write_checks=value)
 
     def dim(self, dim: Dim) -> DimMemory:
         """What the policies remember of one dimension."""
@@ -87,8 +88,8 @@ class Memory:
     def with_dim(self, dim: Dim, m: DimMemory) -> Memory:
         """A copy with one dimension's memory set."""
         if dim is Dim.READS:
-            return replace(self, read_checks=m.checks, reads_demand=m.demand, reads_forecast=m.forecast)
-        return replace(self, write_checks=m.checks, writes_demand=m.demand, writes_forecast=m.forecast)
+            return evolve(self, read_checks=m.checks, reads_demand=m.demand, reads_forecast=m.forecast)
+        return evolve(self, write_checks=m.checks, writes_demand=m.demand, writes_forecast=m.forecast)
 
 
 @dataclass(frozen=True)
@@ -365,7 +366,7 @@ class ThresholdPolicy:
                 memory: DimMemory, now: datetime) -> Proposal:
         """Thresholds and throttling; a decrease only after its consecutive checks."""
         new, code, reason, checks = propose(cur, obs, r, memory.checks)
-        return Proposal(new, code, reason, replace(memory, checks=checks))
+        return Proposal(new, code, reason, evolve(memory, checks=checks))
 
 
 class DemandPolicy:
@@ -379,7 +380,7 @@ class DemandPolicy:
         """demand.propose over the dimension's history."""
         before = memory.demand or DemandState()
         new, reason, state = demand.propose(cur, obs.series, rules.target_utilization, before)
-        return Proposal(new, _demand_code(cur, new, obs, before, state), reason, replace(memory, demand=state))
+        return Proposal(new, _demand_code(cur, new, obs, before, state), reason, evolve(memory, demand=state))
 
 
 class ForecastPolicy:
@@ -401,7 +402,7 @@ class ForecastPolicy:
                                           sum(recent) / len(recent))
             if (new, reason) != (p.new, p.reason):
                 code = Reason.FORECAST_UP if new > cur else Reason.FORECAST_HOLD if new >= cur > p.new else code
-        return Proposal(new, code, reason, replace(p.memory, forecast=learned))
+        return Proposal(new, code, reason, evolve(p.memory, forecast=learned))
 
 
 # The registry of `scaling-policy:` values; the first is the default.
@@ -495,7 +496,7 @@ def record_decrease(memory: Memory, now: datetime) -> Memory:
     """Memory after a decrease DynamoDB accepted at `now`."""
     today = now.date()
     count = memory.decreases_today + 1 if memory.decrease_day == today else 1
-    return replace(memory, decrease_day=today, decreases_today=count, last_decrease=now)
+    return evolve(memory, decrease_day=today, decreases_today=count, last_decrease=now)
 
 
 def next_decrease_at(status: TargetStatus, memory: Memory, now: datetime, reserved: int = 0) -> datetime:
@@ -530,14 +531,18 @@ def alarm_level(d: DimDecision, r: DimensionRules) -> str | None:
 
 def throughput_alarm(decisions: tuple[DimDecision, DimDecision], rules: TargetRules) -> str | None:
     """'high' when a dimension is at/above its upper alarm threshold, else 'low' when one is below its lower one."""
-    levels = {alarm_level(d, rules.dim(d.dim)) for d in decisions}
+    return _target_alarm([alarm_level(d, rules.dim(d.dim)) for d in decisions])
+
+
+def _target_alarm(levels: list[str | None]) -> str | None:
+    """The target's alarm from its dimensions' levels: 'high' before 'low'."""
     return "high" if "high" in levels else "low" if "low" in levels else None
 
 
 def _hold(d: DimDecision, code: Reason, why: str) -> DimDecision:
     """The dimension kept at its current value by a guard; the guard's code replaces the load's."""
     assert code in HOLDS, code
-    return replace(d, new=d.current, reason=f"{d.reason}; {why}", code=code)
+    return evolve(d, new=d.current, reason=f"{d.reason}; {why}", code=code)
 
 
 def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: TargetRules, memory: Memory,
@@ -553,12 +558,14 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
     if scheduled:
         dr, dw = (_schedule_note(d, scheduled) for d in (dr, dw))
 
-    dr, dw = (replace(d, alarm=alarm_level(d, rules.dim(d.dim))) for d in (dr, dw))
-    alarm = throughput_alarm((dr, dw), rules)
+    levels = [alarm_level(d, rules.dim(d.dim)) for d in (dr, dw)]
+    dr, dw = (d if level is None else evolve(d, alarm=level) for d, level in zip((dr, dw), levels, strict=True))
+    alarm = _target_alarm(levels)
     if dr.consumed_pct is None and dw.consumed_pct is None:
         alarm = memory.alarm  # a pass without data neither raises nor clears an alarm
     notify = alarm if alarm != memory.alarm else None
-    memory = replace(memory, alarm=alarm)
+    if alarm != memory.alarm:
+        memory = evolve(memory, alarm=alarm)
 
     if not breaker_closed:
         dr, dw = (_hold(d, Reason.BREAKER_OPEN, "circuit breaker open") if d.change else d for d in (dr, dw))
@@ -574,7 +581,7 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
         why = f"decrease budget spent, next at {at:%H:%M} UTC"
         dr, dw = (_hold(d, Reason.BUDGET_SPENT, why) if d.change == "down" else d for d in (dr, dw))
         if memory.budget_notified != now.date():
-            memory = replace(memory, budget_notified=now.date())
+            memory = evolve(memory, budget_notified=now.date())
             return Decision(status, dr, dw, notify, budget_exhausted=at, rules=rules), memory
     # a decrease that will really be sent restarts its consecutive-check count
     for d in (dr, dw):
