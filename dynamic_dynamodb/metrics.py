@@ -24,7 +24,7 @@ from .settings import ConfigError
 
 PREFIX = "dynamic_dynamodb"
 TARGET_LABELS = ("table", "index", "region", "dimension")
-HEALTH_GRACE_SECONDS = 60.0  # on top of two check intervals
+HEALTH_GRACE_SECONDS = 60.0  # on top of two check intervals (health-grace)
 
 
 def healthy(last_pass_end: float, now: float, interval: float, grace: float = HEALTH_GRACE_SECONDS) -> bool:
@@ -38,6 +38,7 @@ class Liveness:
 
     interval: Callable[[], float]
     clock: Callable[[], float] = time.monotonic
+    grace: Callable[[], float] = lambda: HEALTH_GRACE_SECONDS  # health-grace, re-read with the interval
     last_pass_end: float = field(default=0.0)
 
     def __post_init__(self) -> None:
@@ -49,7 +50,7 @@ class Liveness:
 
     def healthy(self) -> bool:
         """See `healthy`."""
-        return healthy(self.last_pass_end, self.clock(), self.interval())
+        return healthy(self.last_pass_end, self.clock(), self.interval(), self.grace())
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,7 @@ def serve(metrics: Metrics, liveness: Liveness, port: int, address: str = "127.0
         if environ.get("PATH_INFO") == "/healthz":
             ok = liveness.healthy()
             start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")])
-            return [b"ok\n" if ok else b"no pass finished in two check intervals plus a minute\n"]
+            return [b"ok\n" if ok else b"no pass finished in two check intervals plus health-grace\n"]
         return exposition(environ, start_response)
 
     class Server(ThreadingWSGIServer):
