@@ -19,8 +19,10 @@ $(STAMP): setup.py pyproject.toml
 	  || echo "dynalite not installed: its tests are skipped" >&2; fi
 	touch $(STAMP)
 
+# 3 workers on 2 cores: the end-to-end tests mostly wait on subprocesses; loadgroup runs the busiest
+# daemon tests (xdist_group "daemons") on one worker, one after another
 test: lint  # ruff and mypy first: a finding fails the run in seconds
-	$(BIN)/python -m pytest -n 2 -q tests
+	$(BIN)/python -m pytest -n 3 --dist loadgroup -q tests
 	$(BIN)/python -m sphinx -W -q -b html docs docs/_build/html
 
 unit: $(STAMP)

@@ -229,11 +229,11 @@ class Watch:
     """What watches the loop from outside: Prometheus metrics and /healthz, systemd's notify
     socket, and a detached daemon's heartbeat file (for --daemon status)."""
 
-    def __init__(self, settings: Settings, interval) -> None:
+    def __init__(self, settings: Settings, interval, grace) -> None:
         from .metrics import Liveness, Metrics
         from .sdnotify import SystemdNotifier
 
-        self.liveness = Liveness(interval)
+        self.liveness = Liveness(interval, grace=grace)
         self.metrics: Metrics | None = None
         self.server = None
         self.systemd = SystemdNotifier()
@@ -313,7 +313,8 @@ def serve(scaler: Fleet, held: state.StateFile | None = None) -> int:
              len(scaler.settings.tables), ", dry run" if scaler.dry_run else "")
     coordinator = scaler.coordinator
     try:
-        watch = Watch(scaler.settings, lambda: current[0].settings.check_interval)
+        watch = Watch(scaler.settings, lambda: current[0].settings.check_interval,
+                      lambda: current[0].settings.health_grace)
     except ConfigError as e:  # the metrics port is taken: one line, in the log a daemon has
         log.error("%s", e)
         return EXIT_USAGE

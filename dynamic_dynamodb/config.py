@@ -691,6 +691,9 @@ GLOBAL_KEYS: tuple[Option, ...] = (
         help="Serve Prometheus /metrics and /healthz on this TCP port while the loop runs."),
     _global_key(GLOBAL, "metrics-address", "metrics_address", to_str,
         help="The address metrics-port listens on; 0.0.0.0 for every interface."),
+    _global_key(GLOBAL, "health-grace", "health_grace", to_int, low=0, high=MAX_CHECK_INTERVAL,
+        help="Seconds on top of two check intervals that /healthz and the systemd watchdog wait for a pass to "
+             "end before they call the loop stuck."),
 )
 
 SECTION_KEYS: dict[str, dict[str, Option]] = {

@@ -25,7 +25,7 @@ from .settings import ConfigError
 
 PREFIX = "dynamic_dynamodb"
 TARGET_LABELS = ("table", "index", "region", "dimension")
-HEALTH_GRACE_SECONDS = 60.0  # on top of two check intervals
+HEALTH_GRACE_SECONDS = 60.0  # on top of two check intervals (health-grace)
 
 
 def healthy(last_pass_end: float, now: float, interval: float, grace: float = HEALTH_GRACE_SECONDS) -> bool:
@@ -39,6 +39,7 @@ class Liveness:
 
     interval: Callable[[], float]
     clock: Callable[[], float] = time.monotonic
+    grace: Callable[[], float] = lambda: HEALTH_GRACE_SECONDS  # health-grace, re-read with the interval
     last_pass_end: float = field(default=0.0)
 
     def __post_init__(self) -> None:
@@ -50,7 +51,7 @@ class Liveness:
 
     def healthy(self) -> bool:
         """See `healthy`."""
-        return healthy(self.last_pass_end, self.clock(), self.interval())
+        return healthy(self.last_pass_end, self.clock(), self.interval(), self.grace())
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ def serve(metrics: Metrics, liveness: Liveness, port: int, address: str = "127.0
         if environ.get("PATH_INFO") == "/healthz":
             ok = liveness.healthy()
             start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")])
-            return [b"ok\n" if ok else b"no pass finished in two check intervals plus a minute\n"]
+            return [b"ok\n" if ok else b"no pass finished in two check intervals plus health-grace\n"]
         return exposition(environ, start_response)
 
     class Server(ThreadingWSGIServer):

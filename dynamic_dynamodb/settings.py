@@ -89,6 +89,7 @@ class Settings:
     log_format: str = "text"  # text or json
     metrics_port: int | None = None  # Prometheus /metrics and /healthz while the loop runs
     metrics_address: str = "127.0.0.1"
+    health_grace: int = 60  # /healthz and the systemd watchdog: seconds on top of two check intervals
     status: str | None = None  # --status ("table") or --status-json ("json"): report, change nothing
     # run modes
     dry_run: bool = False

@@ -56,6 +56,17 @@ def test_liveness_counts_from_the_start_until_a_pass_ends():
     assert live.healthy()
 
 
+def test_liveness_waits_health_grace_on_top_of_two_intervals():
+    clock, grace = [100.0], [5.0]
+    live = Liveness(lambda: 10, clock=lambda: clock[0], grace=lambda: grace[0])
+    clock[0] += 25
+    assert live.healthy()  # 2 x 10 + 5, exactly
+    clock[0] += 1
+    assert not live.healthy()
+    grace[0] = 60  # a reload that raises it counts at once
+    assert live.healthy()
+
+
 # ---- metrics from a pass -------------------------------------------------------------------
 
 

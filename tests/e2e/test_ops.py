@@ -178,13 +178,16 @@ def test_status_json_shows_the_next_decrease_once_the_free_ones_are_spent(tmp_pa
 
 # ---- /metrics and /healthz ---------------------------------------------------------------
 
+GRACE = 8  # health-grace of the /healthz test: seconds on top of two check intervals
+
 
 def test_metrics_scrape_parses_and_healthz_turns_503_when_passes_stop(tmp_path, rules_proxy, proxy_aws, breaker,
                                                                       foreground):
     quiet_table(proxy_aws, "ops_metrics")
     port = free_port()
     # AWS calls are bounded (about 45 s with retries); a breaker URL may wait up to an hour
-    extra = f"circuit-breaker-url: {breaker.url}/ok\ncircuit-breaker-timeout: 300000\n"
+    # health-grace shortens the wait for the 503 from two intervals plus a minute to plus GRACE seconds
+    extra = f"circuit-breaker-url: {breaker.url}/ok\ncircuit-breaker-timeout: 300000\nhealth-grace: {GRACE}\n"
     fg = foreground(["--config", config(tmp_path, "ops_metrics", extra=extra), "--metrics-port", port,
                      "--state-file", tmp_path / "state.json"])
     base = f"http://127.0.0.1:{port}"
@@ -203,11 +206,13 @@ def test_metrics_scrape_parses_and_healthz_turns_503_when_passes_stop(tmp_path, 
     assert families["dynamic_dynamodb_last_pass_timestamp_seconds"].samples[0].value > time.time() - 30
     assert http_get(f"{base}/healthz")[0] == 200
 
-    # the breaker stops answering: no pass ends for longer than two intervals plus a minute
+    # the breaker stops answering: no pass ends for longer than two intervals plus the grace
     breaker.delay = 120
     hung = time.monotonic()
-    wait_for(lambda: http_get(f"{base}/healthz")[0] == 503, 90, "/healthz to answer 503", interval=1)
-    assert time.monotonic() - hung >= 60
+    wait_for(lambda: http_get(f"{base}/healthz")[0] == 503, GRACE + 30, "/healthz to answer 503", interval=0.25)
+    assert time.monotonic() - hung >= GRACE
+    status, text = http_get(f"{base}/healthz")
+    assert status == 503 and "health-grace" in text
     fg.proc.kill()
 
 

@@ -130,6 +130,7 @@ def test_mangled_bodies_are_what_their_names_say():
     assert set(KINDS) >= set(EXPECTED) | set(BODY_KINDS)
 
 
+@pytest.mark.xdist_group("daemons")  # with the shared-state tests: one busy daemon run at a time
 def test_thirty_passes_under_faults(moto, tmp_path):
     soak = load_soak()
     figures = soak.run_soak(passes=30, seed=7, workdir=tmp_path / "soak", moto_url=moto.url)
