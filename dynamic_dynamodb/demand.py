@@ -6,15 +6,13 @@ Pure, like the threshold policy. Per dimension, each pass:
    throttled table shows how much it was really asked for.
 2. The burst bucket is estimated from the history, as DynamoDB documents it: unused
    capacity is kept for up to 300 seconds of the provisioned rate. Its fill sets the
-   effective utilisation: the target when the bucket is half full, closer to the demand
-   (up to three quarters of the remaining headroom) when it is full, and further away
-   (half the target's headroom more) when it is empty, because then nothing stands
-   between the next jump in demand and throttling.
+   effective utilisation: the target when the bucket is empty, closer to the demand as it
+   fills, up to three quarters of the remaining headroom when it is full.
 3. Up, at once and sized: any throttling, or demand above halfway between the effective
    utilisation and 100 %, raises capacity to carry the peak of the last three minutes at
    the effective utilisation of the *new* capacity: the burst bucket does not grow with
    an increase, so a small rise runs close to the demand while a jump to several times
-   the old level keeps the headroom of an empty bucket for the next jump.
+   the old level is sized at about the target, with an empty bucket's headroom.
 4. Down, only for a drop that is deep and lasting. Over the last half hour, find the
    least capacity that would have served every minute without throttling, burst credit
    included, and still kept half a bucket in reserve; provision that at the target
@@ -34,7 +32,6 @@ UP_LOOKBACK = 3  # minutes whose peak an increase is sized for
 MIN_DROP = 0.10  # a decrease must save at least this share of the capacity
 BURST_SECONDS = 300  # DynamoDB keeps up to five minutes of unused capacity
 BUCKET_LEND = 0.75  # share of the headroom a full burst bucket may stand in for
-BUCKET_SHORT = 0.5  # extra headroom, as a share of the target's, while the bucket is empty
 REPLAY_START = 0.5  # bucket fill assumed at the start of the replayed history
 REPLAY_RESERVE = 0.5  # bucket fill the replay must end with: a reserve for the next jump
 
@@ -75,7 +72,7 @@ def fold(state: DemandState, series: tuple[tuple[datetime, float, float], ...],
 def effective_utilisation(target: float, fill: float) -> float:
     """How close to the demand capacity may run, given the burst bucket's fill (0..1)."""
     fill = max(0.0, min(1.0, fill))
-    return max(target / 2.0, target + (1.0 - target) * (BUCKET_LEND * fill - BUCKET_SHORT * (1.0 - fill)))
+    return target + (1.0 - target) * BUCKET_LEND * fill
 
 
 def propose(cur: int, series: tuple[tuple[datetime, float, float], ...], target_pct: float,
@@ -151,7 +148,7 @@ def sized_up(peak: float, bucket: float, target: float) -> int:
 
     The bucket does not grow with an increase, so the larger the step, the emptier it is
     at the new capacity and the more headroom the step keeps: a small rise runs close to
-    the demand, a jump to several times the old level keeps room for the next jump.
+    the demand, a jump to several times the old level is sized at about the target.
     """
     wanted = max(1, math.ceil(peak))
     for _ in range(20):  # the capacity needed grows with itself and settles within a few rounds
