@@ -11,10 +11,11 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
+from typing import cast
 
 from . import forecast, maxima, mode_switch, notifications, policy, prewarm, throttle_causes
 from .breaker import redact_url
@@ -170,11 +171,12 @@ class Scaler:
         jobs = [job for job in jobs if self.owns(job.status.target.table)]
         by_table: dict[str, list[Decision]] = {}
         for job in jobs:
-            if any(q not in data for q in job.queries):
+            found = [data.get(q) for q in job.queries]  # each query hashed once: a pass's hottest lookup
+            if None in found:
                 decision = replace(self._decide_without_metrics(job, breaker, now),
                                    skipped=Reason.METRICS_UNAVAILABLE)
             else:
-                decision = self._decide(job, data, breaker, now)
+                decision = self._decide(job, cast("list[Datapoints]", found), breaker, now)
             if decision.skipped is None:  # metrics unavailable: nothing remembered, as the policy saw nothing
                 target = decision.target
                 self.memory[target] = _remember(self.memory.get(target, NEW_MEMORY), decision, now)
@@ -292,7 +294,7 @@ class Scaler:
         policy saw no data); an increase the policy makes without them (a schedule's min) goes ahead."""
         target = job.status.target
         remembered = self.memory.get(target)
-        decision = self._decide(job, {}, breaker, now)
+        decision = self._decide(job, [()] * len(job.queries), breaker, now)
         if remembered is None:
             self.memory.pop(target, None)
         else:
@@ -355,10 +357,11 @@ class Scaler:
         log.info("Forecast policy: learned from up to %d day(s) of CloudWatch history for %d target(s)",
                  forecast.HISTORY_DAYS, len(queries))
 
-    def _decide(self, job: Job, data: dict, breaker: dict[tuple, bool], now: datetime) -> Decision:
+    def _decide(self, job: Job, found: Sequence[Datapoints], breaker: dict[tuple, bool], now: datetime) -> Decision:
+        """The decision from the datapoints of the job's queries, in their order."""
         window = int((job.queries[0].end - job.queries[0].start).total_seconds())
-        cr, cw, tr, tw = (data.get(q, ()) for q in job.queries[:4])
-        causes = _by_cause(job.queries[4:], data)
+        cr, cw, tr, tw = found[:4]
+        causes = _by_cause(job.queries[4:], found[4:])
         tr = throttle_causes.capacity_throttles(tr, causes[Dim.READS])
         tw = throttle_causes.capacity_throttles(tw, causes[Dim.WRITES])
         reads = Observed(_total(cr), _total(tr), window, _series(cr, tr))
@@ -601,12 +604,12 @@ def _name_unscaled_once(region: str, target: Target) -> None:
                     "[gsi: REGEX table: KEY] section scales its GSIs", target)
 
 
-def _by_cause(queries: Iterable[MetricQuery], data: dict) -> dict[Dim, dict[str, list]]:
-    """The datapoints of the throttles-by-cause queries, by dimension and cause."""
+def _by_cause(queries: Iterable[MetricQuery], found: Iterable[Datapoints]) -> dict[Dim, dict[str, list]]:
+    """The datapoints of the throttles-by-cause queries (`found`, in their order), by dimension and cause."""
     out: dict[Dim, dict[str, list]] = {Dim.READS: {}, Dim.WRITES: {}}
-    for q in queries:
+    for q, points in zip(queries, found, strict=True):
         dim, cause = throttle_causes.CAUSE_OF_METRIC[q.metric]
-        out[dim][cause] = list(data.get(q, ()))
+        out[dim][cause] = list(points)
     return out
 
 
