@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from .demand import MIN_DROP
 
@@ -170,7 +170,9 @@ def expected_peak(state: ForecastState, now: datetime, minutes: int) -> float:
     """The highest expected demand over the slots from now to `minutes` ahead."""
     if state.newest_slot is None:
         return 0.0
-    first, last = slot_of(now), slot_of(now + timedelta(minutes=minutes))
+    assert now.tzinfo is not None, "a naive time has no slot"
+    seconds = now.timestamp()  # slot_of(now) and slot_of(now + minutes), from one timestamp
+    first, last = int(seconds // (SLOT_MINUTES * 60)), int((seconds + minutes * 60) // (SLOT_MINUTES * 60))
     return max([expected(state, k) for k in range(first, last + 1)])
 
 

@@ -7,6 +7,7 @@ pass goes on; the process never dies of them.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -361,9 +362,10 @@ class Scaler:
         """The decision from the datapoints of the job's queries, in their order."""
         window = int((job.queries[0].end - job.queries[0].start).total_seconds())
         cr, cw, tr, tw = found[:4]
-        causes = _by_cause(job.queries[4:], found[4:])
-        tr = throttle_causes.capacity_throttles(tr, causes[Dim.READS])
-        tw = throttle_causes.capacity_throttles(tw, causes[Dim.WRITES])
+        causes = _by_cause(job.queries[4:], found[4:]) if len(found) > 4 else None
+        if causes is not None:
+            tr = throttle_causes.capacity_throttles(tr, causes[Dim.READS])
+            tw = throttle_causes.capacity_throttles(tw, causes[Dim.WRITES])
         reads = Observed(_total(cr), _total(tr), window, _series(cr, tr))
         writes = Observed(_total(cw), _total(tw), window, _series(cw, tw))
         key = self._breaker_key(job)
@@ -374,7 +376,8 @@ class Scaler:
         self.memory[target] = memory
         if log.isEnabledFor(logging.INFO):
             _log_decision(decision, json_lines=self.settings.log_format == "json")
-        self._report_causes(job, causes, now)
+        if causes is not None:  # throttle-causes: false asks for none
+            self._report_causes(job, causes, now)
         return decision
 
     def _report_causes(self, job: Job, causes: dict[Dim, dict[str, list]], now: datetime) -> None:
@@ -617,13 +620,23 @@ def _queries(target: Target, rules: TargetRules, now: datetime, interval: int = 
              causes: bool = True) -> tuple[MetricQuery, ...]:
     """The series a decision needs, over the target's lookback window: four, then the throttles by cause."""
     end_minute = now.replace(second=0, microsecond=0)
-    start = end_minute - timedelta(minutes=rules.lookback_window_start)
-    end = start + timedelta(minutes=rules.lookback_period)
-    if policy.POLICIES[rules.scaling_policy].keeps_history:
+    back, period = _window(rules.lookback_window_start, rules.lookback_period, rules.scaling_policy, interval)
+    start = end_minute - back
+    end = start + period
+    return tuple([MetricQuery(target, metric, start, end, 60) for metric in (_ALL_SERIES if causes else _TOTALS)])
+
+
+@functools.lru_cache(maxsize=64)  # a handful of rule sets, asked every pass for every target
+def _window(window_start: int, lookback_period: int, scaling_policy: str, interval: int) -> tuple[timedelta,
+                                                                                                   timedelta]:
+    """(how far before the minute the window starts, its length) for _queries."""
+    start = -timedelta(minutes=window_start)
+    end = start + timedelta(minutes=lookback_period)
+    if policy.POLICIES[scaling_policy].keeps_history:
         # a policy that keeps a per-minute history: reach back over the whole interval
         # since the last pass, and the CloudWatch delay, so that no minute is missed
         start = min(start, end - timedelta(minutes=math.ceil(interval / 60) + CLOUDWATCH_DELAY_MINUTES))
-    return tuple([MetricQuery(target, metric, start, end, 60) for metric in (_ALL_SERIES if causes else _TOTALS)])
+    return -start, end - start
 
 
 # the metrics of _queries, in its order (built once, not per target and pass)
