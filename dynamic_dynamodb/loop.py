@@ -577,10 +577,9 @@ def _unknown(table: str, code: Reason, why: str) -> Decision:
     return policy.skipped(TargetStatus(Target(table), "UNKNOWN", "", Capacity(0, 0)), code, why)
 
 
-def _total(points: Iterable) -> float | None:
+def _total(points: Datapoints) -> float | None:
     """The Sum over the window, or None when CloudWatch had no datapoint."""
-    values = [v for _, v in points]
-    return sum(values) if values else None
+    return sum([v for _, v in points]) if points else None
 
 
 def _series(consumed: Iterable, throttled: Iterable) -> tuple[tuple[datetime, float, float], ...]:
