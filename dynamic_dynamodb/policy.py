@@ -156,8 +156,9 @@ class Decision:
 
     @property
     def changed(self) -> bool:
-        """True when an UpdateTable is needed."""
-        return self.capacity != self.status.capacity
+        """True when an UpdateTable is needed (self.capacity != self.status.capacity, without building one)."""
+        current = self.status.capacity
+        return self.reads.new != current.reads or self.writes.new != current.writes
 
     @property
     def decreasing(self) -> bool:
