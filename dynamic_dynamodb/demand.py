@@ -51,7 +51,7 @@ class DemandState:
 def fold(state: DemandState, series: tuple[tuple[datetime, float, float], ...],
          provisioned: int) -> tuple[DemandState, float]:
     """The state with the minutes not seen before; also the newest minute's throttled units."""
-    demand = list(state.demand)
+    fresh: list[float] = []  # the new minutes' demand, joined to the kept history in one tuple
     bucket = state.bucket
     last = state.last_minute
     newest_throttled = 0.0
@@ -59,7 +59,7 @@ def fold(state: DemandState, series: tuple[tuple[datetime, float, float], ...],
     for minute, consumed, throttled in series:
         if last is not None and minute <= last:
             continue
-        demand.append((consumed + throttled) / 60.0)
+        fresh.append((consumed + throttled) / 60.0)
         if throttled > 0:  # DynamoDB throttles only once the bucket is spent, whatever we estimated
             bucket = 0.0
         elif consumed <= capacity:
@@ -68,7 +68,8 @@ def fold(state: DemandState, series: tuple[tuple[datetime, float, float], ...],
             bucket = max(0.0, bucket - (consumed - capacity))
         last = minute
         newest_throttled = throttled
-    return DemandState(last, tuple(demand[-HISTORY_MINUTES:]), min(bucket, BURST_SECONDS * provisioned)), \
+    demand = state.demand + tuple(fresh) if fresh else state.demand
+    return DemandState(last, demand[-HISTORY_MINUTES:], min(bucket, BURST_SECONDS * provisioned)), \
         newest_throttled
 
 
