@@ -48,7 +48,7 @@ class DemandState:
 def fold(state: DemandState, series: tuple[tuple[datetime, float, float], ...],
          provisioned: int) -> tuple[DemandState, float]:
     """The state with the minutes not seen before; also the newest minute's throttled units."""
-    demand = list(state.demand)
+    fresh: list[float] = []  # the new minutes' demand, joined to the kept history in one tuple
     bucket = state.bucket
     last = state.last_minute
     newest_throttled = 0.0
@@ -56,7 +56,7 @@ def fold(state: DemandState, series: tuple[tuple[datetime, float, float], ...],
     for minute, consumed, throttled in series:
         if last is not None and minute <= last:
             continue
-        demand.append((consumed + throttled) / 60.0)
+        fresh.append((consumed + throttled) / 60.0)
         if throttled > 0:  # DynamoDB throttles only once the bucket is spent, whatever we estimated
             bucket = 0.0
         elif consumed <= capacity:
@@ -65,7 +65,8 @@ def fold(state: DemandState, series: tuple[tuple[datetime, float, float], ...],
             bucket = max(0.0, bucket - (consumed - capacity))
         last = minute
         newest_throttled = throttled
-    return DemandState(last, tuple(demand[-HISTORY_MINUTES:]), min(bucket, BURST_SECONDS * provisioned)), \
+    demand = state.demand + tuple(fresh) if fresh else state.demand
+    return DemandState(last, demand[-HISTORY_MINUTES:], min(bucket, BURST_SECONDS * provisioned)), \
         newest_throttled
 
 
@@ -110,16 +111,20 @@ def _may_drop(demand: tuple[float, ...], cur: int, target: float) -> bool:
     One replay instead of a search: most passes want no decrease, and this tells them so.
     """
     most = math.floor(cur * (1.0 - MIN_DROP))  # the largest capacity that is still a decrease
-    return most >= 1 and _serves(max(1, math.floor(most * target)), demand)
+    return most >= 1 and _serves(max(1, math.floor(most * target)), _units(demand))
 
 
-def _serves(p: int, demand: tuple[float, ...]) -> bool:
-    """True when capacity p, with its burst credit, serves every minute and keeps the reserve."""
+def _units(demand: tuple[float, ...]) -> list[float]:
+    """Units asked for per minute: what _serves replays (computed once for all its replays)."""
+    return [d * 60.0 for d in demand]
+
+
+def _serves(p: int, wants: list[float]) -> bool:
+    """True when capacity p, with its burst credit, serves every minute (`wants`: units) and keeps the reserve."""
     full = BURST_SECONDS * p
     bucket = REPLAY_START * full
     cap = 60.0 * p
-    for d in demand:
-        want = d * 60.0
+    for want in wants:
         if want <= cap:
             bucket = bucket + cap - want
             if bucket > full:  # min() without its call: this loop runs for every minute of every replay
@@ -134,9 +139,10 @@ def _serves(p: int, demand: tuple[float, ...]) -> bool:
 def cheapest_served(demand: tuple[float, ...]) -> int:
     """The least capacity that would have served this history without throttling, burst included."""
     lo, hi = max(1, math.floor(sum(demand) / len(demand))), max(1, math.ceil(max(demand)))
+    wants = _units(demand)
     while lo < hi:
         mid = (lo + hi) // 2
-        if _serves(mid, demand):
+        if _serves(mid, wants):
             hi = mid
         else:
             lo = mid + 1

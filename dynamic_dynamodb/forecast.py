@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from .demand import MIN_DROP
 
@@ -57,8 +57,9 @@ class ForecastState:
 
 
 def slot_of(t: datetime) -> int:
-    """The absolute half-hour slot of a time (slots count from 1970-01-01 UTC)."""
-    return int((t - EPOCH).total_seconds() // (SLOT_MINUTES * 60))
+    """The absolute half-hour slot of a time (tz-aware; slots count from 1970-01-01 UTC)."""
+    assert t.tzinfo is not None, "a naive time has no slot"
+    return int(t.timestamp() // (SLOT_MINUTES * 60))  # (t - EPOCH).total_seconds(), without the timedelta
 
 
 def _store(slots: list[float], newest: int | None, slot: int, value: float) -> int:
@@ -110,21 +111,27 @@ def _known(state: ForecastState, slot: int) -> float | None:
     return None if value < 0 else value
 
 
-# expected() reads only the finished slots, which change once a half hour, and is asked several
-# times a minute: its answers are kept per ring, keyed by that very ring object (a tuple, never
-# changed; held here, so its id cannot pass to another object) and the newest slot
+# expected() and trusted() read only the finished slots, which change once a half hour, and are
+# asked several times a minute: their answers are kept per ring, keyed by that very ring object
+# (a tuple, never changed; held here, so its id cannot pass to another object) and the newest
+# slot; trusted()'s answer is kept under the key None
 _MEMO_RINGS = 256  # rings remembered (two per target); past that the memo starts afresh
-_memo: dict[int, tuple[tuple[float, ...], int | None, dict[int, float]]] = {}
+_memo: dict[int, tuple[tuple[float, ...], int | None, dict[int | None, float]]] = {}
 
 
-def expected(state: ForecastState, slot: int) -> float:
-    """Expected mean demand of an absolute slot: rule 1 (0 when nothing recurs)."""
+def _answers(state: ForecastState) -> dict[int | None, float]:
+    """The memo of the state's ring: expected demand by slot, and trusted() (1.0 or 0.0) under None."""
     kept = _memo.get(id(state.slots))
     if kept is None or kept[0] is not state.slots or kept[1] != state.newest_slot:
         if len(_memo) >= _MEMO_RINGS:
             _memo.clear()
         kept = _memo[id(state.slots)] = (state.slots, state.newest_slot, {})
-    answers = kept[2]
+    return kept[2]
+
+
+def expected(state: ForecastState, slot: int) -> float:
+    """Expected mean demand of an absolute slot: rule 1 (0 when nothing recurs)."""
+    answers = _answers(state)
     value = answers.get(slot)
     if value is None:
         value = answers[slot] = _expected(state, slot)
@@ -144,7 +151,15 @@ def trusted(state: ForecastState) -> bool:
     """True when the two newest finished half hours came within TRUST of what was expected of them."""
     if state.newest_slot is None:
         return False
-    for k in (state.newest_slot, state.newest_slot - 1):
+    answers = _answers(state)
+    value = answers.get(None)
+    if value is None:
+        value = answers[None] = 1.0 if _trusted(state, state.newest_slot) else 0.0
+    return value > 0
+
+
+def _trusted(state: ForecastState, newest: int) -> bool:
+    for k in (newest, newest - 1):
         actual, wanted = _known(state, k), expected(state, k)
         if actual is None or wanted <= 0 or abs(actual - wanted) > TRUST * wanted:
             return False
@@ -155,8 +170,10 @@ def expected_peak(state: ForecastState, now: datetime, minutes: int) -> float:
     """The highest expected demand over the slots from now to `minutes` ahead."""
     if state.newest_slot is None:
         return 0.0
-    first, last = slot_of(now), slot_of(now + timedelta(minutes=minutes))
-    return max(expected(state, k) for k in range(first, last + 1))
+    assert now.tzinfo is not None, "a naive time has no slot"
+    seconds = now.timestamp()  # slot_of(now) and slot_of(now + minutes), from one timestamp
+    first, last = int(seconds // (SLOT_MINUTES * 60)), int((seconds + minutes * 60) // (SLOT_MINUTES * 60))
+    return max([expected(state, k) for k in range(first, last + 1)])
 
 
 def adjust(cur: int, new: int, reason: str, state: ForecastState, now: datetime,

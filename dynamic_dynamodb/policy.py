@@ -85,6 +85,11 @@ class Memory:
             return DimMemory(self.read_checks, self.reads_demand, self.reads_forecast)
         return DimMemory(self.write_checks, self.writes_demand, self.writes_forecast)
 
+    def with_dims(self, reads: DimMemory, writes: DimMemory) -> Memory:
+        """A copy with both dimensions' memories set (one copy, not two)."""
+        return evolve(self, read_checks=reads.checks, reads_demand=reads.demand, reads_forecast=reads.forecast,
+                      write_checks=writes.checks, writes_demand=writes.demand, writes_forecast=writes.forecast)
+
     def with_dim(self, dim: Dim, m: DimMemory) -> Memory:
         """A copy with one dimension's memory set."""
         if dim is Dim.READS:
@@ -151,8 +156,9 @@ class Decision:
 
     @property
     def changed(self) -> bool:
-        """True when an UpdateTable is needed."""
-        return self.capacity != self.status.capacity
+        """True when an UpdateTable is needed (self.capacity != self.status.capacity, without building one)."""
+        current = self.status.capacity
+        return self.reads.new != current.reads or self.writes.new != current.writes
 
     @property
     def decreasing(self) -> bool:
@@ -378,9 +384,16 @@ class DemandPolicy:
     def propose(self, cur: int, obs: Observed, r: DimensionRules, rules: TargetRules,
                 memory: DimMemory, now: datetime) -> Proposal:
         """demand.propose over the dimension's history."""
+        new, code, reason, state = self.proposal(cur, obs, rules, memory)
+        return Proposal(new, code, reason, evolve(memory, demand=state))
+
+    @staticmethod
+    def proposal(cur: int, obs: Observed, rules: TargetRules, memory: DimMemory) -> tuple[int, Reason, str,
+                                                                                          DemandState]:
+        """(new, code, reason, demand state) of demand.propose."""
         before = memory.demand or DemandState()
         new, reason, state = demand.propose(cur, obs.series, rules.target_utilization, before)
-        return Proposal(new, _demand_code(cur, new, obs, before, state), reason, evolve(memory, demand=state))
+        return new, _demand_code(cur, new, obs, before, state), reason, state
 
 
 class ForecastPolicy:
@@ -392,17 +405,16 @@ class ForecastPolicy:
     def propose(self, cur: int, obs: Observed, r: DimensionRules, rules: TargetRules,
                 memory: DimMemory, now: datetime) -> Proposal:
         """The demand policy's proposal, then forecast.adjust with the half-hour shape of the same minutes."""
-        p = DemandPolicy().propose(cur, obs, r, rules, memory, now)
+        proposed, code, proposed_reason, state = DemandPolicy.proposal(cur, obs, rules, memory)
         learned = forecast.fold(memory.forecast or ForecastState(), obs.series)
-        new, code, reason = p.new, p.code, p.reason
-        state = p.memory.demand
-        if state is not None and state.demand:
+        new, reason = proposed, proposed_reason
+        if state.demand:
             recent = state.demand[-demand.UP_LOOKBACK:]
-            new, reason = forecast.adjust(cur, p.new, p.reason, learned, now, rules.target_utilization / 100.0,
-                                          sum(recent) / len(recent))
-            if (new, reason) != (p.new, p.reason):
-                code = Reason.FORECAST_UP if new > cur else Reason.FORECAST_HOLD if new >= cur > p.new else code
-        return Proposal(new, code, reason, evolve(p.memory, forecast=learned))
+            new, reason = forecast.adjust(cur, proposed, proposed_reason, learned, now,
+                                          rules.target_utilization / 100.0, sum(recent) / len(recent))
+            if (new, reason) != (proposed, proposed_reason):
+                code = Reason.FORECAST_UP if new > cur else Reason.FORECAST_HOLD if new >= cur > proposed else code
+        return Proposal(new, code, reason, evolve(memory, demand=state, forecast=learned))
 
 
 # The registry of `scaling-policy:` values; the first is the default.
@@ -554,7 +566,7 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
     scaling = POLICIES[rules.scaling_policy]
     dr, mr = decide_with(scaling, Dim.READS, cap.reads, reads, rules.reads, rules, memory.dim(Dim.READS), now)
     dw, mw = decide_with(scaling, Dim.WRITES, cap.writes, writes, rules.writes, rules, memory.dim(Dim.WRITES), now)
-    memory = memory.with_dim(Dim.READS, mr).with_dim(Dim.WRITES, mw)
+    memory = memory.with_dims(mr, mw)
     if scheduled:
         dr, dw = (_schedule_note(d, scheduled) for d in (dr, dw))
 

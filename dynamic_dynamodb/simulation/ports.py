@@ -117,6 +117,7 @@ class SimMetrics:
         # minute k is on CloudWatch from the start of minute k + LAG; never zero-filled
         visible = min(self.world.minute - LAG + 1, self.world.trace.minutes)
         layouts: dict[tuple, _Layout] = {}  # a pass asks for several series over the same window
+        sliced: dict[tuple[int, int], list[datetime]] = {}  # ... so their minutes' stamps are sliced once
         out: dict[MetricQuery, Datapoints] = {}
         for q in queries:
             series = self.series.get(q.metric)
@@ -129,8 +130,11 @@ class SimMetrics:
                 layout = layouts[key] = self._layout(q.start, q.end, q.period, visible)
             lo, hi, buckets = layout
             if buckets is None:
-                assert self._stamps is not None, "_layout builds the minute stamps before it returns no buckets"
-                out[q] = list(zip(self._stamps[lo:hi], series[lo:hi], strict=False))
+                stamps = sliced.get((lo, hi))
+                if stamps is None:
+                    assert self._stamps is not None, "_layout builds the minute stamps before it returns no buckets"
+                    stamps = sliced[(lo, hi)] = self._stamps[lo:hi]
+                out[q] = list(zip(stamps, series[lo:hi], strict=False))
             else:
                 out[q] = [(stamp, sum(series[b_lo:b_hi])) for stamp, b_lo, b_hi in buckets]
         return out
