@@ -26,6 +26,7 @@ from .edge import LOGGER
 from .loop import PassReport, Ports, Scaler
 from .model import AwsError, Breaker, TableAdmin, TableDescription, Target, Update
 from .policy import Memory
+from .reasons import Reason
 from .settings import Placement, Settings
 from .state import UNPLACED, EntryKey, PlacementKey, Record
 
@@ -247,12 +248,15 @@ class Fleet:
             total.skipped += report.skipped
             total.failures += report.failures
             total.matched += report.matched
+            total.prewarms.extend(report.prewarms)
         if not total.matched and not total.failures and not any(s.stop.is_set() for s in self.scalers.values()):
             self._no_table_matched()
             total.failures += 1
         if self.coordinator is not None:
             self.coordinator.end_pass(self.scalers, now)
+        warmed = sum(1 for _, code in total.prewarms if code is Reason.PRE_WARMED)
         log.info("Pass done in %.1f s: %d table(s) and GSI(s) decided in %d table(s), %d region/account "
-                 "group(s); %d update(s), %d skipped, %d failure(s)", time.monotonic() - started,
-                 len(total.decided), tables, len(self.scalers), total.updates, total.skipped, total.failures)
+                 "group(s); %d update(s), %d skipped, %d failure(s)%s", time.monotonic() - started,
+                 len(total.decided), tables, len(self.scalers), total.updates, total.skipped, total.failures,
+                 f"; {warmed} pre-warm(s)" if warmed else "")
         return total

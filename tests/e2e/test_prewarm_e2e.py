@@ -60,6 +60,7 @@ def test_pre_warm_raises_the_warm_throughput_before_a_scheduled_peak_and_status_
     assert (warm["ReadUnitsPerSecond"], warm["WriteUnitsPerSecond"]) == (400, 150)
     assert M.provisioned(aws.dynamodb, "warm_launch") == (20, 20)  # not a capacity change
     assert "warm_launch: warm throughput raised to 400/150 units/s" in result.stderr + result.stdout
+    assert "0 update(s), 0 skipped, 0 failure(s); 1 pre-warm(s)" in result.stderr + result.stdout
 
     status = cli(["--config", conf, "--status-json", "--state-file", str(tmp_path / "s.json")])
     assert status.returncode == 0, describe(status)
@@ -99,6 +100,7 @@ def test_an_endpoint_without_warm_throughput_gets_no_pre_warm_and_the_pass_goes_
     assert rules_proxy.calls("UpdateTable", table="warm_none") == []
     assert "the endpoint reports no warm throughput; pre-warm sends nothing there" in result.stderr
     assert "warm_none: reads" in result.stderr  # the decision was made as ever
+    assert "pre-warm(s)" not in result.stderr
 
 
 def test_a_table_and_its_gsi_are_pre_warmed_in_one_update(rules_proxy, proxy_aws, aws, cli, tmp_path):
