@@ -6,6 +6,7 @@ prometheus-client's own exposition.
 """
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -19,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from . import policy
-from .model import Target
+from .model import Dim, Target
 from .policy import Decision, Memory
 from .settings import ConfigError
 
@@ -98,6 +99,7 @@ class Metrics:
         self.passes_failed = Counter(f"{PREFIX}_pass_failures", "Unexpected failures in passes", registry=r)
         self.shards_held = Gauge(f"{PREFIX}_shards_held", "Shards of the tables this daemon holds a lease on "
                                  "(with a state table)", ("daemon",), registry=r)
+        self._targets: set[tuple[str, str, str]] = set()  # (table, index, region) with gauges
 
     def observe(self, samples: Iterable[TargetSample], updates: int, failures: int,
                 aws_errors: Iterable[tuple[str, str]], now: datetime, seconds: float,
@@ -108,8 +110,10 @@ class Metrics:
             self.prewarms.labels(str(code)).inc()
         if shards is not None:
             self.shards_held.labels(shards[0]).set(shards[1])
+        seen: set[tuple[str, str, str]] = set()
         for s in samples:
             index = s.target.index or ""
+            seen.add((s.target.table, index, s.region))
             for d in s.decision.dims():
                 self.decisions.labels(d.code.value, d.dim.value).inc()
             if s.decision.skipped is not None:  # no capacity was looked at, or no data came
@@ -124,10 +128,28 @@ class Metrics:
         self.updates.inc(updates)
         if failures:
             self.passes_failed.inc(failures)
+        aws_errors = list(aws_errors)
         for operation, code in aws_errors:
             self.aws_errors.labels(operation, code or "none").inc()
+        # a pass that missed nothing and no longer sees a target (deleted, no longer matched, or
+        # its shard handed to another daemon) drops its gauges; after a failure it may be back
+        if not failures and not aws_errors:
+            for gone in self._targets - seen:
+                self._forget(*gone)
+            self._targets = seen
+        else:
+            self._targets |= seen
         self.pass_duration.observe(seconds)
         self.last_pass.set(now.timestamp() + seconds)
+
+    def _forget(self, table: str, index: str, region: str) -> None:
+        """Remove the per-target gauges of one table or GSI."""
+        for gauge in (self.provisioned, self.consumed, self.utilisation):
+            for dim in Dim:
+                with contextlib.suppress(KeyError):
+                    gauge.remove(table, index, region, dim.value)
+        with contextlib.suppress(KeyError):
+            self.decreases_left.remove(table, index, region)
 
     def names(self) -> set[str]:
         """Every series name a scrape can show (a counter's _total, a histogram's _bucket...)."""

@@ -359,3 +359,22 @@ def test_the_status_row_names_the_schedules_in_force():
     assert status.status_row(active(), "us-east-1", Memory(), at_17, rules=rules)["schedule"] == "sales, all-day"
     assert status.status_row(active(), "us-east-1", Memory(), NOW.replace(hour=23, minute=30),
                              rules=rules)["schedule"] is None
+
+
+def _gauged_tables(m: Metrics) -> set[str]:
+    families = scrape(m)
+    names = ("dynamic_dynamodb_provisioned_units", "dynamic_dynamodb_decreases_left_today")
+    return {s.labels["table"] for name in names for s in families[name].samples}
+
+
+def test_a_table_no_longer_seen_loses_its_gauges_but_not_after_a_pass_that_failed():
+    m = Metrics()
+    orders, archive = (TargetSample(Target(t), "eu-west-1", decision(), Memory()) for t in ("orders", "archive"))
+    m.observe([orders, archive], 0, 0, [], NOW, 0.1)
+    assert _gauged_tables(m) == {"orders", "archive"}
+    m.observe([orders], 0, 1, [("DescribeTable", "ThrottlingException")], NOW, 0.1)  # archive may be back
+    assert _gauged_tables(m) == {"orders", "archive"}
+    m.observe([orders], 0, 0, [], NOW, 0.1)  # a clean pass without it: deleted, or no longer matched
+    assert _gauged_tables(m) == {"orders"}
+    m.observe([orders, archive], 0, 0, [], NOW, 0.1)  # and back when it is seen again
+    assert _gauged_tables(m) == {"orders", "archive"}
