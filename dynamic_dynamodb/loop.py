@@ -237,7 +237,9 @@ class Scaler:
             for status in desc.indexes:
                 rules = self._gsi_rules(section, status.target.index or "")
                 if rules is None and self.settings.table_name is not None:
-                    _name_unscaled_once(self.settings.region, status.target)
+                    if _first_time("unscaled", self.settings.region, status.target):
+                        log.warning("%s: GSI left unscaled: --table-name scales the table only; a config file "
+                                    "with a [gsi: REGEX table: KEY] section scales its GSIs", status.target)
                 if rules is not None and table_busy:
                     report.decisions.append(policy.skipped(status, Reason.GSI_BUSY,
                                                            f"table is {desc.table.status}", rules))
@@ -487,11 +489,13 @@ class Scaler:
             if not job.rules.pre_warm:
                 continue
             target = job.status.target
-            memory = self.memory.get(target, Memory())
+            memory = self.memory.get(target, NEW_MEMORY)
             plan = prewarm.plan(job.status.warm, job.rules, memory.reads_forecast, memory.writes_forecast,
                                 memory.prewarm_until, now)
             if plan.code is Reason.WARM_UNKNOWN:
-                _say_no_warm_once(self.settings.region, target)
+                # DynamoDB Local, older moto: said once per region, nothing sent
+                if _first_time("no warm throughput", self.settings.region):
+                    log.info("%s: the endpoint reports no warm throughput; pre-warm sends nothing there", target)
             elif plan.wanted is None:
                 log.debug("%s: no pre-warm: %s (%s)", target, plan.reason, plan.code.value)
             else:
@@ -528,7 +532,7 @@ class Scaler:
             log.warning("%s: pre-warm refused, not asked again for this peak: %s", table, e)
             code = Reason.PRE_WARM_REFUSED
         for target, (plan, rules) in wanted.items():
-            self.memory[target] = replace(self.memory.get(target, Memory()), prewarm_until=plan.until)
+            self.memory[target] = evolve(self.memory.get(target, NEW_MEMORY), prewarm_until=plan.until)
             report.prewarms.append((target, code))
             if code is Reason.PRE_WARMED:
                 log.info("%s: warm throughput raised to %s units/s: %s (%s)", target, prewarm.shown(plan.wanted),
@@ -588,23 +592,15 @@ def _series(consumed: Iterable, throttled: Iterable) -> tuple[tuple[datetime, fl
     return tuple([(ts, value, throttles.get(ts, 0.0)) for ts, value in consumed])
 
 
-_NAMED_UNSCALED: set[tuple[str, Target]] = set()  # once per process, not every pass (SIGHUP included)
-_NO_WARM: set[str] = set()  # regions whose endpoint reports no warm throughput, said once per process
+_SAID: set[tuple] = set()  # notices said once per process, not every pass (SIGHUP included)
 
 
-def _say_no_warm_once(region: str, target: Target) -> None:
-    """pre-warm on an endpoint without warm throughput (DynamoDB Local, older moto): said once, nothing sent."""
-    if region not in _NO_WARM:
-        _NO_WARM.add(region)
-        log.info("%s: the endpoint reports no warm throughput; pre-warm sends nothing there", target)
-
-
-def _name_unscaled_once(region: str, target: Target) -> None:
-    """--table-name scales the table only: say once which GSI stays as it is."""
-    if (region, target) not in _NAMED_UNSCALED:
-        _NAMED_UNSCALED.add((region, target))
-        log.warning("%s: GSI left unscaled: --table-name scales the table only; a config file with a "
-                    "[gsi: REGEX table: KEY] section scales its GSIs", target)
+def _first_time(*key: object) -> bool:
+    """True the first time this process asks with this key: for notices that would repeat every pass."""
+    if key in _SAID:
+        return False
+    _SAID.add(key)
+    return True
 
 
 def _by_cause(queries: Iterable[MetricQuery], found: Iterable[Datapoints]) -> dict[Dim, dict[str, list]]:
