@@ -86,15 +86,9 @@ class Memory:
         return DimMemory(self.write_checks, self.writes_demand, self.writes_forecast)
 
     def with_dims(self, reads: DimMemory, writes: DimMemory) -> Memory:
-        """A copy with both dimensions' memories set (one copy, not two)."""
+        """A copy with both dimensions' memories set (what decide keeps after a pass)."""
         return evolve(self, read_checks=reads.checks, reads_demand=reads.demand, reads_forecast=reads.forecast,
                       write_checks=writes.checks, writes_demand=writes.demand, writes_forecast=writes.forecast)
-
-    def with_dim(self, dim: Dim, m: DimMemory) -> Memory:
-        """A copy with one dimension's memory set."""
-        if dim is Dim.READS:
-            return evolve(self, read_checks=m.checks, reads_demand=m.demand, reads_forecast=m.forecast)
-        return evolve(self, write_checks=m.checks, writes_demand=m.demand, writes_forecast=m.forecast)
 
 
 @dataclass(frozen=True)
