@@ -338,14 +338,17 @@ def parse_description(table: Mapping[str, Any]) -> TableDescription:
     name = _text(table["TableName"], "TableName")
     billing = table.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED")
     main = _status(Target(name), table.get("TableStatus", "ACTIVE"), billing, table.get("ProvisionedThroughput", {}))
+    gsis = table.get("GlobalSecondaryIndexes", [])
     indexes = tuple(
         _status(Target(name, _text(gsi["IndexName"], "IndexName")), gsi.get("IndexStatus", "ACTIVE"), billing,
                 gsi.get("ProvisionedThroughput", {}))
-        for gsi in table.get("GlobalSecondaryIndexes", [])
+        for gsi in gsis
     )
     incarnation = table_incarnation(table)
-    return TableDescription(replace(main, incarnation=incarnation),
-                            tuple(replace(i, incarnation=incarnation) for i in indexes))
+    return TableDescription(
+        replace(main, incarnation=incarnation, warm=parse_warm(table.get("WarmThroughput"), name)),
+        tuple(replace(i, incarnation=incarnation, warm=parse_warm(gsi.get("WarmThroughput"), str(i.target)))
+              for i, gsi in zip(indexes, gsis, strict=True)))
 
 
 def parse_warm(answer: Any, what: str) -> WarmThroughput | None:
@@ -374,20 +377,6 @@ def parse_warm(answer: Any, what: str) -> WarmThroughput | None:
     warm = WarmThroughput(units("ReadUnitsPerSecond"), units("WriteUnitsPerSecond"),
                           status if isinstance(status, str) and status else None)
     return None if warm == WarmThroughput() else warm
-
-
-def with_warm(desc: TableDescription, table: Mapping[str, Any]) -> TableDescription:
-    """The description with the warm throughput of the table and of each GSI (parse_warm)."""
-    name = desc.table.target.table
-    gsis = {gsi.get("IndexName"): gsi for gsi in table.get("GlobalSecondaryIndexes") or []
-            if isinstance(gsi, Mapping)}
-
-    def of_index(status: TargetStatus) -> TargetStatus:
-        raw = gsis.get(status.target.index, {}).get("WarmThroughput")
-        return replace(status, warm=parse_warm(raw, str(status.target)))
-
-    return TableDescription(replace(desc.table, warm=parse_warm(table.get("WarmThroughput"), name)),
-                            tuple(of_index(i) for i in desc.indexes))
 
 
 def _warm_request(warm: WarmThroughput) -> dict[str, int]:
@@ -425,8 +414,7 @@ class DynamoTables:
     def describe(self, table: str) -> TableDescription:
         """DescribeTable."""
         def read() -> TableDescription:
-            answer = self.client.describe_table(TableName=table)["Table"]
-            desc = with_warm(parse_description(answer), answer)
+            desc = parse_description(self.client.describe_table(TableName=table)["Table"])
             if desc.table.target.table != table:
                 raise ValueError(f"the answer describes {desc.table.target.table!r:.40}")
             return desc

@@ -11,7 +11,7 @@ import pytest
 from botocore.stub import Stubber
 
 from dynamic_dynamodb import status
-from dynamic_dynamodb.aws import DynamoTables, parse_description, parse_warm, with_warm
+from dynamic_dynamodb.aws import DynamoTables, parse_description, parse_warm
 from dynamic_dynamodb.model import AwsError, Capacity, Target, TargetStatus, Update, WarmThroughput
 from dynamic_dynamodb.policy import Memory
 
@@ -37,7 +37,7 @@ def described(warm=None, gsi_warm=None) -> dict:
 
 
 def read(table: dict):
-    desc = with_warm(parse_description(table), table)
+    desc = parse_description(table)
     return desc.table.warm, desc.indexes[0].warm
 
 
