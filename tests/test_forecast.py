@@ -100,6 +100,24 @@ def test_strictly_causal_the_future_does_not_change_what_is_expected_now(seed, c
             assert forecast.expected(seen, k) == forecast.expected(everything, k)
 
 
+@hsettings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), step=st.integers(1, 90))
+def test_the_memo_answers_as_the_rules_do_for_each_target_while_the_rings_change(seed, step):
+    """expected() and trusted() keep answers per ring: two targets folded side by side each get their own."""
+    rng = random.Random(seed)
+    levels = [[rng.choice((10.0, 50.0, 52.0, 500.0)) for _ in range(3 * 1440)] for _ in range(2)]
+    traces = [minutes(v.__getitem__, 3) for v in levels]
+    states = [ForecastState(), ForecastState()]
+    for i in range(0, 3 * 1440, step):
+        for t, series in enumerate(traces):
+            state = states[t] = forecast.fold(states[t], series[i:i + step])
+            if state.newest_slot is None:
+                continue
+            for k in range(state.newest_slot - 1, state.newest_slot + 3):
+                assert forecast.expected(state, k) == forecast._expected(state, k)
+            assert forecast.trusted(state) == forecast._trusted(state, state.newest_slot)
+
+
 # ---- acting ----------------------------------------------------------------------------
 
 LEARNED = forecast.learn(minutes(jump, 3 + 12.5 / 24))  # three days, up to 12:30 on the fourth
