@@ -9,6 +9,9 @@ from datetime import datetime, time, timedelta, timezone
 
 import pytest
 from fakes import FakeNotifier, FakeTables, status
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from dynamic_dynamodb import forecast, prewarm
 from dynamic_dynamodb.capacity_mode import ON_DEMAND, ModeRules
@@ -84,6 +87,17 @@ FORECAST = TargetRules(scaling_policy="forecast", target_utilization=70.0)
 def test_an_on_demand_target_is_pre_warmed_for_schedules_only(on_demand, code):
     warm = WarmThroughput(100, 100, "ACTIVE")
     assert prewarm.plan(warm, FORECAST, LEARNED, LEARNED, None, BEFORE_JUMP, on_demand=on_demand).code is code
+
+
+@given(minutes=st.integers(min_value=0, max_value=2 * 1440), policy=st.sampled_from(["forecast", "demand"]),
+       reads=st.integers(min_value=1, max_value=50_000), writes=st.integers(min_value=1, max_value=50_000))
+@hsettings(max_examples=200, deadline=None)
+def test_the_plan_of_an_on_demand_target_does_not_depend_on_a_forecast(minutes, policy, reads, writes):
+    warm = WarmThroughput(reads, writes, "ACTIVE")
+    target_rules = rules(LAUNCH, scaling_policy=policy)
+    now = BEFORE_JUMP + timedelta(minutes=minutes)
+    with_forecast = prewarm.plan(warm, target_rules, LEARNED, LEARNED, None, now, on_demand=True)
+    assert with_forecast == prewarm.plan(warm, target_rules, None, None, None, now)
 
 
 # ---- the pass ---------------------------------------------------------------------------------------
