@@ -520,7 +520,7 @@ class Scaler:
         """The on-demand tables and GSIs of the pass with pre-warm on: skipped by the scaling
         (nothing to provision, no metrics fetched), but a schedule's peak may be pre-warmed for.
         Only ACTIVE ones of an ACTIVE table (DynamoDB refuses an UpdateTable otherwise) and ours."""
-        skipped = [d for d in report.decisions if d.skipped is Reason.ON_DEMAND and d.rules is not None]
+        skipped = [d for d in report.decisions if d.skipped is Reason.ON_DEMAND]
         active = {d.target.table for d in skipped if d.target.index is None and d.status.active}
         return [Job(d.status, d.rules, ()) for d in skipped
                 if d.rules is not None and d.rules.pre_warm and d.status.active and d.target.table in active
