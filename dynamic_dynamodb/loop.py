@@ -164,6 +164,8 @@ class Scaler:
         pairs = [(name, s) for name, s in pairs if self.owns(name)]
         jobs = self._gather(pairs, now, report)
         if not jobs:
+            if not self.stop.is_set():  # on-demand tables are no job, yet may have a peak to pre-warm for
+                self._pre_warm(jobs, {}, now, report)
             return report
         self._warm_forecasts(jobs, now)
         data = self._fetch_metrics(jobs, report)
@@ -485,13 +487,13 @@ class Scaler:
         """pre-warm: one UpdateTable(WarmThroughput) per table whose table or GSIs face a known peak
         (prewarm.plan decides). Not a capacity change: no decrease budget, no retry of a refusal."""
         plans: dict[str, dict[Target, tuple[prewarm.PreWarm, TargetRules]]] = {}
-        for job in jobs:
+        for job in [*jobs, *self._on_demand_jobs(report)]:
             if not job.rules.pre_warm:
                 continue
             target = job.status.target
             memory = self.memory.get(target, NEW_MEMORY)
             plan = prewarm.plan(job.status.warm, job.rules, memory.reads_forecast, memory.writes_forecast,
-                                memory.prewarm_until, now)
+                                memory.prewarm_until, now, on_demand=job.status.on_demand)
             if plan.code is Reason.WARM_UNKNOWN:
                 # DynamoDB Local, older moto: said once per region, nothing sent
                 if _first_time("no warm throughput", self.settings.region):
@@ -513,6 +515,16 @@ class Scaler:
             if not self.fence(table):
                 continue
             self._send_pre_warm(table, wanted, report)
+
+    def _on_demand_jobs(self, report: PassReport) -> list[Job]:
+        """The on-demand tables and GSIs of the pass with pre-warm on: skipped by the scaling
+        (nothing to provision, no metrics fetched), but a schedule's peak may be pre-warmed for.
+        Only ACTIVE ones of an ACTIVE table (DynamoDB refuses an UpdateTable otherwise) and ours."""
+        skipped = [d for d in report.decisions if d.skipped is Reason.ON_DEMAND]
+        active = {d.target.table for d in skipped if d.target.index is None and d.status.active}
+        return [Job(d.status, d.rules, ()) for d in skipped
+                if d.rules is not None and d.rules.pre_warm and d.status.active and d.target.table in active
+                and self.owns(d.target.table)]
 
     def _send_pre_warm(self, table: str, wanted: dict[Target, tuple[prewarm.PreWarm, TargetRules]],
                        report: PassReport) -> None:

@@ -14,6 +14,8 @@ loop applies what `plan` returns. The rules, each one sentence:
    unknown one (an endpoint without warm throughput) is left alone.
 4. At most one request per table or GSI and peak: after one (accepted or refused), the
    next waits until that peak has ended.
+5. An on-demand table or GSI provisions nothing: a schedule's min is the units per second its
+   peak needs, and only schedules announce its peaks (the forecast is learnt by the scaling pass).
 """
 from __future__ import annotations
 
@@ -130,11 +132,15 @@ def coming_peak(rules: TargetRules, reads: ForecastState | None, writes: Forecas
 
 
 def plan(warm: WarmThroughput | None, rules: TargetRules, reads: ForecastState | None,
-         writes: ForecastState | None, asked_until: datetime | None, now: datetime) -> PreWarm:
-    """The warm throughput to ask for now (rules 1 to 4), or None with the reason there is none.
+         writes: ForecastState | None, asked_until: datetime | None, now: datetime,
+         on_demand: bool = False) -> PreWarm:
+    """The warm throughput to ask for now (rules 1 to 5), or None with the reason there is none.
 
     `warm`: what DescribeTable reports (None: nothing); `asked_until`: the end of the peak the
-    last request was for (the target's memory)."""
+    last request was for (the target's memory); `on_demand`: a PAY_PER_REQUEST target, whose
+    forecast states (learnt while it was provisioned, if ever) are stale and not asked."""
+    if on_demand:
+        reads = writes = None
     peak = coming_peak(rules, reads, writes, now)
     if peak is None:
         return PreWarm(Reason.NO_PEAK, "no known peak ahead")

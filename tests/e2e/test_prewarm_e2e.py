@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from support import metrics as M
-from support.cli import assert_no_traceback, describe
+from support.cli import REPO, assert_no_traceback, cli_env, describe
 
 pytestmark = pytest.mark.e2e
 
@@ -117,3 +122,76 @@ def test_a_table_and_its_gsi_are_pre_warmed_in_one_update(rules_proxy, proxy_aws
     [gsi] = aws.dynamodb.describe_table(TableName="warm_gsi")["Table"]["GlobalSecondaryIndexes"]
     assert (gsi["WarmThroughput"]["ReadUnitsPerSecond"], gsi["WarmThroughput"]["WriteUnitsPerSecond"]) == (400, 150)
     assert M.provisioned(aws.dynamodb, "warm_gsi", "by_day") == (10, 10)
+
+
+# ---- on-demand tables: no capacity to scale, but a schedule's peak to pre-warm for ----------------------
+
+
+def _on_demand_config(tmp_path, interval: int = 300) -> Path:
+    """Two on-demand tables under a schedule coming into force in five minutes; one with pre-warm on
+    (the table and its GSI), one without."""
+    start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=15)
+    end = start + dt.timedelta(hours=1)
+    path = tmp_path / "on-demand.conf"
+    path.write_text(
+        f"[global]\nregion: us-east-1\ncheck-interval: {interval}\n[logging]\nlog-level: info\n"
+        f"[schedule: launch]\nhours: {start:%H:%M}-{end:%H:%M}\nmin-provisioned-reads: 20000\n"
+        "min-provisioned-writes: 6000\n"
+        "[table: warm_od]\nschedules: launch\npre-warm: true\n"
+        "[gsi: by_day table: warm_od]\nschedules: launch\npre-warm: true\n"
+        "[table: warm_od_plain]\nschedules: launch\n")
+    return path
+
+
+def _wait_for(predicate, what: str, log: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}:\n{log.read_text() if log.exists() else ''}")
+        time.sleep(0.1)
+
+
+def test_an_on_demand_table_and_its_gsi_are_pre_warmed_once_ahead_of_a_schedule(
+        rules_proxy, proxy_aws, aws, cli, tmp_path):
+    for name in ("warm_od", "warm_od_plain"):
+        M.create_table(proxy_aws.dynamodb, name, gsis=["by_day"], on_demand=True)
+    assert (_warm(aws.dynamodb, "warm_od")["ReadUnitsPerSecond"], _warm(aws.dynamodb, "warm_od")[
+        "WriteUnitsPerSecond"]) == (12000, 4000)  # what DynamoDB gives a new on-demand table
+    config, log, state_file = _on_demand_config(tmp_path, interval=1), tmp_path / "dd.log", tmp_path / "s.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dynamic_dynamodb", "-c", str(config), "--daemon", "fg", "--pid-file-dir",
+         str(tmp_path), "--state-file", str(state_file), "--log-file", str(log)],
+        env=cli_env(rules_proxy.url), cwd=str(REPO), stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:  # three passes: the first pre-warms, the next ones do not ask again
+        _wait_for(lambda: log.exists() and log.read_text().count("Pass done") >= 3, "three passes", log)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text()
+    assert "Traceback" not in text, text
+    assert _warm_requests(rules_proxy, "warm_od") == [{
+        "TableName": "warm_od", "WarmThroughput": {"ReadUnitsPerSecond": 20000, "WriteUnitsPerSecond": 6000},
+        "GlobalSecondaryIndexUpdates": [{"Update": {
+            "IndexName": "by_day", "WarmThroughput": {"ReadUnitsPerSecond": 20000, "WriteUnitsPerSecond": 6000}}}]}]
+    desc = aws.dynamodb.describe_table(TableName="warm_od")["Table"]
+    for warm in (desc["WarmThroughput"], desc["GlobalSecondaryIndexes"][0]["WarmThroughput"]):
+        assert (warm["ReadUnitsPerSecond"], warm["WriteUnitsPerSecond"]) == (20000, 6000)
+    assert desc["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"  # still on-demand, nothing provisioned
+    assert "warm_od: warm throughput raised to 20000/6000 units/s: schedule launch needs" in text
+    assert "warm_od: on-demand (PAY_PER_REQUEST), nothing to scale" in text  # the scaling still skips it
+    assert rules_proxy.calls("UpdateTable", table="warm_od_plain") == []  # without pre-warm: left alone
+    assert rules_proxy.calls("GetMetricData") == []  # no metric read for on-demand tables
+
+    again = _run(cli, str(config), tmp_path)  # a new process, the same state file: not sent again
+    assert again.returncode == 0, describe(again)
+    assert len(_warm_requests(rules_proxy, "warm_od")) == 1
+    status = cli(["--config", str(config), "--status-json", "--state-file", str(state_file)])
+    assert status.returncode == 0, describe(status)
+    rows = {(r["table"], r["index"]): r for r in json.loads(status.stdout)}
+    assert rows[("warm_od", None)]["warm_throughput"]["read_units_per_second"] == 20000
+    assert rows[("warm_od", "by_day")]["pre_warmed_until"] is not None
+    assert rows[("warm_od_plain", None)]["pre_warmed_until"] is None
