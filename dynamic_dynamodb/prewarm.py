@@ -6,8 +6,9 @@ raises it ahead of time (a billed, one-time request). Pure functions of plain va
 loop applies what `plan` returns. The rules, each one sentence:
 
 1. A known peak is a schedule whose min comes into force within the next lead-minutes
-   (at least MIN_AHEAD_MINUTES), or, with scaling-policy forecast, the highest demand the
-   forecast expects within the next FORECAST_AHEAD_MINUTES, while it has been right.
+   (at least MIN_AHEAD_MINUTES; for an on-demand target, also one in force), or, with
+   scaling-policy forecast, the highest demand the forecast expects within the next
+   FORECAST_AHEAD_MINUTES, while it has been right.
 2. The peak needs the schedule's min, or the forecast's expected demand at
    target-utilization, in units per second, never more than max-provisioned-* when one is set.
 3. Warm throughput is only raised, and only where its known value is below that need; an
@@ -68,8 +69,12 @@ def _higher(a: int | None, b: int | None) -> int | None:
     return b if a is None else a if b is None else max(a, b)
 
 
-def scheduled_peak(rules: TargetRules, now: datetime) -> Peak | None:
-    """Rule 1 and 2 for schedules: the mins of the schedules coming into force soon, at their start."""
+def scheduled_peak(rules: TargetRules, now: datetime, in_force_too: bool = False) -> Peak | None:
+    """Rule 1 and 2 for schedules: the mins of the schedules coming into force soon, at their start.
+
+    `in_force_too`: also those already in force (an on-demand target, whose warm throughput
+    no capacity floor raises: a daemon started during the peak still pre-warms for it).
+    """
     reads: int | None = None
     writes: int | None = None
     until: datetime | None = None
@@ -78,10 +83,13 @@ def scheduled_peak(rules: TargetRules, now: datetime) -> Peak | None:
         if s.min_reads is None and s.min_writes is None:
             continue
         ahead = timedelta(minutes=max(s.lead_minutes, MIN_AHEAD_MINUTES))
-        for start, end in schedule.intervals(s, now, 0, 1):
-            if not now < start <= now + ahead or schedule.is_in_force(s, now):
+        for start, end in schedule.intervals(s, now, 1 if in_force_too else 0, 1):
+            if in_force_too:
+                if not (start <= now + ahead and now < end):
+                    continue
+            elif not now < start <= now + ahead or schedule.is_in_force(s, now):
                 continue
-            at_start, _ = schedule.effective_rules(rules, start)  # the max in force then
+            at_start, _ = schedule.effective_rules(rules, max(start, now))  # the max in force then
             reads = _higher(reads, _capped(s.min_reads, at_start.reads.max_provisioned))
             writes = _higher(writes, _capped(s.min_writes, at_start.writes.max_provisioned))
             until = end if until is None else max(until, end)
@@ -121,9 +129,10 @@ def forecast_peak(rules: TargetRules, reads: ForecastState | None, writes: Forec
 
 
 def coming_peak(rules: TargetRules, reads: ForecastState | None, writes: ForecastState | None,
-                now: datetime) -> Peak | None:
+                now: datetime, on_demand: bool = False) -> Peak | None:
     """The peak a schedule or the forecast announces; both: the higher need of each dimension."""
-    peaks = [p for p in (scheduled_peak(rules, now), forecast_peak(rules, reads, writes, now)) if p is not None]
+    peaks = [p for p in (scheduled_peak(rules, now, in_force_too=on_demand), forecast_peak(rules, reads, writes, now))
+             if p is not None]
     if len(peaks) < 2:
         return peaks[0] if peaks else None
     a, b = peaks
@@ -141,7 +150,7 @@ def plan(warm: WarmThroughput | None, rules: TargetRules, reads: ForecastState |
     forecast states (learnt while it was provisioned, if ever) are stale and not asked."""
     if on_demand:
         reads = writes = None
-    peak = coming_peak(rules, reads, writes, now)
+    peak = coming_peak(rules, reads, writes, now, on_demand)
     if peak is None:
         return PreWarm(Reason.NO_PEAK, "no known peak ahead")
     if warm is None or (warm.reads is None and warm.writes is None):

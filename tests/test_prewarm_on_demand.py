@@ -43,7 +43,11 @@ def rules(*schedules: Schedule, max_reads: int | None = None, max_writes: int | 
     (DEFAULT, rules(LAUNCH), None, NOW, Reason.PRE_WARMED, WarmThroughput(20000, 6000)),
     (DEFAULT, rules(LAUNCH), None, NOW.replace(minute=40), Reason.PRE_WARMED, WarmThroughput(20000, 6000)),
     (DEFAULT, rules(LAUNCH), None, NOW.replace(minute=39), Reason.NO_PEAK, None),  # not yet
-    (DEFAULT, rules(LAUNCH), None, NOW.replace(minute=50), Reason.NO_PEAK, None),  # in force: too late
+    # already in force, or in its hours: no capacity floor raises an on-demand table's warm
+    # throughput, so a daemon started then still asks for it; once it has ended, nothing
+    (DEFAULT, rules(LAUNCH), None, NOW.replace(minute=50), Reason.PRE_WARMED, WarmThroughput(20000, 6000)),
+    (DEFAULT, rules(LAUNCH), None, NOW.replace(hour=11, minute=59), Reason.PRE_WARMED, WarmThroughput(20000, 6000)),
+    (DEFAULT, rules(LAUNCH), None, END, Reason.NO_PEAK, None),
     # below the default warm throughput: nothing to ask for; one dimension above: that one only
     (DEFAULT, rules(Schedule("small", LAUNCH.hours, min_reads=1200, min_writes=240)), None, NOW,
      Reason.WARM_ENOUGH, None),
@@ -97,7 +101,7 @@ def test_the_plan_of_an_on_demand_target_does_not_depend_on_a_forecast(minutes, 
     target_rules = rules(LAUNCH, scaling_policy=policy)
     now = BEFORE_JUMP + timedelta(minutes=minutes)
     with_forecast = prewarm.plan(warm, target_rules, LEARNED, LEARNED, None, now, on_demand=True)
-    assert with_forecast == prewarm.plan(warm, target_rules, None, None, None, now)
+    assert with_forecast == prewarm.plan(warm, target_rules, None, None, None, now, on_demand=True)
 
 
 # ---- the pass ---------------------------------------------------------------------------------------
