@@ -23,8 +23,8 @@ Pure, like the threshold policy. Per dimension, each pass:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 HISTORY_MINUTES = 30  # how long a drop must have lasted before a decrease
 RECENT_MINUTES = 10  # a decrease never goes below what the newest minutes need
@@ -36,9 +36,8 @@ REPLAY_START = 0.5  # bucket fill assumed at the start of the replayed history
 REPLAY_RESERVE = 0.5  # bucket fill the replay must end with: a reserve for the next jump
 
 
-@dataclass(frozen=True)
-class DemandState:
-    """What the demand policy remembers of one dimension."""
+class DemandState(NamedTuple):
+    """What the demand policy remembers of one dimension (a new one every pass: a named tuple, cheap to build)."""
 
     last_minute: datetime | None = None  # newest datapoint folded into the history
     demand: tuple[float, ...] = ()  # units/s of the last minutes with data, oldest first

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 from .demand import MIN_DROP
 
@@ -44,9 +44,10 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _NO_SLOTS = (UNKNOWN,) * RING  # the ring before any slot has ended
 
 
-@dataclass(frozen=True)
-class ForecastState:
-    """What the forecast policy remembers of one dimension: half-hour mean demands."""
+class ForecastState(NamedTuple):
+    """What the forecast policy remembers of one dimension: half-hour mean demands.
+
+    A new one every minute: a named tuple, immutable like a frozen dataclass and cheaper to build."""
 
     newest_slot: int | None = None  # absolute index of the newest slot in `slots`
     slots: tuple[float, ...] = ()  # mean demand (units/s) by absolute slot % RING; UNKNOWN: no data

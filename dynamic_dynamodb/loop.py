@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import cast
+from typing import NamedTuple, cast
 
 from . import forecast, maxima, mode_switch, notifications, policy, prewarm, throttle_causes
 from .breaker import redact_url
@@ -93,9 +93,8 @@ class PassReport:
         return [d for d in self.decisions if d.skipped is None]
 
 
-@dataclass(frozen=True)
-class Job:
-    """One table or GSI to decide on this pass."""
+class Job(NamedTuple):
+    """One table or GSI to decide on this pass (one per target and pass: a named tuple, cheap to build)."""
 
     status: TargetStatus
     rules: TargetRules

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from . import demand, forecast, schedule
 from .capacity_mode import ModeMemory
@@ -27,8 +27,11 @@ FREE_DECREASES_PER_DAY = 4
 DECREASE_SPACING = timedelta(hours=1)
 
 
-@dataclass(frozen=True)
-class Observed:
+# The values built for every dimension of every pass (Observed, DimMemory, Proposal, DimDecision)
+# are named tuples: immutable like frozen dataclasses, and built some three times quicker.
+
+
+class Observed(NamedTuple):
     """CloudWatch Sums over the lookback window for one dimension; None means no datapoint."""
 
     consumed_sum: float | None
@@ -91,8 +94,7 @@ class Memory:
                       write_checks=writes.checks, writes_demand=writes.demand, writes_forecast=writes.forecast)
 
 
-@dataclass(frozen=True)
-class DimMemory:
+class DimMemory(NamedTuple):
     """What the scaling policies remember of one dimension between passes; each uses its own field."""
 
     checks: int = 0  # threshold: consecutive qualifying checks before a decrease
@@ -100,8 +102,7 @@ class DimMemory:
     forecast: ForecastState | None = None  # forecast: the learned half-hour shape of demand
 
 
-@dataclass(frozen=True)
-class DimDecision:
+class DimDecision(NamedTuple):
     """The outcome for one dimension: a code from the closed set, and the reason a person can read."""
 
     dim: Dim
@@ -162,7 +163,7 @@ class Decision:
     def without_decreases(self) -> Decision:
         """The same decision with its decreases held back."""
         held = self.capacity.increases_only(Capacity(self.reads.current, self.writes.current))
-        return replace(self, reads=replace(self.reads, new=held.reads), writes=replace(self.writes, new=held.writes))
+        return replace(self, reads=self.reads._replace(new=held.reads), writes=self.writes._replace(new=held.writes))
 
     def dims(self) -> tuple[DimDecision, DimDecision]:
         """Reads and writes."""
@@ -335,8 +336,7 @@ def _increase_candidate(cur: int, obs: Observed, pct: float, r: DimensionRules) 
 # ---- one protocol for every scaling policy -------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Proposal:
+class Proposal(NamedTuple):
     """What a scaling policy wants for one dimension, before the guards and the limits."""
 
     new: int
@@ -366,7 +366,7 @@ class ThresholdPolicy:
                 memory: DimMemory, now: datetime) -> Proposal:
         """Thresholds and throttling; a decrease only after its consecutive checks."""
         new, code, reason, checks = propose(cur, obs, r, memory.checks)
-        return Proposal(new, code, reason, evolve(memory, checks=checks))
+        return Proposal(new, code, reason, DimMemory(checks, memory.demand, memory.forecast))
 
 
 class DemandPolicy:
@@ -379,7 +379,7 @@ class DemandPolicy:
                 memory: DimMemory, now: datetime) -> Proposal:
         """demand.propose over the dimension's history."""
         new, code, reason, state = self.proposal(cur, obs, rules, memory)
-        return Proposal(new, code, reason, evolve(memory, demand=state))
+        return Proposal(new, code, reason, DimMemory(memory.checks, state, memory.forecast))
 
     @staticmethod
     def proposal(cur: int, obs: Observed, rules: TargetRules, memory: DimMemory) -> tuple[int, Reason, str,
@@ -408,7 +408,7 @@ class ForecastPolicy:
                                           rules.target_utilization / 100.0, sum(recent) / len(recent))
             if (new, reason) != (proposed, proposed_reason):
                 code = Reason.FORECAST_UP if new > cur else Reason.FORECAST_HOLD if new >= cur > proposed else code
-        return Proposal(new, code, reason, evolve(memory, demand=state, forecast=learned))
+        return Proposal(new, code, reason, DimMemory(memory.checks, state, learned))
 
 
 # The registry of `scaling-policy:` values; the first is the default.
@@ -548,7 +548,7 @@ def _target_alarm(levels: list[str | None]) -> str | None:
 def _hold(d: DimDecision, code: Reason, why: str) -> DimDecision:
     """The dimension kept at its current value by a guard; the guard's code replaces the load's."""
     assert code in HOLDS, code
-    return evolve(d, new=d.current, reason=f"{d.reason}; {why}", code=code)
+    return d._replace(new=d.current, reason=f"{d.reason}; {why}", code=code)
 
 
 def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: TargetRules, memory: Memory,
@@ -565,7 +565,7 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
         dr, dw = (_schedule_note(d, scheduled) for d in (dr, dw))
 
     levels = [alarm_level(d, rules.dim(d.dim)) for d in (dr, dw)]
-    dr, dw = (d if level is None else evolve(d, alarm=level) for d, level in zip((dr, dw), levels, strict=True))
+    dr, dw = (d if level is None else d._replace(alarm=level) for d, level in zip((dr, dw), levels, strict=True))
     alarm = _target_alarm(levels)
     if dr.consumed_pct is None and dw.consumed_pct is None:
         alarm = memory.alarm  # a pass without data neither raises nor clears an alarm
@@ -608,7 +608,7 @@ def _schedule_note(d: DimDecision, scheduled: tuple) -> DimDecision:
     """A decision held at a limit says which schedule set it."""
     if "limit" not in d.reason:
         return d
-    return replace(d, reason=f"{d.reason}, {schedule.describe(scheduled)}")
+    return d._replace(reason=f"{d.reason}, {schedule.describe(scheduled)}")
 
 
 def _decrease_together(dr: DimDecision, dw: DimDecision, rules: TargetRules) -> tuple[DimDecision, DimDecision]:
