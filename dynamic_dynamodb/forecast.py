@@ -172,24 +172,39 @@ def expected_peak(state: ForecastState, now: datetime, minutes: int) -> float:
     if state.newest_slot is None:
         return 0.0
     assert now.tzinfo is not None, "a naive time has no slot"
-    seconds = now.timestamp()  # slot_of(now) and slot_of(now + minutes), from one timestamp
+    return _peak(state, _answers(state), now.timestamp(), minutes)
+
+
+def _peak(state: ForecastState, answers: dict[int | None, float], seconds: float, minutes: int) -> float:
+    """expected_peak from the state's memo and the POSIX time of now."""
+    # slot_of(now) and slot_of(now + minutes), from one timestamp
     first, last = int(seconds // (SLOT_MINUTES * 60)), int((seconds + minutes * 60) // (SLOT_MINUTES * 60))
-    return max([expected(state, k) for k in range(first, last + 1)])
+    peak = 0.0  # expected() is never below 0
+    for k in range(first, last + 1):
+        value = answers.get(k)
+        if value is None:
+            value = answers[k] = _expected(state, k)
+        if value > peak:
+            peak = value
+    return peak
 
 
 def adjust(cur: int, new: int, reason: str, state: ForecastState, now: datetime,
            target: float, recent: float) -> tuple[int, str]:
     """The demand policy's proposal with rules 2 and 3 applied; `recent`: the newest minutes' demand."""
-    if not trusted(state):
+    if not trusted(state):  # trusted: state.newest_slot is set
         return new, reason
-    ahead = expected_peak(state, now, LEAD_MINUTES)
+    # asked for every dimension every pass: the memo is looked up once, and now's timestamp taken once
+    assert now.tzinfo is not None, "a naive time has no slot"
+    answers, seconds = _answers(state), now.timestamp()
+    ahead = _peak(state, answers, seconds, LEAD_MINUTES)
     if ahead < RISE * recent:
         ahead = 0.0
     needed = math.ceil(ahead / target) if ahead > 0 else 0
     if needed > max(cur, new):
         return needed, f"a recurring rise expected: {ahead:.0f} units/s within {LEAD_MINUTES} minutes"
     if new < cur:
-        hold = expected_peak(state, now, HOLD_MINUTES)
+        hold = _peak(state, answers, seconds, HOLD_MINUTES)
         hold = hold if hold >= RISE * recent else 0.0
         floor = math.ceil(hold / target) if hold > 0 else 0
         if floor > cur * (1.0 - MIN_DROP):  # what is left would not be worth a decrease

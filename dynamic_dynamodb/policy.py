@@ -136,8 +136,11 @@ class Decision:
         """The one code for the target: the skip, else the most important code of a changed dimension, else of both."""
         if self.skipped is not None:
             return self.skipped
-        changed = [d.code for d in self.dims() if d.change]
-        return most_important(changed or [d.code for d in self.dims()])
+        r, w = self.reads, self.writes
+        r_changed, w_changed = r.new != r.current, w.new != w.current
+        if r_changed != w_changed:  # one dimension changed: its code
+            return r.code if r_changed else w.code
+        return most_important((r.code, w.code))
 
     @property
     def target(self):
@@ -401,13 +404,13 @@ class ForecastPolicy:
         """The demand policy's proposal, then forecast.adjust with the half-hour shape of the same minutes."""
         proposed, code, proposed_reason, state = DemandPolicy.proposal(cur, obs, rules, memory)
         learned = forecast.fold(memory.forecast or ForecastState(), obs.series)
-        new, reason = proposed, proposed_reason
-        if state.demand:
-            recent = state.demand[-demand.UP_LOOKBACK:]
-            new, reason = forecast.adjust(cur, proposed, proposed_reason, learned, now,
-                                          rules.target_utilization / 100.0, sum(recent) / len(recent))
-            if (new, reason) != (proposed, proposed_reason):
-                code = Reason.FORECAST_UP if new > cur else Reason.FORECAST_HOLD if new >= cur > proposed else code
+        if not state.demand:
+            return Proposal(proposed, code, proposed_reason, DimMemory(memory.checks, state, learned))
+        recent = state.demand[-demand.UP_LOOKBACK:]
+        new, reason = forecast.adjust(cur, proposed, proposed_reason, learned, now,
+                                      rules.target_utilization / 100.0, sum(recent) / len(recent))
+        if new != proposed or reason != proposed_reason:
+            code = Reason.FORECAST_UP if new > cur else Reason.FORECAST_HOLD if new >= cur > proposed else code
         return Proposal(new, code, reason, DimMemory(memory.checks, state, learned))
 
 
@@ -468,7 +471,8 @@ def _limited(dim: Dim, cur: int, obs: Observed, r: DimensionRules, new: int, cod
                 reason = f"outside limits, {side} is {limited}"
                 code = Reason.BELOW_MIN if side == "min" else Reason.ABOVE_MAX
             new = limited
-    pct = None if obs.consumed is None else obs.consumed / cur * 100.0
+    consumed = obs.consumed
+    pct = None if consumed is None else consumed / cur * 100.0
     return DimDecision(dim, cur, new, pct, reason, code)
 
 
@@ -554,19 +558,24 @@ def _hold(d: DimDecision, code: Reason, why: str) -> DimDecision:
 def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: TargetRules, memory: Memory,
            now: datetime, breaker_closed: bool = True) -> tuple[Decision, Memory]:
     """The decision for one table or GSI, and the memory to keep for the next pass."""
+    # run for every target every pass: each dimension is written out, with no loop or generator over the two
     cap = status.capacity
     rules, scheduled = schedule.effective_rules(rules, now)
-    reserved = reserved_for_schedules(rules, now)
     scaling = POLICIES[rules.scaling_policy]
-    dr, mr = decide_with(scaling, Dim.READS, cap.reads, reads, rules.reads, rules, memory.dim(Dim.READS), now)
-    dw, mw = decide_with(scaling, Dim.WRITES, cap.writes, writes, rules.writes, rules, memory.dim(Dim.WRITES), now)
+    dr, mr = decide_with(scaling, Dim.READS, cap.reads, reads, rules.reads, rules,
+                         DimMemory(memory.read_checks, memory.reads_demand, memory.reads_forecast), now)
+    dw, mw = decide_with(scaling, Dim.WRITES, cap.writes, writes, rules.writes, rules,
+                         DimMemory(memory.write_checks, memory.writes_demand, memory.writes_forecast), now)
     memory = memory.with_dims(mr, mw)
     if scheduled:
-        dr, dw = (_schedule_note(d, scheduled) for d in (dr, dw))
+        dr, dw = _schedule_note(dr, scheduled), _schedule_note(dw, scheduled)
 
-    levels = [alarm_level(d, rules.dim(d.dim)) for d in (dr, dw)]
-    dr, dw = (d if level is None else d._replace(alarm=level) for d, level in zip((dr, dw), levels, strict=True))
-    alarm = _target_alarm(levels)
+    level_r, level_w = alarm_level(dr, rules.reads), alarm_level(dw, rules.writes)
+    if level_r is not None:
+        dr = dr._replace(alarm=level_r)
+    if level_w is not None:
+        dw = dw._replace(alarm=level_w)
+    alarm = _target_alarm([level_r, level_w])
     if dr.consumed_pct is None and dw.consumed_pct is None:
         alarm = memory.alarm  # a pass without data neither raises nor clears an alarm
     notify = alarm if alarm != memory.alarm else None
@@ -579,20 +588,23 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
 
     if rules.always_decrease_rw_together:
         dr, dw = _decrease_together(dr, dw, rules)
-    if (dr.change == "down" or dw.change == "down") and not in_maintenance_window(rules, now):
+    if (dr.new < dr.current or dw.new < dw.current) and not in_maintenance_window(rules, now):
         dr, dw = (_hold(d, Reason.OUTSIDE_WINDOW, "outside maintenance windows") if d.change == "down" else d
                   for d in (dr, dw))
-    if (dr.change == "down" or dw.change == "down") and not decrease_allowed(status, memory, now, reserved):
-        at = next_decrease_at(status, memory, now, reserved)
-        why = f"decrease budget spent, next at {at:%H:%M} UTC"
-        dr, dw = (_hold(d, Reason.BUDGET_SPENT, why) if d.change == "down" else d for d in (dr, dw))
-        if memory.budget_notified != now.date():
-            memory = evolve(memory, budget_notified=now.date())
-            return Decision(status, dr, dw, notify, budget_exhausted=at, rules=rules), memory
+    if dr.new < dr.current or dw.new < dw.current:
+        reserved = reserved_for_schedules(rules, now)
+        if not decrease_allowed(status, memory, now, reserved):
+            at = next_decrease_at(status, memory, now, reserved)
+            why = f"decrease budget spent, next at {at:%H:%M} UTC"
+            dr, dw = (_hold(d, Reason.BUDGET_SPENT, why) if d.change == "down" else d for d in (dr, dw))
+            if memory.budget_notified != now.date():
+                memory = evolve(memory, budget_notified=now.date())
+                return Decision(status, dr, dw, notify, budget_exhausted=at, rules=rules), memory
     # a decrease that will really be sent restarts its consecutive-check count
-    for d in (dr, dw):
-        if d.change == "down":
-            memory = memory.with_checks(d.dim, 0)
+    if dr.new < dr.current:
+        memory = memory.with_checks(Dim.READS, 0)
+    if dw.new < dw.current:
+        memory = memory.with_checks(Dim.WRITES, 0)
     return Decision(status, dr, dw, notify, rules=rules), memory
 
 
