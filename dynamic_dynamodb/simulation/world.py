@@ -108,7 +108,7 @@ class World:
     @property
     def now(self) -> datetime:
         """Virtual time: the start of the current minute."""
-        return self.trace.start + timedelta(minutes=self.minute)
+        return self.trace.start + timedelta(0, 60 * self.minute)  # (days, seconds): quicker than minutes=
 
     def time_of(self, minute: int) -> datetime:
         """Virtual time of the start of a minute."""
