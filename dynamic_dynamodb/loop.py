@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import operator
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -178,7 +179,7 @@ class Scaler:
             else:
                 decision = self._decide(job, cast("list[Datapoints]", found), breaker, now)
             if decision.skipped is None:  # metrics unavailable: nothing remembered, as the policy saw nothing
-                target = decision.target
+                target = job.status.target  # decision.target
                 self.memory[target] = _remember(self.memory.get(target, NEW_MEMORY), decision, now)
             report.decisions.append(decision)
             by_table.setdefault(job.status.target.table, []).append(decision)
@@ -194,6 +195,8 @@ class Scaler:
     def _warn_unmatched(self, pairs: list[tuple[str, TableSection]]) -> None:
         """Once per pass, as 2.x did: a typo in a key must not go unnoticed."""
         used = {s.key for _, s in pairs}
+        if len(used) == len(self.settings.tables):  # every section matched (keys are unique): the usual pass
+            return
         unmatched = [s.key for s in self.settings.tables if s.key not in used]
         if unmatched:
             log.warning("No table matches %s", ", ".join(f"[table: {key}]" for key in unmatched))
@@ -582,7 +585,10 @@ def _unknown(table: str, code: Reason, why: str) -> Decision:
 
 def _total(points: Datapoints) -> float | None:
     """The Sum over the window, or None when CloudWatch had no datapoint."""
-    return sum([v for _, v in points]) if points else None
+    return sum(map(_VALUE, points)) if points else None  # sum([v for _, v in points]), without its frame
+
+
+_VALUE = operator.itemgetter(1)  # a datapoint's Sum
 
 
 def _series(consumed: Iterable, throttled: Iterable) -> tuple[tuple[datetime, float, float], ...]:

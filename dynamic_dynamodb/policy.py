@@ -423,7 +423,9 @@ def decide_with(scaling: ScalingPolicy, dim: Dim, cur: int, obs: Observed, r: Di
                 memory: DimMemory, now: datetime | None = None) -> tuple[DimDecision, DimMemory]:
     """Any policy's proposal for one dimension, then the switches and the [min, max] limits."""
     p = scaling.propose(cur, obs, r, rules, memory, now if now is not None else datetime.min)
-    new, code, reason = _switched(cur, p, r)
+    new, code, reason = p.new, p.code, p.reason
+    if not r.enabled or not r.up_scaling or not r.down_scaling:  # only then can the switches change it
+        new, code, reason = _switched(cur, p, r)
     return _limited(dim, cur, obs, r, new, code, reason), p.memory
 
 
