@@ -152,10 +152,14 @@ def trusted(state: ForecastState) -> bool:
     """True when the two newest finished half hours came within TRUST of what was expected of them."""
     if state.newest_slot is None:
         return False
-    answers = _answers(state)
+    return _trusted_by(state, _answers(state), state.newest_slot)
+
+
+def _trusted_by(state: ForecastState, answers: dict[int | None, float], newest: int) -> bool:
+    """trusted(), from the state's memo."""
     value = answers.get(None)
     if value is None:
-        value = answers[None] = 1.0 if _trusted(state, state.newest_slot) else 0.0
+        value = answers[None] = 1.0 if _trusted(state, newest) else 0.0
     return value > 0
 
 
@@ -192,11 +196,14 @@ def _peak(state: ForecastState, answers: dict[int | None, float], seconds: float
 def adjust(cur: int, new: int, reason: str, state: ForecastState, now: datetime,
            target: float, recent: float) -> tuple[int, str]:
     """The demand policy's proposal with rules 2 and 3 applied; `recent`: the newest minutes' demand."""
-    if not trusted(state):  # trusted: state.newest_slot is set
-        return new, reason
     # asked for every dimension every pass: the memo is looked up once, and now's timestamp taken once
+    if state.newest_slot is None:  # not trusted()
+        return new, reason
+    answers = _answers(state)
+    if not _trusted_by(state, answers, state.newest_slot):
+        return new, reason
     assert now.tzinfo is not None, "a naive time has no slot"
-    answers, seconds = _answers(state), now.timestamp()
+    seconds = now.timestamp()
     ahead = _peak(state, answers, seconds, LEAD_MINUTES)
     if ahead < RISE * recent:
         ahead = 0.0
