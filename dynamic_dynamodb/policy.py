@@ -520,6 +520,11 @@ def next_decrease_at(status: TargetStatus, memory: Memory, now: datetime, reserv
     """The earliest time a decrease is allowed (now if it already is)."""
     if decrease_allowed(status, memory, now, reserved):
         return now
+    return _next_decrease(status, memory, now)
+
+
+def _next_decrease(status: TargetStatus, memory: Memory, now: datetime) -> datetime:
+    """next_decrease_at when a decrease is not allowed now."""
     _, last = decreases_spent(status, memory, now)
     tomorrow = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), tzinfo=now.tzinfo)
     return min(last + DECREASE_SPACING, tomorrow) if last else tomorrow
@@ -559,7 +564,7 @@ def _target_alarm(levels: list[str | None]) -> str | None:
 def _hold(d: DimDecision, code: Reason, why: str) -> DimDecision:
     """The dimension kept at its current value by a guard; the guard's code replaces the load's."""
     assert code in HOLDS, code
-    return d._replace(new=d.current, reason=f"{d.reason}; {why}", code=code)
+    return DimDecision(d.dim, d.current, d.current, d.consumed_pct, f"{d.reason}; {why}", code, d.alarm)
 
 
 def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: TargetRules, memory: Memory,
@@ -603,9 +608,14 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
     if dr.new < dr.current or dw.new < dw.current:
         reserved = reserved_for_schedules(rules, now)
         if not decrease_allowed(status, memory, now, reserved):
-            at = next_decrease_at(status, memory, now, reserved)
-            why = f"decrease budget spent, next at {at:%H:%M} UTC"
-            dr, dw = (_hold(d, Reason.BUDGET_SPENT, why) if d.change == "down" else d for d in (dr, dw))
+            # every pass that wants a decrease comes here until the budget allows one: next_decrease_at
+            # without asking decrease_allowed() again, and {at:%H:%M} without strftime
+            at = _next_decrease(status, memory, now)
+            why = f"decrease budget spent, next at {at.hour:02d}:{at.minute:02d} UTC"
+            if dr.new < dr.current:
+                dr = _hold(dr, Reason.BUDGET_SPENT, why)
+            if dw.new < dw.current:
+                dw = _hold(dw, Reason.BUDGET_SPENT, why)
             if memory.budget_notified != now.date():
                 memory = evolve(memory, budget_notified=now.date())
                 return Decision(status, dr, dw, notify, budget_exhausted=at, rules=rules), memory
