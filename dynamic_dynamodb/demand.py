@@ -23,8 +23,8 @@ Pure, like the threshold policy. Per dimension, each pass:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 HISTORY_MINUTES = 30  # how long a drop must have lasted before a decrease
 RECENT_MINUTES = 10  # a decrease never goes below what the newest minutes need
@@ -36,9 +36,8 @@ REPLAY_START = 0.5  # bucket fill assumed at the start of the replayed history
 REPLAY_RESERVE = 0.5  # bucket fill the replay must end with: a reserve for the next jump
 
 
-@dataclass(frozen=True)
-class DemandState:
-    """What the demand policy remembers of one dimension."""
+class DemandState(NamedTuple):
+    """What the demand policy remembers of one dimension (a new one every pass: a named tuple, cheap to build)."""
 
     last_minute: datetime | None = None  # newest datapoint folded into the history
     demand: tuple[float, ...] = ()  # units/s of the last minutes with data, oldest first
@@ -53,6 +52,7 @@ def fold(state: DemandState, series: tuple[tuple[datetime, float, float], ...],
     last = state.last_minute
     newest_throttled = 0.0
     capacity = provisioned * 60.0
+    full = BURST_SECONDS * provisioned
     for minute, consumed, throttled in series:
         if last is not None and minute <= last:
             continue
@@ -60,14 +60,13 @@ def fold(state: DemandState, series: tuple[tuple[datetime, float, float], ...],
         if throttled > 0:  # DynamoDB throttles only once the bucket is spent, whatever we estimated
             bucket = 0.0
         elif consumed <= capacity:
-            bucket = min(bucket + capacity - consumed, BURST_SECONDS * provisioned)
+            bucket = min(bucket + capacity - consumed, full)
         else:
             bucket = max(0.0, bucket - (consumed - capacity))
         last = minute
         newest_throttled = throttled
     demand = state.demand + tuple(fresh) if fresh else state.demand
-    return DemandState(last, demand[-HISTORY_MINUTES:], min(bucket, BURST_SECONDS * provisioned)), \
-        newest_throttled
+    return DemandState(last, demand[-HISTORY_MINUTES:], min(bucket, full)), newest_throttled
 
 
 def effective_utilisation(target: float, fill: float) -> float:
@@ -81,37 +80,39 @@ def propose(cur: int, series: tuple[tuple[datetime, float, float], ...], target_
     """(new capacity, reason, state) for one dimension."""
     fresh = bool(series) and (state.last_minute is None or series[-1][0] > state.last_minute)
     state, throttled = fold(state, series, cur)
-    if not state.demand:
+    demand = state.demand
+    if not demand:
         return cur, "no data", state
     if not fresh:
         return cur, "no new data", state
     target = target_pct / 100.0
     effective = effective_utilisation(target, state.bucket / (BURST_SECONDS * cur) if cur else 0.0)
-    last = state.demand[-1]
+    last = demand[-1]
     if throttled > 0 or last > cur * (1.0 + effective) / 2.0:
-        peak = max(state.demand[-UP_LOOKBACK:])
+        peak = max(demand[-UP_LOOKBACK:])
         wanted = sized_up(peak, state.bucket, target)
         if wanted > cur:
             why = "throttled" if throttled > 0 else f"demand {last / cur * 100:.0f}% of provisioned"
             return wanted, f"{why}, sized for {peak / wanted * 100:.0f}% utilisation", state
     # burst may carry the past half hour's spikes, but not the level of the last minutes
-    recent = math.ceil(max(state.demand[-RECENT_MINUTES:]) / effective)
-    if recent <= cur * (1.0 - MIN_DROP) and _may_drop(state.demand, cur, target):
-        wanted = max(1, recent, math.ceil(cheapest_served(state.demand) / target))
-    else:
-        wanted = cur
+    recent = math.ceil(max(demand[-RECENT_MINUTES:]) / effective)
+    wanted = cur
+    if recent <= cur * (1.0 - MIN_DROP):
+        wants = _units(demand)  # one list for the replays below
+        if _may_drop(wants, cur, target):
+            wanted = max(1, recent, math.ceil(_cheapest(demand, wants) / target))
     if wanted <= cur * (1.0 - MIN_DROP):
-        return wanted, f"the last {len(state.demand)} minutes fit in {wanted}", state
+        return wanted, f"the last {len(demand)} minutes fit in {wanted}", state
     return cur, f"demand {last / cur * 100:.0f}% of provisioned", state
 
 
-def _may_drop(demand: tuple[float, ...], cur: int, target: float) -> bool:
-    """False when even the deepest decrease worth making would not have served the history.
+def _may_drop(wants: list[float], cur: int, target: float) -> bool:
+    """False when even the deepest decrease worth making would not have served the history (`wants`: units).
 
     One replay instead of a search: most passes want no decrease, and this tells them so.
     """
     most = math.floor(cur * (1.0 - MIN_DROP))  # the largest capacity that is still a decrease
-    return most >= 1 and _serves(max(1, math.floor(most * target)), _units(demand))
+    return most >= 1 and _serves(max(1, math.floor(most * target)), wants)
 
 
 def _units(demand: tuple[float, ...]) -> list[float]:
@@ -138,8 +139,12 @@ def _serves(p: int, wants: list[float]) -> bool:
 
 def cheapest_served(demand: tuple[float, ...]) -> int:
     """The least capacity that would have served this history without throttling, burst included."""
+    return _cheapest(demand, _units(demand))
+
+
+def _cheapest(demand: tuple[float, ...], wants: list[float]) -> int:
+    """cheapest_served, with the units of the demand (`wants`) already computed."""
     lo, hi = max(1, math.floor(sum(demand) / len(demand))), max(1, math.ceil(max(demand)))
-    wants = _units(demand)
     while lo < hi:
         mid = (lo + hi) // 2
         if _serves(mid, wants):

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 from .demand import MIN_DROP
 
@@ -44,9 +44,10 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _NO_SLOTS = (UNKNOWN,) * RING  # the ring before any slot has ended
 
 
-@dataclass(frozen=True)
-class ForecastState:
-    """What the forecast policy remembers of one dimension: half-hour mean demands."""
+class ForecastState(NamedTuple):
+    """What the forecast policy remembers of one dimension: half-hour mean demands.
+
+    A new one every minute: a named tuple, immutable like a frozen dataclass and cheaper to build."""
 
     newest_slot: int | None = None  # absolute index of the newest slot in `slots`
     slots: tuple[float, ...] = ()  # mean demand (units/s) by absolute slot % RING; UNKNOWN: no data
@@ -151,10 +152,14 @@ def trusted(state: ForecastState) -> bool:
     """True when the two newest finished half hours came within TRUST of what was expected of them."""
     if state.newest_slot is None:
         return False
-    answers = _answers(state)
+    return _trusted_by(state, _answers(state), state.newest_slot)
+
+
+def _trusted_by(state: ForecastState, answers: dict[int | None, float], newest: int) -> bool:
+    """trusted(), from the state's memo."""
     value = answers.get(None)
     if value is None:
-        value = answers[None] = 1.0 if _trusted(state, state.newest_slot) else 0.0
+        value = answers[None] = 1.0 if _trusted(state, newest) else 0.0
     return value > 0
 
 
@@ -171,24 +176,42 @@ def expected_peak(state: ForecastState, now: datetime, minutes: int) -> float:
     if state.newest_slot is None:
         return 0.0
     assert now.tzinfo is not None, "a naive time has no slot"
-    seconds = now.timestamp()  # slot_of(now) and slot_of(now + minutes), from one timestamp
+    return _peak(state, _answers(state), now.timestamp(), minutes)
+
+
+def _peak(state: ForecastState, answers: dict[int | None, float], seconds: float, minutes: int) -> float:
+    """expected_peak from the state's memo and the POSIX time of now."""
+    # slot_of(now) and slot_of(now + minutes), from one timestamp
     first, last = int(seconds // (SLOT_MINUTES * 60)), int((seconds + minutes * 60) // (SLOT_MINUTES * 60))
-    return max([expected(state, k) for k in range(first, last + 1)])
+    peak = 0.0  # expected() is never below 0
+    for k in range(first, last + 1):
+        value = answers.get(k)
+        if value is None:
+            value = answers[k] = _expected(state, k)
+        if value > peak:
+            peak = value
+    return peak
 
 
 def adjust(cur: int, new: int, reason: str, state: ForecastState, now: datetime,
            target: float, recent: float) -> tuple[int, str]:
     """The demand policy's proposal with rules 2 and 3 applied; `recent`: the newest minutes' demand."""
-    if not trusted(state):
+    # asked for every dimension every pass: the memo is looked up once, and now's timestamp taken once
+    if state.newest_slot is None:  # not trusted()
         return new, reason
-    ahead = expected_peak(state, now, LEAD_MINUTES)
+    answers = _answers(state)
+    if not _trusted_by(state, answers, state.newest_slot):
+        return new, reason
+    assert now.tzinfo is not None, "a naive time has no slot"
+    seconds = now.timestamp()
+    ahead = _peak(state, answers, seconds, LEAD_MINUTES)
     if ahead < RISE * recent:
         ahead = 0.0
     needed = math.ceil(ahead / target) if ahead > 0 else 0
     if needed > max(cur, new):
         return needed, f"a recurring rise expected: {ahead:.0f} units/s within {LEAD_MINUTES} minutes"
     if new < cur:
-        hold = expected_peak(state, now, HOLD_MINUTES)
+        hold = _peak(state, answers, seconds, HOLD_MINUTES)
         hold = hold if hold >= RISE * recent else 0.0
         floor = math.ceil(hold / target) if hold > 0 else 0
         if floor > cur * (1.0 - MIN_DROP):  # what is left would not be worth a decrease

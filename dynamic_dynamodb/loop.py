@@ -10,13 +10,14 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import operator
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import cast
+from typing import NamedTuple, cast
 
 from . import forecast, maxima, mode_switch, notifications, policy, prewarm, throttle_causes
 from .breaker import redact_url
@@ -93,9 +94,8 @@ class PassReport:
         return [d for d in self.decisions if d.skipped is None]
 
 
-@dataclass(frozen=True)
-class Job:
-    """One table or GSI to decide on this pass."""
+class Job(NamedTuple):
+    """One table or GSI to decide on this pass (one per target and pass: a named tuple, cheap to build)."""
 
     status: TargetStatus
     rules: TargetRules
@@ -181,7 +181,7 @@ class Scaler:
             else:
                 decision = self._decide(job, cast("list[Datapoints]", found), breaker, now)
             if decision.skipped is None:  # metrics unavailable: nothing remembered, as the policy saw nothing
-                target = decision.target
+                target = job.status.target  # decision.target
                 self.memory[target] = _remember(self.memory.get(target, NEW_MEMORY), decision, now)
             report.decisions.append(decision)
             by_table.setdefault(job.status.target.table, []).append(decision)
@@ -197,6 +197,8 @@ class Scaler:
     def _warn_unmatched(self, pairs: list[tuple[str, TableSection]]) -> None:
         """Once per pass, as 2.x did: a typo in a key must not go unnoticed."""
         used = {s.key for _, s in pairs}
+        if len(used) == len(self.settings.tables):  # every section matched (keys are unique): the usual pass
+            return
         unmatched = [s.key for s in self.settings.tables if s.key not in used]
         if unmatched:
             log.warning("No table matches %s", ", ".join(f"[table: {key}]" for key in unmatched))
@@ -595,7 +597,10 @@ def _unknown(table: str, code: Reason, why: str) -> Decision:
 
 def _total(points: Datapoints) -> float | None:
     """The Sum over the window, or None when CloudWatch had no datapoint."""
-    return sum([v for _, v in points]) if points else None
+    return sum(map(_VALUE, points)) if points else None  # sum([v for _, v in points]), without its frame
+
+
+_VALUE = operator.itemgetter(1)  # a datapoint's Sum
 
 
 def _series(consumed: Iterable, throttled: Iterable) -> tuple[tuple[datetime, float, float], ...]:

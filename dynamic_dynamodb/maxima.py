@@ -45,7 +45,7 @@ def clamp(decisions: list[Decision], limits: CapacityLimits,
                 continue
             maximum = table_max if why[i] == "table" else account_max
             reason = f"{x.reason}, held to the {why[i]} maximum {maximum}"
-            new = replace(x, new=allowed[i], reason=reason)
+            new = x._replace(new=allowed[i], reason=reason)
             held[i] = replace(d, reads=new) if dim is Dim.READS else replace(d, writes=new)
             notes.append(f"{d.target}: {dim.value} increase to {x.new} held at {allowed[i]}: "
                          f"DynamoDB's {why[i]} maximum is {maximum} {_unit(dim)}")

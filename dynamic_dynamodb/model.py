@@ -5,7 +5,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
 class Dim(str, Enum):
@@ -98,9 +98,11 @@ class TableDescription:
     indexes: tuple[TargetStatus, ...] = ()
 
 
-@dataclass(frozen=True)
-class MetricQuery:
-    """One CloudWatch series: Sum of `metric` for `target`, in buckets of `period` seconds."""
+class MetricQuery(NamedTuple):
+    """One CloudWatch series: Sum of `metric` for `target`, in buckets of `period` seconds.
+
+    Several per target and pass, each a dict key: a named tuple, quicker to build and to hash
+    than a frozen dataclass."""
 
     target: Target
     metric: str

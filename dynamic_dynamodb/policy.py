@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from . import demand, forecast, schedule
 from .capacity_mode import ModeMemory
@@ -27,8 +27,11 @@ FREE_DECREASES_PER_DAY = 4
 DECREASE_SPACING = timedelta(hours=1)
 
 
-@dataclass(frozen=True)
-class Observed:
+# The values built for every dimension of every pass (Observed, DimMemory, Proposal, DimDecision)
+# are named tuples: immutable like frozen dataclasses, and built some three times quicker.
+
+
+class Observed(NamedTuple):
     """CloudWatch Sums over the lookback window for one dimension; None means no datapoint."""
 
     consumed_sum: float | None
@@ -91,8 +94,7 @@ class Memory:
                       write_checks=writes.checks, writes_demand=writes.demand, writes_forecast=writes.forecast)
 
 
-@dataclass(frozen=True)
-class DimMemory:
+class DimMemory(NamedTuple):
     """What the scaling policies remember of one dimension between passes; each uses its own field."""
 
     checks: int = 0  # threshold: consecutive qualifying checks before a decrease
@@ -100,8 +102,7 @@ class DimMemory:
     forecast: ForecastState | None = None  # forecast: the learned half-hour shape of demand
 
 
-@dataclass(frozen=True)
-class DimDecision:
+class DimDecision(NamedTuple):
     """The outcome for one dimension: a code from the closed set, and the reason a person can read."""
 
     dim: Dim
@@ -135,8 +136,11 @@ class Decision:
         """The one code for the target: the skip, else the most important code of a changed dimension, else of both."""
         if self.skipped is not None:
             return self.skipped
-        changed = [d.code for d in self.dims() if d.change]
-        return most_important(changed or [d.code for d in self.dims()])
+        r, w = self.reads, self.writes
+        r_changed, w_changed = r.new != r.current, w.new != w.current
+        if r_changed != w_changed:  # one dimension changed: its code
+            return r.code if r_changed else w.code
+        return most_important((r.code, w.code))
 
     @property
     def target(self):
@@ -162,7 +166,7 @@ class Decision:
     def without_decreases(self) -> Decision:
         """The same decision with its decreases held back."""
         held = self.capacity.increases_only(Capacity(self.reads.current, self.writes.current))
-        return replace(self, reads=replace(self.reads, new=held.reads), writes=replace(self.writes, new=held.writes))
+        return replace(self, reads=self.reads._replace(new=held.reads), writes=self.writes._replace(new=held.writes))
 
     def dims(self) -> tuple[DimDecision, DimDecision]:
         """Reads and writes."""
@@ -335,8 +339,7 @@ def _increase_candidate(cur: int, obs: Observed, pct: float, r: DimensionRules) 
 # ---- one protocol for every scaling policy -------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Proposal:
+class Proposal(NamedTuple):
     """What a scaling policy wants for one dimension, before the guards and the limits."""
 
     new: int
@@ -366,7 +369,7 @@ class ThresholdPolicy:
                 memory: DimMemory, now: datetime) -> Proposal:
         """Thresholds and throttling; a decrease only after its consecutive checks."""
         new, code, reason, checks = propose(cur, obs, r, memory.checks)
-        return Proposal(new, code, reason, evolve(memory, checks=checks))
+        return Proposal(new, code, reason, DimMemory(checks, memory.demand, memory.forecast))
 
 
 class DemandPolicy:
@@ -379,7 +382,7 @@ class DemandPolicy:
                 memory: DimMemory, now: datetime) -> Proposal:
         """demand.propose over the dimension's history."""
         new, code, reason, state = self.proposal(cur, obs, rules, memory)
-        return Proposal(new, code, reason, evolve(memory, demand=state))
+        return Proposal(new, code, reason, DimMemory(memory.checks, state, memory.forecast))
 
     @staticmethod
     def proposal(cur: int, obs: Observed, rules: TargetRules, memory: DimMemory) -> tuple[int, Reason, str,
@@ -399,16 +402,18 @@ class ForecastPolicy:
     def propose(self, cur: int, obs: Observed, r: DimensionRules, rules: TargetRules,
                 memory: DimMemory, now: datetime) -> Proposal:
         """The demand policy's proposal, then forecast.adjust with the half-hour shape of the same minutes."""
-        proposed, code, proposed_reason, state = DemandPolicy.proposal(cur, obs, rules, memory)
+        before = memory.demand or DemandState()  # DemandPolicy.proposal, one call less per dimension and pass
+        proposed, proposed_reason, state = demand.propose(cur, obs.series, rules.target_utilization, before)
+        code = _demand_code(cur, proposed, obs, before, state)
         learned = forecast.fold(memory.forecast or ForecastState(), obs.series)
-        new, reason = proposed, proposed_reason
-        if state.demand:
-            recent = state.demand[-demand.UP_LOOKBACK:]
-            new, reason = forecast.adjust(cur, proposed, proposed_reason, learned, now,
-                                          rules.target_utilization / 100.0, sum(recent) / len(recent))
-            if (new, reason) != (proposed, proposed_reason):
-                code = Reason.FORECAST_UP if new > cur else Reason.FORECAST_HOLD if new >= cur > proposed else code
-        return Proposal(new, code, reason, evolve(memory, demand=state, forecast=learned))
+        if not state.demand:
+            return Proposal(proposed, code, proposed_reason, DimMemory(memory.checks, state, learned))
+        recent = state.demand[-demand.UP_LOOKBACK:]
+        new, reason = forecast.adjust(cur, proposed, proposed_reason, learned, now,
+                                      rules.target_utilization / 100.0, sum(recent) / len(recent))
+        if new != proposed or reason != proposed_reason:
+            code = Reason.FORECAST_UP if new > cur else Reason.FORECAST_HOLD if new >= cur > proposed else code
+        return Proposal(new, code, reason, DimMemory(memory.checks, state, learned))
 
 
 # The registry of `scaling-policy:` values; the first is the default.
@@ -420,7 +425,9 @@ def decide_with(scaling: ScalingPolicy, dim: Dim, cur: int, obs: Observed, r: Di
                 memory: DimMemory, now: datetime | None = None) -> tuple[DimDecision, DimMemory]:
     """Any policy's proposal for one dimension, then the switches and the [min, max] limits."""
     p = scaling.propose(cur, obs, r, rules, memory, now if now is not None else datetime.min)
-    new, code, reason = _switched(cur, p, r)
+    new, code, reason = p.new, p.code, p.reason
+    if not r.enabled or not r.up_scaling or not r.down_scaling:  # only then can the switches change it
+        new, code, reason = _switched(cur, p, r)
     return _limited(dim, cur, obs, r, new, code, reason), p.memory
 
 
@@ -458,7 +465,10 @@ def _limited(dim: Dim, cur: int, obs: Observed, r: DimensionRules, new: int, cod
              reason: str) -> DimDecision:
     """The proposal brought inside [min, max], with the code and the reason saying so."""
     if r.enabled:
-        limited = clamp(new, r)
+        floor = r.floor  # clamp(new, r), written out: this runs for every dimension of every pass
+        limited = new if new >= floor else floor
+        if r.max_provisioned is not None and limited > r.max_provisioned:
+            limited = r.max_provisioned
         if limited != new:
             side = "min" if limited > new else "max"
             if new != cur:
@@ -468,7 +478,8 @@ def _limited(dim: Dim, cur: int, obs: Observed, r: DimensionRules, new: int, cod
                 reason = f"outside limits, {side} is {limited}"
                 code = Reason.BELOW_MIN if side == "min" else Reason.ABOVE_MAX
             new = limited
-    pct = None if obs.consumed is None else obs.consumed / cur * 100.0
+    consumed = obs.consumed_sum  # obs.consumed: units per second
+    pct = None if consumed is None else consumed / obs.window_seconds / cur * 100.0
     return DimDecision(dim, cur, new, pct, reason, code)
 
 
@@ -509,6 +520,11 @@ def next_decrease_at(status: TargetStatus, memory: Memory, now: datetime, reserv
     """The earliest time a decrease is allowed (now if it already is)."""
     if decrease_allowed(status, memory, now, reserved):
         return now
+    return _next_decrease(status, memory, now)
+
+
+def _next_decrease(status: TargetStatus, memory: Memory, now: datetime) -> datetime:
+    """next_decrease_at when a decrease is not allowed now."""
     _, last = decreases_spent(status, memory, now)
     tomorrow = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), tzinfo=now.tzinfo)
     return min(last + DECREASE_SPACING, tomorrow) if last else tomorrow
@@ -548,25 +564,32 @@ def _target_alarm(levels: list[str | None]) -> str | None:
 def _hold(d: DimDecision, code: Reason, why: str) -> DimDecision:
     """The dimension kept at its current value by a guard; the guard's code replaces the load's."""
     assert code in HOLDS, code
-    return evolve(d, new=d.current, reason=f"{d.reason}; {why}", code=code)
+    return DimDecision(d.dim, d.current, d.current, d.consumed_pct, f"{d.reason}; {why}", code, d.alarm)
 
 
 def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: TargetRules, memory: Memory,
            now: datetime, breaker_closed: bool = True) -> tuple[Decision, Memory]:
     """The decision for one table or GSI, and the memory to keep for the next pass."""
+    # run for every target every pass: each dimension is written out, with no loop or generator over the two
     cap = status.capacity
     rules, scheduled = schedule.effective_rules(rules, now)
-    reserved = reserved_for_schedules(rules, now)
     scaling = POLICIES[rules.scaling_policy]
-    dr, mr = decide_with(scaling, Dim.READS, cap.reads, reads, rules.reads, rules, memory.dim(Dim.READS), now)
-    dw, mw = decide_with(scaling, Dim.WRITES, cap.writes, writes, rules.writes, rules, memory.dim(Dim.WRITES), now)
+    dr, mr = decide_with(scaling, Dim.READS, cap.reads, reads, rules.reads, rules,
+                         DimMemory(memory.read_checks, memory.reads_demand, memory.reads_forecast), now)
+    dw, mw = decide_with(scaling, Dim.WRITES, cap.writes, writes, rules.writes, rules,
+                         DimMemory(memory.write_checks, memory.writes_demand, memory.writes_forecast), now)
     memory = memory.with_dims(mr, mw)
     if scheduled:
-        dr, dw = (_schedule_note(d, scheduled) for d in (dr, dw))
+        dr, dw = _schedule_note(dr, scheduled), _schedule_note(dw, scheduled)
 
-    levels = [alarm_level(d, rules.dim(d.dim)) for d in (dr, dw)]
-    dr, dw = (d if level is None else evolve(d, alarm=level) for d, level in zip((dr, dw), levels, strict=True))
-    alarm = _target_alarm(levels)
+    r, w = rules.reads, rules.writes
+    level_r = alarm_level(dr, r) if r.upper_alarm_threshold or r.lower_alarm_threshold else None
+    level_w = alarm_level(dw, w) if w.upper_alarm_threshold or w.lower_alarm_threshold else None
+    if level_r is not None:
+        dr = dr._replace(alarm=level_r)
+    if level_w is not None:
+        dw = dw._replace(alarm=level_w)
+    alarm = _target_alarm([level_r, level_w])
     if dr.consumed_pct is None and dw.consumed_pct is None:
         alarm = memory.alarm  # a pass without data neither raises nor clears an alarm
     notify = alarm if alarm != memory.alarm else None
@@ -579,20 +602,28 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
 
     if rules.always_decrease_rw_together:
         dr, dw = _decrease_together(dr, dw, rules)
-    if (dr.change == "down" or dw.change == "down") and not in_maintenance_window(rules, now):
+    if (dr.new < dr.current or dw.new < dw.current) and not in_maintenance_window(rules, now):
         dr, dw = (_hold(d, Reason.OUTSIDE_WINDOW, "outside maintenance windows") if d.change == "down" else d
                   for d in (dr, dw))
-    if (dr.change == "down" or dw.change == "down") and not decrease_allowed(status, memory, now, reserved):
-        at = next_decrease_at(status, memory, now, reserved)
-        why = f"decrease budget spent, next at {at:%H:%M} UTC"
-        dr, dw = (_hold(d, Reason.BUDGET_SPENT, why) if d.change == "down" else d for d in (dr, dw))
-        if memory.budget_notified != now.date():
-            memory = evolve(memory, budget_notified=now.date())
-            return Decision(status, dr, dw, notify, budget_exhausted=at, rules=rules), memory
+    if dr.new < dr.current or dw.new < dw.current:
+        reserved = reserved_for_schedules(rules, now)
+        if not decrease_allowed(status, memory, now, reserved):
+            # every pass that wants a decrease comes here until the budget allows one: next_decrease_at
+            # without asking decrease_allowed() again, and {at:%H:%M} without strftime
+            at = _next_decrease(status, memory, now)
+            why = f"decrease budget spent, next at {at.hour:02d}:{at.minute:02d} UTC"
+            if dr.new < dr.current:
+                dr = _hold(dr, Reason.BUDGET_SPENT, why)
+            if dw.new < dw.current:
+                dw = _hold(dw, Reason.BUDGET_SPENT, why)
+            if memory.budget_notified != now.date():
+                memory = evolve(memory, budget_notified=now.date())
+                return Decision(status, dr, dw, notify, budget_exhausted=at, rules=rules), memory
     # a decrease that will really be sent restarts its consecutive-check count
-    for d in (dr, dw):
-        if d.change == "down":
-            memory = memory.with_checks(d.dim, 0)
+    if dr.new < dr.current:
+        memory = memory.with_checks(Dim.READS, 0)
+    if dw.new < dw.current:
+        memory = memory.with_checks(Dim.WRITES, 0)
     return Decision(status, dr, dw, notify, rules=rules), memory
 
 
@@ -608,7 +639,7 @@ def _schedule_note(d: DimDecision, scheduled: tuple) -> DimDecision:
     """A decision held at a limit says which schedule set it."""
     if "limit" not in d.reason:
         return d
-    return replace(d, reason=f"{d.reason}, {schedule.describe(scheduled)}")
+    return d._replace(reason=f"{d.reason}, {schedule.describe(scheduled)}")
 
 
 def _decrease_together(dr: DimDecision, dw: DimDecision, rules: TargetRules) -> tuple[DimDecision, DimDecision]:

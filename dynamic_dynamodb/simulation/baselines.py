@@ -15,7 +15,8 @@ Policy = Callable[[World], tuple[int, int] | None]
 def replay(trace: Trace, policy: Policy, initial: tuple[int, int] | None = None) -> World:
     """Run a baseline over the whole trace, one decision per minute."""
     world = World(trace, initial)
-    while not world.done:
+    minutes = trace.minutes
+    while world.minute < minutes:  # not world.done
         want = policy(world)
         if want is not None:
             _apply(world, (max(1, int(want[0])), max(1, int(want[1]))))
@@ -53,27 +54,28 @@ def target_tracking(target: float = 70.0, out_points: int = 2, in_points: int = 
     above = [0, 0]  # consecutive visible datapoints above the target, per dimension
     below = [0, 0]  # consecutive visible datapoints below the low mark
     seen = [0]  # visible datapoints already counted into the streaks
+    ratio = target / 100.0
+
+    def track(i: int, served: list[float], provisioned: list[int], current: int, start: int, visible: int) -> int:
+        """One dimension: its streaks moved over the newly visible minutes, and the capacity it wants."""
+        up, down = above[i], below[i]
+        for k in range(start, visible):
+            util = served[k] / 60.0 / provisioned[k] * 100.0
+            up = up + 1 if util > target else 0
+            down = down + 1 if util < low else 0
+        above[i], below[i] = up, down
+        if visible < out_points:
+            return current
+        new = max(1, math.ceil(served[visible - 1] / 60.0 / ratio))
+        if (up >= out_points and new > current) or (down >= in_points and new < current):
+            return new
+        return current
 
     def policy(world: World) -> tuple[int, int] | None:
         visible = max(0, world.minute - LAG + 1)
-        dims = ((world.served_reads, world.provisioned_reads, world.reads),
-                (world.served_writes, world.provisioned_writes, world.writes))
-        want = []
-        for i, (served, provisioned, current) in enumerate(dims):
-            for k in range(seen[0], visible):
-                util = served[k] / 60.0 / provisioned[k] * 100.0
-                above[i] = above[i] + 1 if util > target else 0
-                below[i] = below[i] + 1 if util < low else 0
-            if visible < out_points:
-                want.append(current)
-                continue
-            new = max(1, math.ceil(served[visible - 1] / 60.0 / (target / 100.0)))
-            if (above[i] >= out_points and new > current) or (below[i] >= in_points and new < current):
-                want.append(new)
-            else:
-                want.append(current)
-        seen[0] = visible
-        return want[0], want[1]
+        start, seen[0] = seen[0], visible
+        return (track(0, world.served_reads, world.provisioned_reads, world.reads, start, visible),
+                track(1, world.served_writes, world.provisioned_writes, world.writes, start, visible))
 
     return policy
 

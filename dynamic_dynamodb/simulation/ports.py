@@ -111,13 +111,15 @@ class SimMetrics:
             THROTTLE_METRIC[Dim.READS]: world.throttled_reads,
             THROTTLE_METRIC[Dim.WRITES]: world.throttled_writes,
         }
+        # the (stamp, Sum) datapoint of each visible minute, by metric, built once: a minute's values are
+        # final once it is served, and each pass asks again for the minutes the passes before it saw
+        self._points: dict[str, list[tuple[datetime, float]]] = {metric: [] for metric in self.series}
 
     def fetch(self, queries: Sequence[MetricQuery]) -> dict[MetricQuery, Datapoints]:
         """Sum per bucket of `period` s anchored at the query's start, visible minutes only, oldest first."""
         # minute k is on CloudWatch from the start of minute k + LAG; never zero-filled
         visible = min(self.world.minute - LAG + 1, self.world.trace.minutes)
         layouts: dict[tuple, _Layout] = {}  # a pass asks for several series over the same window
-        sliced: dict[tuple[int, int], list[datetime]] = {}  # ... so their minutes' stamps are sliced once
         out: dict[MetricQuery, Datapoints] = {}
         for q in queries:
             series = self.series.get(q.metric)
@@ -130,11 +132,12 @@ class SimMetrics:
                 layout = layouts[key] = self._layout(q.start, q.end, q.period, visible)
             lo, hi, buckets = layout
             if buckets is None:
-                stamps = sliced.get((lo, hi))
-                if stamps is None:
+                points = self._points[q.metric]
+                if len(points) < hi:
                     assert self._stamps is not None, "_layout builds the minute stamps before it returns no buckets"
-                    stamps = sliced[(lo, hi)] = self._stamps[lo:hi]
-                out[q] = list(zip(stamps, series[lo:hi], strict=False))
+                    done = len(points)
+                    points.extend(zip(self._stamps[done:hi], series[done:hi], strict=True))
+                out[q] = points[lo:hi]
             else:
                 out[q] = [(stamp, sum(series[b_lo:b_hi])) for stamp, b_lo, b_hi in buckets]
         return out

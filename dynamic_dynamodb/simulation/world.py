@@ -108,7 +108,7 @@ class World:
     @property
     def now(self) -> datetime:
         """Virtual time: the start of the current minute."""
-        return self.trace.start + timedelta(minutes=self.minute)
+        return self.trace.start + timedelta(0, 60 * self.minute)  # (days, seconds): quicker than minutes=
 
     def time_of(self, minute: int) -> datetime:
         """Virtual time of the start of a minute."""
@@ -187,18 +187,17 @@ class World:
     def serve(self) -> None:
         """Serve the current minute's demand, record it, and move to the next minute."""
         m = self.minute
+        trace = self.trace
         self.billing_modes[m] = self.billing
         if self.billing == ON_DEMAND:
             # every request is served and billed; nothing is provisioned (0 in the timeline)
-            self.served_reads[m], self.served_writes[m] = self.trace.reads[m] * 60.0, self.trace.writes[m] * 60.0
+            self.served_reads[m], self.served_writes[m] = trace.reads[m] * 60.0, trace.writes[m] * 60.0
         else:
             r, w = self.reads, self.writes
             self.provisioned_reads[m] = r
             self.provisioned_writes[m] = w
-            self.served_reads[m], self.throttled_reads[m], self._burst_r = serve(r, self._burst_r,
-                                                                                 self.trace.reads[m])
-            self.served_writes[m], self.throttled_writes[m], self._burst_w = serve(w, self._burst_w,
-                                                                                   self.trace.writes[m])
+            self.served_reads[m], self.throttled_reads[m], self._burst_r = serve(r, self._burst_r, trace.reads[m])
+            self.served_writes[m], self.throttled_writes[m], self._burst_w = serve(w, self._burst_w, trace.writes[m])
         self.minute = m + 1
         if self.pending_mode is not None:
             mode, reads, writes = self.pending_mode
