@@ -181,7 +181,7 @@ class Scaler:
             else:
                 decision = self._decide(job, cast("list[Datapoints]", found), breaker, now)
             if decision.skipped is None:  # metrics unavailable: nothing remembered, as the policy saw nothing
-                target = job.status.target  # decision.target
+                target = job.status.target
                 self.memory[target] = _remember(self.memory.get(target, NEW_MEMORY), decision, now)
             report.decisions.append(decision)
             by_table.setdefault(job.status.target.table, []).append(decision)
