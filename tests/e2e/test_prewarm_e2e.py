@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 from support import metrics as M
 from support.cli import REPO, assert_no_traceback, cli_env, describe
+from support.processes import reaped, terminated
 
 pytestmark = pytest.mark.e2e
 
@@ -163,14 +163,9 @@ def test_an_on_demand_table_and_its_gsi_are_pre_warmed_once_ahead_of_a_schedule(
          str(tmp_path), "--state-file", str(state_file), "--log-file", str(log)],
         env=cli_env(rules_proxy.url), cwd=str(REPO), stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:  # three passes: the first pre-warms, the next ones do not ask again
+    with reaped(proc):  # three passes: the first pre-warms, the next ones do not ask again
         _wait_for(lambda: log.exists() and log.read_text().count("Pass done") >= 3, "three passes", log)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        assert terminated(proc) == 0
     text = log.read_text()
     assert "Traceback" not in text, text
     assert _warm_requests(rules_proxy, "warm_od") == [{

@@ -4,8 +4,12 @@ The daemon itself never signals on such a look (daemon.not_this_instance proves 
 instance); a test that lost track of its daemon uses this to end it."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
+import subprocess
+from collections.abc import Iterator
 
 OUR_COMMAND = re.compile(rb"dynamic[-_]dynamodb")
 
@@ -21,3 +25,20 @@ def looks_like_ours(pid: int) -> bool:
         return False
     except OSError:
         return True  # e.g. /proc mounted with hidepid
+
+
+@contextlib.contextmanager
+def reaped(proc: subprocess.Popen) -> Iterator[subprocess.Popen]:
+    """The process, killed and waited for at the end if it is still running (a failed test leaves none)."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def terminated(proc: subprocess.Popen, timeout: float = 10.0) -> int:
+    """SIGTERM, then the exit status (TimeoutExpired when it does not exit within `timeout` seconds)."""
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(timeout=timeout)
