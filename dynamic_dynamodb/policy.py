@@ -465,10 +465,7 @@ def _limited(dim: Dim, cur: int, obs: Observed, r: DimensionRules, new: int, cod
              reason: str) -> DimDecision:
     """The proposal brought inside [min, max], with the code and the reason saying so."""
     if r.enabled:
-        floor = r.floor  # clamp(new, r), written out: this runs for every dimension of every pass
-        limited = new if new >= floor else floor
-        if r.max_provisioned is not None and limited > r.max_provisioned:
-            limited = r.max_provisioned
+        limited = clamp(new, r)
         if limited != new:
             side = "min" if limited > new else "max"
             if new != cur:
@@ -478,8 +475,8 @@ def _limited(dim: Dim, cur: int, obs: Observed, r: DimensionRules, new: int, cod
                 reason = f"outside limits, {side} is {limited}"
                 code = Reason.BELOW_MIN if side == "min" else Reason.ABOVE_MAX
             new = limited
-    consumed = obs.consumed_sum  # obs.consumed: units per second
-    pct = None if consumed is None else consumed / obs.window_seconds / cur * 100.0
+    consumed = obs.consumed
+    pct = None if consumed is None else consumed / cur * 100.0
     return DimDecision(dim, cur, new, pct, reason, code)
 
 
@@ -582,9 +579,7 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
     if scheduled:
         dr, dw = _schedule_note(dr, scheduled), _schedule_note(dw, scheduled)
 
-    r, w = rules.reads, rules.writes
-    level_r = alarm_level(dr, r) if r.upper_alarm_threshold or r.lower_alarm_threshold else None
-    level_w = alarm_level(dw, w) if w.upper_alarm_threshold or w.lower_alarm_threshold else None
+    level_r, level_w = alarm_level(dr, rules.reads), alarm_level(dw, rules.writes)
     if level_r is not None:
         dr = dr._replace(alarm=level_r)
     if level_w is not None:
