@@ -402,9 +402,7 @@ class ForecastPolicy:
     def propose(self, cur: int, obs: Observed, r: DimensionRules, rules: TargetRules,
                 memory: DimMemory, now: datetime) -> Proposal:
         """The demand policy's proposal, then forecast.adjust with the half-hour shape of the same minutes."""
-        before = memory.demand or DemandState()  # DemandPolicy.proposal, one call less per dimension and pass
-        proposed, proposed_reason, state = demand.propose(cur, obs.series, rules.target_utilization, before)
-        code = _demand_code(cur, proposed, obs, before, state)
+        proposed, code, proposed_reason, state = DemandPolicy.proposal(cur, obs, rules, memory)
         learned = forecast.fold(memory.forecast or ForecastState(), obs.series)
         if not state.demand:
             return Proposal(proposed, code, proposed_reason, DimMemory(memory.checks, state, learned))
