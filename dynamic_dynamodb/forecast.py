@@ -132,7 +132,11 @@ def _answers(state: ForecastState) -> dict[int | None, float]:
 
 def expected(state: ForecastState, slot: int) -> float:
     """Expected mean demand of an absolute slot: rule 1 (0 when nothing recurs)."""
-    answers = _answers(state)
+    return _remembered(state, _answers(state), slot)
+
+
+def _remembered(state: ForecastState, answers: dict[int | None, float], slot: int) -> float:
+    """expected(), with the state's memo already looked up."""
     value = answers.get(slot)
     if value is None:
         value = answers[slot] = _expected(state, slot)
@@ -152,14 +156,10 @@ def trusted(state: ForecastState) -> bool:
     """True when the two newest finished half hours came within TRUST of what was expected of them."""
     if state.newest_slot is None:
         return False
-    return _trusted_by(state, _answers(state), state.newest_slot)
-
-
-def _trusted_by(state: ForecastState, answers: dict[int | None, float], newest: int) -> bool:
-    """trusted(), from the state's memo."""
+    answers = _answers(state)
     value = answers.get(None)
     if value is None:
-        value = answers[None] = 1.0 if _trusted(state, newest) else 0.0
+        value = answers[None] = 1.0 if _trusted(state, state.newest_slot) else 0.0
     return value > 0
 
 
@@ -176,42 +176,25 @@ def expected_peak(state: ForecastState, now: datetime, minutes: int) -> float:
     if state.newest_slot is None:
         return 0.0
     assert now.tzinfo is not None, "a naive time has no slot"
-    return _peak(state, _answers(state), now.timestamp(), minutes)
-
-
-def _peak(state: ForecastState, answers: dict[int | None, float], seconds: float, minutes: int) -> float:
-    """expected_peak from the state's memo and the POSIX time of now."""
-    # slot_of(now) and slot_of(now + minutes), from one timestamp
+    seconds = now.timestamp()  # slot_of(now) and slot_of(now + minutes), from one timestamp
     first, last = int(seconds // (SLOT_MINUTES * 60)), int((seconds + minutes * 60) // (SLOT_MINUTES * 60))
-    peak = 0.0  # expected() is never below 0
-    for k in range(first, last + 1):
-        value = answers.get(k)
-        if value is None:
-            value = answers[k] = _expected(state, k)
-        if value > peak:
-            peak = value
-    return peak
+    answers = _answers(state)
+    return max([_remembered(state, answers, k) for k in range(first, last + 1)])
 
 
 def adjust(cur: int, new: int, reason: str, state: ForecastState, now: datetime,
            target: float, recent: float) -> tuple[int, str]:
     """The demand policy's proposal with rules 2 and 3 applied; `recent`: the newest minutes' demand."""
-    # asked for every dimension every pass: the memo is looked up once, and now's timestamp taken once
-    if state.newest_slot is None:  # not trusted()
+    if not trusted(state):
         return new, reason
-    answers = _answers(state)
-    if not _trusted_by(state, answers, state.newest_slot):
-        return new, reason
-    assert now.tzinfo is not None, "a naive time has no slot"
-    seconds = now.timestamp()
-    ahead = _peak(state, answers, seconds, LEAD_MINUTES)
+    ahead = expected_peak(state, now, LEAD_MINUTES)
     if ahead < RISE * recent:
         ahead = 0.0
     needed = math.ceil(ahead / target) if ahead > 0 else 0
     if needed > max(cur, new):
         return needed, f"a recurring rise expected: {ahead:.0f} units/s within {LEAD_MINUTES} minutes"
     if new < cur:
-        hold = _peak(state, answers, seconds, HOLD_MINUTES)
+        hold = expected_peak(state, now, HOLD_MINUTES)
         hold = hold if hold >= RISE * recent else 0.0
         floor = math.ceil(hold / target) if hold > 0 else 0
         if floor > cur * (1.0 - MIN_DROP):  # what is left would not be worth a decrease

@@ -404,13 +404,13 @@ class ForecastPolicy:
         """The demand policy's proposal, then forecast.adjust with the half-hour shape of the same minutes."""
         proposed, code, proposed_reason, state = DemandPolicy.proposal(cur, obs, rules, memory)
         learned = forecast.fold(memory.forecast or ForecastState(), obs.series)
-        if not state.demand:
-            return Proposal(proposed, code, proposed_reason, DimMemory(memory.checks, state, learned))
-        recent = state.demand[-demand.UP_LOOKBACK:]
-        new, reason = forecast.adjust(cur, proposed, proposed_reason, learned, now,
-                                      rules.target_utilization / 100.0, sum(recent) / len(recent))
-        if new != proposed or reason != proposed_reason:
-            code = Reason.FORECAST_UP if new > cur else Reason.FORECAST_HOLD if new >= cur > proposed else code
+        new, reason = proposed, proposed_reason
+        if state.demand:
+            recent = state.demand[-demand.UP_LOOKBACK:]
+            new, reason = forecast.adjust(cur, proposed, proposed_reason, learned, now,
+                                          rules.target_utilization / 100.0, sum(recent) / len(recent))
+            if (new, reason) != (proposed, proposed_reason):
+                code = Reason.FORECAST_UP if new > cur else Reason.FORECAST_HOLD if new >= cur > proposed else code
         return Proposal(new, code, reason, DimMemory(memory.checks, state, learned))
 
 
@@ -423,9 +423,7 @@ def decide_with(scaling: ScalingPolicy, dim: Dim, cur: int, obs: Observed, r: Di
                 memory: DimMemory, now: datetime | None = None) -> tuple[DimDecision, DimMemory]:
     """Any policy's proposal for one dimension, then the switches and the [min, max] limits."""
     p = scaling.propose(cur, obs, r, rules, memory, now if now is not None else datetime.min)
-    new, code, reason = p.new, p.code, p.reason
-    if not r.enabled or not r.up_scaling or not r.down_scaling:  # only then can the switches change it
-        new, code, reason = _switched(cur, p, r)
+    new, code, reason = _switched(cur, p, r)
     return _limited(dim, cur, obs, r, new, code, reason), p.memory
 
 
@@ -565,14 +563,11 @@ def _hold(d: DimDecision, code: Reason, why: str) -> DimDecision:
 def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: TargetRules, memory: Memory,
            now: datetime, breaker_closed: bool = True) -> tuple[Decision, Memory]:
     """The decision for one table or GSI, and the memory to keep for the next pass."""
-    # run for every target every pass: each dimension is written out, with no loop or generator over the two
     cap = status.capacity
     rules, scheduled = schedule.effective_rules(rules, now)
     scaling = POLICIES[rules.scaling_policy]
-    dr, mr = decide_with(scaling, Dim.READS, cap.reads, reads, rules.reads, rules,
-                         DimMemory(memory.read_checks, memory.reads_demand, memory.reads_forecast), now)
-    dw, mw = decide_with(scaling, Dim.WRITES, cap.writes, writes, rules.writes, rules,
-                         DimMemory(memory.write_checks, memory.writes_demand, memory.writes_forecast), now)
+    dr, mr = decide_with(scaling, Dim.READS, cap.reads, reads, rules.reads, rules, memory.dim(Dim.READS), now)
+    dw, mw = decide_with(scaling, Dim.WRITES, cap.writes, writes, rules.writes, rules, memory.dim(Dim.WRITES), now)
     memory = memory.with_dims(mr, mw)
     if scheduled:
         dr, dw = _schedule_note(dr, scheduled), _schedule_note(dw, scheduled)
@@ -601,10 +596,8 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
     if dr.new < dr.current or dw.new < dw.current:
         reserved = reserved_for_schedules(rules, now)
         if not decrease_allowed(status, memory, now, reserved):
-            # every pass that wants a decrease comes here until the budget allows one: next_decrease_at
-            # without asking decrease_allowed() again, and {at:%H:%M} without strftime
-            at = _next_decrease(status, memory, now)
-            why = f"decrease budget spent, next at {at.hour:02d}:{at.minute:02d} UTC"
+            at = _next_decrease(status, memory, now)  # next_decrease_at, without asking decrease_allowed() again
+            why = f"decrease budget spent, next at {at:%H:%M} UTC"
             if dr.new < dr.current:
                 dr = _hold(dr, Reason.BUDGET_SPENT, why)
             if dw.new < dw.current:

@@ -15,8 +15,7 @@ Policy = Callable[[World], tuple[int, int] | None]
 def replay(trace: Trace, policy: Policy, initial: tuple[int, int] | None = None) -> World:
     """Run a baseline over the whole trace, one decision per minute."""
     world = World(trace, initial)
-    minutes = trace.minutes
-    while world.minute < minutes:  # not world.done
+    while not world.done:
         want = policy(world)
         if want is not None:
             _apply(world, (max(1, int(want[0])), max(1, int(want[1]))))

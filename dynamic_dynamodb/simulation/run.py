@@ -117,8 +117,7 @@ def simulate(settings: Settings, trace_path: str | Path | Trace, output_dir: str
     reasons: dict[int, str] = {}  # the codes of the pass's decisions, one per table or GSI
     bar = Progress(trace.minutes, progress)
     passes = 0
-    minutes = trace.minutes
-    while world.minute < minutes:  # not world.done
+    while not world.done:
         m = world.minute
         if m % every == 0:
             # the pass runs at the start of the minute, before the minute is served

@@ -42,9 +42,8 @@ def provisioned_cost(reads: list[int], writes: list[int]) -> float:
 
 def oracle_cost(trace: Trace) -> float:
     """Dollars for exactly ceil(demand) every minute: a clairvoyant lower bound."""
-    # a list, not a generator: summed in the same order, without resuming a generator for every minute
-    return sum([(max(1, math.ceil(r)) * RCU_HOUR + max(1, math.ceil(w)) * WCU_HOUR) / 60.0
-                for r, w in zip(trace.reads, trace.writes, strict=True)])
+    return sum((max(1, math.ceil(r)) * RCU_HOUR + max(1, math.ceil(w)) * WCU_HOUR) / 60.0
+               for r, w in zip(trace.reads, trace.writes, strict=True))
 
 
 def count_decreases(trace: Trace, reads: list[int], writes: list[int]) -> tuple[int, int]:
@@ -73,8 +72,8 @@ def score(world: World, oracle: float | None = None) -> Figures:
     on_demand = [m for m in range(n) if world.billing_modes[m] == ON_DEMAND]
     # minutes in on-demand mode provision nothing and pay per request
     cost += sum(trace.reads[m] * 60 * OD_READ_PER_UNIT + trace.writes[m] * 60 * OD_WRITE_PER_UNIT for m in on_demand)
-    dem_r = sum([d * 60 for d in trace.reads[:n]])  # lists: summed as a generator would be, quicker
-    dem_w = sum([d * 60 for d in trace.writes[:n]])
+    dem_r = sum(d * 60 for d in trace.reads[:n])
+    dem_w = sum(d * 60 for d in trace.writes[:n])
     thr_r = sum(world.throttled_reads[:n])
     thr_w = sum(world.throttled_writes[:n])
     decreases, illegal = count_decreases(trace, world.provisioned_reads[:n], world.provisioned_writes[:n])
