@@ -163,10 +163,15 @@ class Scaler:
         self._warn_unmatched(pairs)
         pairs = [(name, s) for name, s in pairs if self.owns(name)]
         jobs = self._gather(pairs, now, report)
-        if not jobs:
-            if not self.stop.is_set():  # on-demand tables are no job, yet may have a peak to pre-warm for
-                self._pre_warm(jobs, {}, now, report)
-            return report
+        # with no job (on-demand tables only, say) nothing is fetched, but the pre-warm step still runs
+        jobs, by_table = self._scale(jobs, now, report) if jobs else (jobs, {})
+        if not self.stop.is_set():
+            self._pre_warm(jobs, by_table, now, report)
+        return report
+
+    def _scale(self, jobs: list[Job], now: datetime,
+               report: PassReport) -> tuple[list[Job], dict[str, list[Decision]]]:
+        """Metrics, decisions and updates for the pass's jobs; the jobs still ours, and their decisions by table."""
         self._warm_forecasts(jobs, now)
         data = self._fetch_metrics(jobs, report)
         breaker = self._breaker_states(jobs)
@@ -190,15 +195,11 @@ class Scaler:
                 log.info("Stopping: %d table(s) left unchanged until the next run", len(by_table) - done)
                 break
             self._apply(table, decisions, now, report)
-        if not self.stop.is_set():
-            self._pre_warm(jobs, by_table, now, report)
-        return report
+        return jobs, by_table
 
     def _warn_unmatched(self, pairs: list[tuple[str, TableSection]]) -> None:
         """Once per pass, as 2.x did: a typo in a key must not go unnoticed."""
         used = {s.key for _, s in pairs}
-        if len(used) == len(self.settings.tables):  # every section matched (keys are unique): the usual pass
-            return
         unmatched = [s.key for s in self.settings.tables if s.key not in used]
         if unmatched:
             log.warning("No table matches %s", ", ".join(f"[table: {key}]" for key in unmatched))

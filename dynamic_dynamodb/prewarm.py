@@ -84,10 +84,9 @@ def scheduled_peak(rules: TargetRules, now: datetime, in_force_too: bool = False
             continue
         ahead = timedelta(minutes=max(s.lead_minutes, MIN_AHEAD_MINUTES))
         for start, end in schedule.intervals(s, now, 1 if in_force_too else 0, 1):
-            if in_force_too:
-                if not (start <= now + ahead and now < end):
-                    continue
-            elif not now < start <= now + ahead or schedule.is_in_force(s, now):
+            # in force from `start` (the lead included); a provisioned target's floor raises it once in force
+            known = now < end if in_force_too else now < start and not schedule.is_in_force(s, now)
+            if not (known and start <= now + ahead):
                 continue
             at_start, _ = schedule.effective_rules(rules, max(start, now))  # the max in force then
             reads = _higher(reads, _capped(s.min_reads, at_start.reads.max_provisioned))
