@@ -1,10 +1,12 @@
 """Time a 30-day, 1-minute simulation (43,200 minutes); prints figures, asserts nothing.
 
-    python benchmarks/simulate.py [TRACE.csv] [--stand-in]
+    python benchmarks/simulate.py [TRACE.csv] [--stand-in] [--recommended-only]
+    PYTHONPATH=build/compiled python benchmarks/simulate.py    # the compiled build (make compiled)
 
 First with examples/recommended.conf (the figure the docs quote), then with the
 built-in threshold rules at two check intervals, split into the simulator's own cost,
-the decisions and the output files.
+the decisions and the output files. It measures the build that is imported: the checkout's
+pure Python, or the compiled one when PYTHONPATH names it (`make bench` measures both).
 
 Without a trace it generates 30 days of diurnal demand with bursts (seeded). The passes are
 the daemon's own (dynamic_dynamodb.loop), or the tests' stand-in policy with --stand-in.
@@ -23,8 +25,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))  # after PYTHONPATH: a compiled build named there is the one measured
 
+from dynamic_dynamodb import policy as _policy  # noqa: E402
 from dynamic_dynamodb.config import load_settings  # noqa: E402
 from dynamic_dynamodb.model import CONSUMED_METRIC, THROTTLE_METRIC, Dim, MetricQuery  # noqa: E402
 from dynamic_dynamodb.rules import TargetRules  # noqa: E402
@@ -81,6 +84,13 @@ class PortsOnly:
         return SimpleNamespace(decisions=[])
 
 
+def build() -> str:
+    """Which build is measured: the policy core's module file tells."""
+    where = Path(_policy.__file__)
+    kind = "compiled by mypyc" if where.suffix != ".py" else "pure Python"
+    return f"{kind}, from {where.parent.parent}"
+
+
 def best_of(runs: int, job) -> float:
     """Fastest of a few runs: the machine is shared, the minimum is the least disturbed."""
     times = []
@@ -98,11 +108,13 @@ def main(argv: list[str]) -> int:
         if not args:
             make_trace(trace)
         name, factory = scaler_factory("--stand-in" in argv)
-        print(f"trace {trace.name}, scaler: {name}; best of 3 runs")
+        print(f"trace {trace.name}, scaler: {name}; best of 3 runs; build: {build()}")
         recommended = load_settings(["--config", str(ROOT / "examples" / "recommended.conf")])
         seconds = best_of(3, lambda: simulate(recommended, trace, None, factory, table="simulated", progress=None))
         policy = recommended.tables[0].rules.scaling_policy
         print(f"examples/recommended.conf (scaling-policy {policy}), no output files  {seconds:5.2f} s")
+        if "--recommended-only" in argv:
+            return 0
         for interval in (60, 300):
             settings = Settings(check_interval=interval,
                                 tables=(TableSection("simulated", re.compile("simulated"), TargetRules()),))

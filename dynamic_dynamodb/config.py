@@ -25,7 +25,7 @@ from typing import Any, NoReturn, cast
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import __version__, edge
+from . import __version__, edge, policy
 from .breaker import redact_url
 from .capacity_mode import CAPACITY_MODES, MAX_DAYS, ModeRules
 from .edge import EXIT_USAGE
@@ -938,6 +938,11 @@ CLI_OPTIONS: tuple[CliOption, ...] = (
 TABLE_CLI_DESTS: dict[str, Option] = {key.dest: key for key in TABLE_KEYS if key.cli}
 
 
+def _build_note() -> str:
+    """' (compiled by mypyc)' in a build made with DYNAMIC_DYNAMODB_COMPILE=1 (setup.py), else nothing."""
+    return "" if policy.__file__ is None or policy.__file__.endswith(".py") else " (compiled by mypyc)"
+
+
 def _argtype(convert: Callable[[str], Any]) -> Callable[[str], Any]:
     """Wrap a converter so argparse prints its message (exit 2)."""
 
@@ -981,7 +986,7 @@ def build_parser() -> argparse.ArgumentParser:
         help_text = opt.help if opt.default_text is None else f"{opt.help} (default: {opt.default_text})"
         kwargs: dict[str, Any] = {"help": help_text}
         if opt.action == "version":
-            kwargs.update(action="version", version=f"Dynamic DynamoDB version: {__version__}")
+            kwargs.update(action="version", version=f"Dynamic DynamoDB version: {__version__}{_build_note()}")
         elif opt.action:
             kwargs.update(action=opt.action)
             if opt.action == "store_true":

@@ -122,7 +122,7 @@ def _units(demand: tuple[float, ...]) -> list[float]:
 
 def _serves(p: int, wants: list[float]) -> bool:
     """True when capacity p, with its burst credit, serves every minute (`wants`: units) and keeps the reserve."""
-    full = BURST_SECONDS * p
+    full = float(BURST_SECONDS * p)
     bucket = REPLAY_START * full
     cap = 60.0 * p
     for want in wants:

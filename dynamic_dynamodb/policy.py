@@ -14,12 +14,14 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import NamedTuple, Protocol
 
+from mypy_extensions import mypyc_attr
+
 from . import demand, forecast, schedule
 from .capacity_mode import ModeMemory
 from .demand import DemandState
 from .forecast import ForecastState
 from .frozen import evolve
-from .model import Capacity, Dim, TargetStatus
+from .model import Capacity, Dim, Target, TargetStatus
 from .reasons import HOLDS, SKIPS, Reason, most_important
 from .rules import PERCENT, DimensionRules, Scale, TargetRules
 
@@ -52,6 +54,7 @@ class Observed(NamedTuple):
 
 
 
+@mypyc_attr(native_class=False)  # compiled by mypyc, still a plain class: evolve() copies its __dict__
 @dataclass(frozen=True)
 class Memory:
     """What the daemon remembers about one target between passes (persisted in the state file)."""
@@ -143,7 +146,7 @@ class Decision:
         return most_important((r.code, w.code))
 
     @property
-    def target(self):
+    def target(self) -> Target:
         """The table or GSI decided on."""
         return self.status.target
 

@@ -53,6 +53,10 @@ from support.rules_proxy import RulesProxy  # noqa: E402
 # the tests out in collection order, so one of these collected last would keep a worker busy after the
 # others are done.
 SLOWEST_FIRST = (
+    # the compiled build (half a minute) and what runs on it, one worker's work
+    "tests/test_compiled_build.py::test_the_compiled_modules_are_extensions_and_the_rest_is_python",
+    "tests/test_compiled_build.py::test_the_compiled_modules_pass_their_unit_tests",
+    "tests/test_compiled_build.py::test_a_simulation_is_the_same_byte_for_byte_in_both_builds",
     "tests/e2e/test_soak.py::test_thirty_passes_under_faults",
     "tests/e2e/test_shared_state.py::test_three_daemons_share_the_tables_take_over_from_a_killed_one_and_rebalance",
     "tests/e2e/test_shared_state.py::test_a_partitioned_daemon_loses_its_shards_and_acts_on_none_when_it_returns",

@@ -1383,7 +1383,7 @@ def test_version_prints_the_package_version_and_exits_0(capsys: pytest.CaptureFi
     with pytest.raises(SystemExit) as caught:
         load_settings(["--version"])
     assert caught.value.code == 0
-    assert capsys.readouterr().out.strip() == f"Dynamic DynamoDB version: {__version__}"
+    assert capsys.readouterr().out.strip() == f"Dynamic DynamoDB version: {__version__}{config._build_note()}"
 
 
 # ---- converters ----------------------------------------------------------------------
