@@ -1,6 +1,6 @@
 """The compiled build (DYNAMIC_DYNAMODB_COMPILE=1, mypyc): built from these sources, it decides as they do.
 
-The build is made once for the module, as `make compiled` makes it, into a temporary folder; its
+The build is made once, as `make compiled` makes it, into a temporary folder; its
 programs run as separate processes with only that folder on PYTHONPATH, from a folder that holds no
 source, so that the compiled modules and not the checkout's are the ones imported.
 """
@@ -54,7 +54,8 @@ def compiled_names() -> list[str]:
     raise AssertionError("setup.py has no COMPILED list")
 
 
-@pytest.fixture(scope="module")
+# session-scoped: a worker may run other modules' tests between these, and must not build again
+@pytest.fixture(scope="session")
 def build(tmp_path_factory) -> Path:
     """The compiled build's folder (what `make compiled` makes as build/compiled)."""
     pytest.importorskip("mypyc")
