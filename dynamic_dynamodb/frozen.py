@@ -1,6 +1,7 @@
 """Copies of frozen dataclasses with some fields changed, cheap enough for the pass's hot path."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -17,3 +18,12 @@ def evolve(value: T, **changes: Any) -> T:
     copy = object.__new__(type(value))
     copy.__dict__.update(value.__dict__, **changes)
     return copy
+
+
+def by_fields(value: Any) -> tuple[type, tuple]:
+    """A frozen dataclass's __reduce__: pickle and copy rebuild it through __init__ from its fields.
+
+    In a compiled build (mypyc) a frozen class keeps its fields in slots, and the default
+    restore, attribute by attribute, is refused by the frozen __setattr__.
+    """
+    return type(value), tuple(getattr(value, f.name) for f in dataclasses.fields(value))

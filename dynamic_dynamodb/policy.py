@@ -20,7 +20,7 @@ from . import demand, forecast, schedule
 from .capacity_mode import ModeMemory
 from .demand import DemandState
 from .forecast import ForecastState
-from .frozen import evolve
+from .frozen import by_fields, evolve
 from .model import Capacity, Dim, Target, TargetStatus
 from .reasons import HOLDS, SKIPS, Reason, most_important
 from .rules import PERCENT, DimensionRules, Scale, TargetRules
@@ -54,7 +54,7 @@ class Observed(NamedTuple):
 
 
 
-@mypyc_attr(native_class=False)  # compiled by mypyc, still a plain class: evolve() copies its __dict__
+@mypyc_attr(native_class=False)  # a plain class in a compiled build too: evolve() copies its __dict__
 @dataclass(frozen=True)
 class Memory:
     """What the daemon remembers about one target between passes (persisted in the state file)."""
@@ -133,6 +133,10 @@ class Decision:
     budget_exhausted: datetime | None = None  # set once a day when the budget first holds a decrease
     skipped: Reason | None = None  # why no decision could be made for this target (one of SKIPS)
     rules: TargetRules | None = None  # the rules decided with (None for a table DescribeTable did not describe)
+
+    def __reduce__(self) -> tuple:
+        """Pickled and copied by its fields (frozen.by_fields)."""
+        return by_fields(self)
 
     @property
     def code(self) -> Reason:

@@ -129,3 +129,24 @@ def test_the_compiled_modules_pass_their_unit_tests(build, tmp_path):
                        "--rootdir", str(REPO), str(probe), *tests], tmp_path, timeout=300)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert " passed" in done.stdout
+
+
+def test_the_compiled_values_pickle_and_copy_as_in_python(build, tmp_path):
+    # a benchmark sends reports between processes; a native frozen class could not be unpickled
+    probe = f"""
+import copy, pickle
+from dynamic_dynamodb import policy
+from dynamic_dynamodb.config import load_settings
+from dynamic_dynamodb.model import Capacity, Target, TargetStatus
+from dynamic_dynamodb.reasons import Reason
+from dynamic_dynamodb.simulation import simulate
+report = simulate(load_settings(["--config", {str(REPO / "examples" / "recommended.conf")!r}]), {str(SAMPLE_WEEK)!r},
+                  None, progress=None)
+decision = policy.skipped(TargetStatus(Target("t"), "ACTIVE", "", Capacity(5, 5)), Reason.NOT_FOUND, "gone")
+for value in (report, report.config, report.trace, decision, policy.Memory(read_checks=2)):
+    assert pickle.loads(pickle.dumps(value)) == value, type(value)
+    assert copy.deepcopy(value) == value, type(value)
+print("ok")
+"""
+    done = run(build, ["-c", probe], tmp_path)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..frozen import by_fields
 from ..loop import Ports, Scaler
 from ..settings import Settings
 from .baselines import baseline_policies, replay
@@ -41,6 +42,10 @@ class Report:
     recommendation: str
     output_dir: Path | None = None
     plot_hint: str | None = None  # why there is no plot.png, when there is none
+
+    def __reduce__(self) -> tuple:
+        """Pickled and copied by its fields (frozen.by_fields)."""
+        return by_fields(self)
 
     def as_dict(self) -> dict:
         """report.json: the config's figures at the top, the baselines' under `baselines`."""

@@ -8,6 +8,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TextIO
 
+from ..frozen import by_fields
+
 COLUMNS = ("timestamp", "reads", "writes")
 
 
@@ -24,6 +26,10 @@ class Trace:
     step_minutes: int
     reads: list[float]
     writes: list[float]
+
+    def __reduce__(self) -> tuple:
+        """Pickled and copied by its fields (frozen.by_fields)."""
+        return by_fields(self)
 
     @property
     def minutes(self) -> int:
