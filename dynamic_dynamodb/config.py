@@ -30,7 +30,6 @@ from .breaker import redact_url
 from .capacity_mode import CAPACITY_MODES, MAX_DAYS, ModeRules
 from .edge import EXIT_USAGE
 from .model import Dim
-from .policy import SCALING_POLICIES
 from .rules import (
     PERCENT,
     SNS_MESSAGE_TYPES,
@@ -136,7 +135,7 @@ def to_unit(text: str) -> str:
 
 def to_policy(text: str) -> str:
     """threshold, demand or forecast."""
-    return _choice(text, SCALING_POLICIES)
+    return _choice(text, policy.SCALING_POLICIES)
 
 
 def to_capacity_mode(text: str) -> str:

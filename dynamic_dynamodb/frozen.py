@@ -12,7 +12,9 @@ def evolve(value: T, **changes: Any) -> T:
 
     replace() rebuilds the value through __init__ field by field, some ten times slower than
     copying the instance's dict; a pass copies each target's memory several times per
-    dimension. Not for dataclasses with __post_init__, InitVar or init=False fields.
+    dimension. Not for dataclasses with __post_init__, InitVar or init=False fields, nor for a
+    class a compiled build makes native (it has no __dict__): such a class is marked
+    @mypyc_attr(native_class=False), as policy.Memory is.
     """
     assert changes.keys() <= value.__dataclass_fields__.keys(), f"no such field: {changes.keys()}"  # type: ignore[attr-defined]
     copy = object.__new__(type(value))
