@@ -23,7 +23,8 @@ Pure, like the threshold policy. Per dimension, each pass:
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 HISTORY_MINUTES = 30  # how long a drop must have lasted before a decrease
@@ -67,6 +68,15 @@ def fold(state: DemandState, series: tuple[tuple[datetime, float, float], ...],
         newest_throttled = throttled
     demand = state.demand + tuple(fresh) if fresh else state.demand
     return DemandState(last, demand[-HISTORY_MINUTES:], min(bucket, full)), newest_throttled
+
+
+def seed(series: Iterable[tuple[datetime, float, float]], provisioned: int, before: datetime) -> DemandState:
+    """What a target new to the daemon starts from: its minutes of the half hour before `before`.
+
+    The burst bucket starts empty, as nothing tells how full it was; the minutes from `before`
+    on are the pass's own, which propose() folds in."""
+    since = before - timedelta(minutes=HISTORY_MINUTES)
+    return fold(DemandState(), tuple([p for p in series if since <= p[0] < before]), provisioned)[0]
 
 
 def effective_utilisation(target: float, fill: float) -> float:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import NamedTuple, cast
 
-from . import forecast, maxima, mode_switch, notifications, policy, prewarm, throttle_causes
+from . import demand, forecast, maxima, mode_switch, notifications, policy, prewarm, throttle_causes
 from .breaker import redact_url
 from .edge import LOGGER
 from .frozen import evolve
@@ -172,7 +172,7 @@ class Scaler:
     def _scale(self, jobs: list[Job], now: datetime,
                report: PassReport) -> tuple[list[Job], dict[str, list[Decision]]]:
         """Metrics, decisions and updates for the pass's jobs; the jobs still ours, and their decisions by table."""
-        self._warm_forecasts(jobs, now)
+        self._warm_histories(jobs, now)
         data = self._fetch_metrics(jobs, report)
         breaker = self._breaker_states(jobs)
         # a pass that stalled (a partition, a pause) may have lost tables to another daemon meanwhile
@@ -338,32 +338,56 @@ class Scaler:
             return (url, timeout, None, None)
         return (url, timeout, job.status.target.table, job.status.target.index)
 
-    def _warm_forecasts(self, jobs: list[Job], now: datetime) -> None:
-        """Targets of scaling-policy forecast without a learned rhythm start from CloudWatch's last days."""
-        cold = [j for j in jobs if j.rules.scaling_policy == "forecast"
-                and self.memory.get(j.status.target, NEW_MEMORY).reads_forecast is None]
-        fetch_history = getattr(self.live_ports.metrics, "fetch_history", None)  # the simulator learns as it plays
-        if not cold or fetch_history is None:
+    def _warm_histories(self, jobs: list[Job], now: datetime) -> None:
+        """Targets of the demand and forecast policies new to this process start from CloudWatch's
+        recent past, not blind: the half hour before the pass's window (a decrease is for a lasting
+        drop, not for the five minutes one window shows), and for the forecast its last days."""
+        fetch_history = getattr(self.live_ports.metrics, "fetch_history", None)
+        if fetch_history is None:
             return
         end = now.replace(second=0, microsecond=0) - timedelta(minutes=CLOUDWATCH_DELAY_MINUTES)
-        start = end - timedelta(days=forecast.HISTORY_DAYS)
-        queries = {j.status.target: tuple(MetricQuery(j.status.target, metric[dim], start, end, 60)
-                                          for dim in (Dim.READS, Dim.WRITES)
-                                          for metric in (CONSUMED_METRIC, THROTTLE_METRIC)) for j in cold}
+        cold: list[tuple[Job, bool, bool, tuple[MetricQuery, ...]]] = []
+        for job in jobs:
+            if not policy.POLICIES[job.rules.scaling_policy].keeps_history:
+                continue
+            memory = self.memory.get(job.status.target, NEW_MEMORY)
+            needs_demand = memory.reads_demand is None  # the two dimensions are kept together
+            needs_forecast = job.rules.scaling_policy == "forecast" and memory.reads_forecast is None
+            if not needs_demand and not needs_forecast:
+                continue
+            window = job.queries[0].start
+            start, stop = ((end - timedelta(days=forecast.HISTORY_DAYS), end) if needs_forecast
+                           else (window - timedelta(minutes=demand.HISTORY_MINUTES), window))
+            cold.append((job, needs_demand, needs_forecast,
+                         tuple(MetricQuery(job.status.target, metric[dim], start, stop, 60)
+                               for dim in (Dim.READS, Dim.WRITES) for metric in (CONSUMED_METRIC, THROTTLE_METRIC))))
+        if not cold:
+            return
         try:
-            found = fetch_history([q for qs in queries.values() for q in qs])
+            found = fetch_history([q for *_, qs in cold for q in qs])
         except AwsError as e:
-            log.warning("Cannot load %d day(s) of history for the forecast policy (%s); learning from now",
-                        forecast.HISTORY_DAYS, e)
+            log.warning("Cannot read the recent history of %d target(s) from CloudWatch (%s); deciding from "
+                        "this pass's window", len(cold), e)
             found = {}
-        for target, (cr, tr, cw, tw) in queries.items():
-            memory = self.memory.get(target, Memory())
-            self.memory[target] = replace(memory, reads_forecast=forecast.learn(_series(found.get(cr, ()),
-                                                                                        found.get(tr, ()))),
-                                          writes_forecast=forecast.learn(_series(found.get(cw, ()),
-                                                                                 found.get(tw, ()))))
-        log.info("Forecast policy: learned from up to %d day(s) of CloudWatch history for %d target(s)",
-                 forecast.HISTORY_DAYS, len(queries))
+        for job, needs_demand, needs_forecast, (cr, tr, cw, tw) in cold:
+            target, capacity = job.status.target, job.status.capacity
+            reads, writes = _series(found.get(cr, ()), found.get(tr, ())), _series(found.get(cw, ()), found.get(tw, ()))
+            memory = self.memory.get(target, NEW_MEMORY)
+            if needs_forecast:
+                memory = evolve(memory, reads_forecast=forecast.learn(reads), writes_forecast=forecast.learn(writes))
+            if needs_demand:
+                window = job.queries[0].start
+                memory = evolve(memory, reads_demand=demand.seed(reads, capacity.reads, window),
+                                writes_demand=demand.seed(writes, capacity.writes, window))
+            self.memory[target] = memory
+        learned = sum(1 for _, _, needs_forecast, _ in cold if needs_forecast)
+        if learned:
+            log.info("Forecast policy: learned from up to %d day(s) of CloudWatch history for %d target(s)",
+                     forecast.HISTORY_DAYS, learned)
+        seeded = sum(1 for _, needs_demand, _, _ in cold if needs_demand)
+        if seeded:
+            log.info("Demand history: the %d minutes before this pass read from CloudWatch for %d target(s)",
+                     demand.HISTORY_MINUTES, seeded)
 
     def _decide(self, job: Job, found: Sequence[Datapoints], breaker: dict[tuple, bool], now: datetime) -> Decision:
         """The decision from the datapoints of the job's queries, in their order."""

@@ -418,3 +418,19 @@ def test_the_recommended_config_scales_a_quiet_table_and_a_throttled_one(rules_p
     hot_reads, _ = M.provisioned(aws.dynamodb, "hot-table")
     assert hot_reads >= (10 + 300 / 60) / 0.8, hot_reads  # sized for served plus throttled demand
     assert "throttled, sized for" in r.stderr
+
+
+def test_a_first_run_decreases_for_the_last_half_hour_not_for_its_five_quiet_minutes(proxy_aws, aws, run_once):
+    # 60 reads/s until 14 minutes ago, then 1/s: the five-minute window alone would say 2 units
+    M.create_table(proxy_aws.dynamodb, "lull-table", 100, 40)
+    M.put_metric_minutes(proxy_aws.cloudwatch, M.CONSUMED_READ, "lull-table",
+                         [60.0 * 60] * 26 + [1.0 * 60] * 14, minutes=40)
+    M.put_metric_minutes(proxy_aws.cloudwatch, M.CONSUMED_WRITE, "lull-table", 60.0, minutes=40)
+    r = run_once(None, "--config", str(REPO / "examples" / "recommended.conf"))
+    assert r.returncode == 0, describe(r)
+    assert "Demand history: the 30 minutes before this pass read from CloudWatch for 1 target(s)" in r.stderr
+    reads, writes = M.provisioned(aws.dynamodb, "lull-table")
+    # reads: the half hour holds 60/s (without it: 2); writes: 1/s throughout
+    assert 60 <= reads < 100 and writes < 10, (reads, writes)
+    again = run_once(None, "--config", str(REPO / "examples" / "recommended.conf"))
+    assert "Demand history" not in again.stderr, describe(again)  # remembered in the state file
