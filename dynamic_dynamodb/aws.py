@@ -470,6 +470,7 @@ class DynamoLimits:
         self._limits: CapacityLimits | None = None
         self._read_at: datetime | None = None
         self._failed_at: datetime | None = None
+        self._unsupported = False  # the endpoint answered that it has no such operation
 
     def current(self, now: datetime) -> CapacityLimits | None:
         """The cached maxima, read again once `refresh` has passed; None (with one warning) when
@@ -477,12 +478,17 @@ class DynamoLimits:
         try next pass."""
         if self._read_at is not None and now - self._read_at < self.refresh:
             return self._limits
-        if self._failed_at == now:
+        if self._failed_at == now or self._unsupported:
             return None
         try:
             self._limits = call(lambda: parse_limits(self.client.describe_limits()))
         except AwsError as e:
             self._failed_at = now
+            if e.code == "UnknownOperationException":  # dynalite, say: it will not learn the call later
+                self._unsupported = True
+                log.info("%s does not implement DescribeLimits: increases are not held to DynamoDB's maxima",
+                         self.client.meta.endpoint_url)
+                return None
             log.warning("DescribeLimits failed, increases are not held to DynamoDB's maxima this pass: %s", e)
             return None
         self._read_at = now

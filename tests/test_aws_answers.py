@@ -7,6 +7,7 @@ the adapters exactly as from the network. Shapes the Stubber can express use the
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timedelta, timezone
 
 import boto3
@@ -323,6 +324,17 @@ def test_a_failed_describe_limits_means_no_clamp_this_pass_with_one_warning(body
     assert limits.current(START) is None and limits.current(START) is None  # two tables of one pass
     assert caplog.text.count("DescribeLimits failed") == 1 and len(seen) == 1
     assert limits.current(START + timedelta(minutes=1)) is not None and len(seen) == 2  # tried again next pass
+
+
+def test_an_endpoint_without_describe_limits_is_said_once_and_not_asked_again(caplog):
+    ddb = client("dynamodb")
+    seen = answer_with(ddb, "DescribeLimits", (400, error_body("UnknownOperationException", "")))
+    limits = aws.DynamoLimits(ddb)
+    with caplog.at_level(logging.INFO):
+        for minutes in range(3):
+            assert limits.current(START + timedelta(minutes=minutes)) is None
+    assert len(seen) == 1 and "DescribeLimits failed" not in caplog.text
+    assert caplog.text.count("does not implement DescribeLimits") == 1
 
 
 def test_describe_limits_is_in_the_iam_actions():

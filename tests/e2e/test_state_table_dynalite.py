@@ -1,49 +1,24 @@
 """The state table's conditional writes against a second DynamoDB implementation, dynalite.
 
-dynalite (an npm package; `make venv` installs it into .venv/node_modules when npm is there)
-implements DynamoDB's condition expressions on its own, so the lease rules are checked
-against more than moto. Skipped where node or dynalite is missing.
+dynalite implements DynamoDB's condition expressions on its own, so the lease rules are checked
+against more than moto. Skipped where node or dynalite is missing (support/dynalite.py).
 """
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
-from pathlib import Path
 
-import boto3
 import pytest
-from support.moto import CLIENT_CONFIG, free_port
-from support.wait import wait_for
+from support.dynalite import dynalite as start_dynalite
 
 from dynamic_dynamodb.statetable import LeaseLost, StateTable
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
-DYNALITE = REPO / ".venv" / "node_modules" / ".bin" / "dynalite"
-
 
 @pytest.fixture(scope="module")
 def dynalite():
-    binary = str(DYNALITE) if DYNALITE.exists() else shutil.which("dynalite")
-    if binary is None or shutil.which("node") is None:
-        pytest.skip("dynalite is not installed (npm install dynalite)")
-    port = free_port()
-    proc = subprocess.Popen([binary, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{port}",
-                          aws_access_key_id="x", aws_secret_access_key="x", config=CLIENT_CONFIG)
-
-    def up() -> bool:
-        try:
-            client.list_tables()
-            return True
-        except Exception:  # noqa: BLE001 - not listening yet
-            return False
-    wait_for(up, timeout=20, what="dynalite listening")
-    yield client
-    proc.terminate()
-    proc.wait(timeout=10)
+    with start_dynalite() as (_, client):
+        yield client
 
 
 def test_leases_and_fenced_memory_writes_hold_on_dynalite(dynalite):
