@@ -121,6 +121,7 @@ class Scaler:
         self.owns: Callable[[str], bool] = lambda table: True
         self.fence: Callable[[str], bool] = lambda table: True
         self.causes_reported: dict[tuple[Target, str], datetime] = {}  # (target, kind) -> last report
+        self.history_checked: set[Target] = set()  # targets whose recent history this process has made sure of
 
     @property
     def live_ports(self) -> Ports:
@@ -341,7 +342,8 @@ class Scaler:
     def _warm_histories(self, jobs: list[Job], now: datetime) -> None:
         """Targets of the demand and forecast policies new to this process start from CloudWatch's
         recent past, not blind: the half hour before the pass's window (a decrease is for a lasting
-        drop, not for the five minutes one window shows), and for the forecast its last days."""
+        drop, not for the five minutes one window shows), unless the state file remembers it, and
+        for the forecast its last days."""
         fetch_history = getattr(self.live_ports.metrics, "fetch_history", None)
         if fetch_history is None:
             return
@@ -350,12 +352,16 @@ class Scaler:
         for job in jobs:
             if not policy.POLICIES[job.rules.scaling_policy].keeps_history:
                 continue
-            memory = self.memory.get(job.status.target, NEW_MEMORY)
-            needs_demand = memory.reads_demand is None  # the two dimensions are kept together
+            target = job.status.target
+            memory = self.memory.get(target, NEW_MEMORY)
+            window = job.queries[0].start
+            # once per process: a memory older than the half hour (a daemon stopped for a while) is
+            # read again too; later passes fold their own minutes, even when CloudWatch has none
+            needs_demand = target not in self.history_checked and _stale(memory.reads_demand, window)
+            self.history_checked.add(target)
             needs_forecast = job.rules.scaling_policy == "forecast" and memory.reads_forecast is None
             if not needs_demand and not needs_forecast:
                 continue
-            window = job.queries[0].start
             start, stop = ((end - timedelta(days=forecast.HISTORY_DAYS), end) if needs_forecast
                            else (window - timedelta(minutes=demand.HISTORY_MINUTES), window))
             cold.append((job, needs_demand, needs_forecast,
@@ -614,6 +620,13 @@ def _log_decision(decision: Decision, json_lines: bool) -> None:
         log.info("%s: %s", target, policy._dim_summary(d), extra={
             "table": target.table, "index": target.index, "dimension": d.dim.value, "current": d.current,
             "new": d.new, "reason": d.code.value, "reason_text": d.reason, "consumed_pct": d.consumed_pct})
+
+def _stale(state: demand.DemandState | None, window: datetime) -> bool:
+    """True when a demand history is missing or ends before the half hour that precedes the window."""
+    # the two dimensions are kept together: the reads' history stands for both
+    return (state is None or state.last_minute is None
+            or state.last_minute < window - timedelta(minutes=demand.HISTORY_MINUTES))
+
 
 def _unknown(table: str, code: Reason, why: str) -> Decision:
     """The skipped decision for a table DescribeTable could not describe."""

@@ -119,6 +119,20 @@ def test_a_target_with_a_remembered_history_reads_nothing_more():
     assert cloudwatch.history_calls == []
 
 
+def test_a_memory_older_than_the_half_hour_is_read_again_once():
+    first = scaler(CloudWatch())
+    first.run_pass(NOW - timedelta(days=2))  # the daemon was stopped two days ago
+    cloudwatch = CloudWatch()
+    again = scaler(cloudwatch)
+    again.memory = dict(first.memory)
+    report = again.run_pass(NOW)
+    assert len(cloudwatch.history_calls) == 1
+    (decision,) = report.decisions
+    assert decision.reads.new >= 30, decision.reads  # today's burst, not two-day-old minutes and five quiet ones
+    again.run_pass(NOW + MINUTE)
+    assert len(cloudwatch.history_calls) == 1
+
+
 def test_a_failed_read_is_one_warning_and_the_pass_decides_from_its_window(caplog):
     cloudwatch = CloudWatch(failing=True)
     s = scaler(cloudwatch)
