@@ -57,6 +57,7 @@ LOGGING = "logging"
 DEFAULT_OPTIONS = "default_options"
 COMMAND_LINE = "command line"
 BUILT_IN = "built-in default"
+HISTORY_WINDOW_START = 5  # lookback-window-start of scaling-policy demand and forecast when none is set
 
 EPILOG = """\
 exit status:
@@ -610,6 +611,7 @@ TARGET_KEYS: tuple[Option, ...] = (
         help="Comma-separated UTC windows HH:MM-HH:MM (may wrap midnight); outside them decreases wait, increases go "
              "ahead."),
     _table_key("lookback-window-start", "lookback_window_start", to_int, low=1, high=MAX_LOOKBACK_MINUTES,
+        default_text="15 (5 with scaling-policy demand or forecast)",
         help="Minutes before now where the CloudWatch window starts."),
     _table_key("lookback-period", "lookback_period", to_int, low=1,
         help="Minutes the CloudWatch window lasts; at most lookback-window-start."),
@@ -1282,9 +1284,20 @@ def _validate(merged: Mapping[str, _Value]) -> None:
         raise _conflict(merged, "lookback-period", "is above", "lookback-window-start", "is below")
 
 
+def _newest_window(merged: dict[str, _Value]) -> None:
+    """The demand and forecast policies' own default window: it starts at the newest minutes.
+
+    1.6.0's 15 minutes, kept for the threshold policy, would have them act ten minutes late;
+    a window set anywhere (file, default_options, command line) is used as it is."""
+    start = merged["lookback-window-start"]
+    if start.where == BUILT_IN and policy.POLICIES[merged["scaling-policy"].value].keeps_history:
+        merged["lookback-window-start"] = _Value(max(HISTORY_WINDOW_START, merged["lookback-period"].value), BUILT_IN)
+
+
 def _rules(layers: Sequence[Layer], fallback_url: str | None, fallback_timeout: float) -> TargetRules:
     """Merge, validate and build the rules of one table or GSI."""
     merged = _merge(layers)
+    _newest_window(merged)
     _validate(merged)
     dims = {
         dim: DimensionRules(**{k.attr: merged[k.name].value for k in TABLE_KEYS if k.dim is dim}) for dim in Dim

@@ -1451,6 +1451,20 @@ def test_the_docs_give_every_table_key_its_type_and_default(key: config.Option) 
     assert key.shown_default in row[2], (key.name, row[2])
 
 
+@pytest.mark.parametrize(("text", "start", "period"), [
+    (table("scaling-policy: demand"), 5, 5),
+    (table("scaling-policy: forecast"), 5, 5),
+    (table("scaling-policy: threshold"), 15, 5),
+    (table("scaling-policy: demand\nlookback-period: 8"), 8, 8),  # never below the period
+    (table("scaling-policy: demand\nlookback-window-start: 15"), 15, 5),  # set: used as it is
+    ("[default_options]\nlookback-window-start: 20\n" + table("scaling-policy: demand"), 20, 5),
+], ids=["demand", "forecast", "threshold", "period 8", "set in the table", "set in default_options"])
+def test_the_demand_policies_window_starts_at_the_newest_minutes_unless_one_is_set(load: Load, text: str,
+                                                                                  start: int, period: int) -> None:
+    rules = rules_of(load(text))
+    assert (rules.lookback_window_start, rules.lookback_period) == (start, period)
+
+
 def test_the_dimension_keys_of_reads_and_writes_mirror_each_other() -> None:
     reads = [k.name for k in config.TABLE_KEYS if k.dim is Dim.READS]
     writes = [k.name for k in config.TABLE_KEYS if k.dim is Dim.WRITES]
