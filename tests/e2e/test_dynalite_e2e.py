@@ -3,7 +3,8 @@
 Each service's endpoint comes from boto3's own variables (AWS_ENDPOINT_URL_DYNAMODB,
 AWS_ENDPOINT_URL_CLOUDWATCH), in another region than us-east-1. dynalite keeps a table
 UPDATING for a while after an update, refuses an update that changes nothing and has no
-DescribeLimits: the daemon must scale through all of that without one refused call.
+DescribeLimits: the daemon must scale through all of that without one refused call (with the demand
+policy's own default window, the newest five minutes).
 """
 from __future__ import annotations
 
@@ -26,8 +27,6 @@ check-interval: 60
 [default_options]
 scaling-policy: demand
 target-utilization: 80
-lookback-window-start: 5
-lookback-period: 5
 
 [table: .*]
 
