@@ -354,12 +354,15 @@ class Scaler:
                 continue
             target = job.status.target
             memory = self.memory.get(target, NEW_MEMORY)
+            needs_forecast = job.rules.scaling_policy == "forecast" and memory.reads_forecast is None
+            checked = target in self.history_checked
+            if checked and not needs_forecast:
+                continue
+            self.history_checked.add(target)
             window = job.queries[0].start
             # once per process: a memory older than the half hour (a daemon stopped for a while) is
             # read again too; later passes fold their own minutes, even when CloudWatch has none
-            needs_demand = target not in self.history_checked and _stale(memory.reads_demand, window)
-            self.history_checked.add(target)
-            needs_forecast = job.rules.scaling_policy == "forecast" and memory.reads_forecast is None
+            needs_demand = not checked and _stale(memory.reads_demand, window)
             if not needs_demand and not needs_forecast:
                 continue
             start, stop = ((end - timedelta(days=forecast.HISTORY_DAYS), end) if needs_forecast
