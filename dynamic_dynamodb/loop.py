@@ -344,25 +344,25 @@ class Scaler:
         recent past, not blind: the half hour before the pass's window (a decrease is for a lasting
         drop, not for the five minutes one window shows), unless the state file remembers it, and
         for the forecast its last days."""
+        # once per target and process (a reload makes a new one): later passes fold their own
+        # minutes, even when CloudWatch has none, so an idle table costs no read each pass
+        new = [job for job in jobs if job.status.target not in self.history_checked]
+        if not new:
+            return
+        self.history_checked.update(job.status.target for job in new)
         fetch_history = getattr(self.live_ports.metrics, "fetch_history", None)
         if fetch_history is None:
             return
         end = now.replace(second=0, microsecond=0) - timedelta(minutes=CLOUDWATCH_DELAY_MINUTES)
         cold: list[tuple[Job, bool, bool, tuple[MetricQuery, ...]]] = []
-        for job in jobs:
+        for job in new:
             if not policy.POLICIES[job.rules.scaling_policy].keeps_history:
                 continue
             target = job.status.target
             memory = self.memory.get(target, NEW_MEMORY)
-            needs_forecast = job.rules.scaling_policy == "forecast" and memory.reads_forecast is None
-            checked = target in self.history_checked
-            if checked and not needs_forecast:
-                continue
-            self.history_checked.add(target)
             window = job.queries[0].start
-            # once per process: a memory older than the half hour (a daemon stopped for a while) is
-            # read again too; later passes fold their own minutes, even when CloudWatch has none
-            needs_demand = not checked and _stale(memory.reads_demand, window)
+            needs_demand = _stale(memory.reads_demand, window)  # also a memory of a daemon stopped a while
+            needs_forecast = job.rules.scaling_policy == "forecast" and memory.reads_forecast is None
             if not needs_demand and not needs_forecast:
                 continue
             start, stop = ((end - timedelta(days=forecast.HISTORY_DAYS), end) if needs_forecast
