@@ -354,49 +354,51 @@ class Scaler:
         if fetch_history is None:
             return
         end = now.replace(second=0, microsecond=0) - timedelta(minutes=CLOUDWATCH_DELAY_MINUTES)
-        cold: list[tuple[Job, bool, bool, tuple[MetricQuery, ...]]] = []
-        for job in new:
-            if not policy.POLICIES[job.rules.scaling_policy].keeps_history:
-                continue
-            target = job.status.target
-            memory = self.memory.get(target, NEW_MEMORY)
-            window = job.queries[0].start
-            needs_demand = _stale(memory.reads_demand, window)  # also a memory of a daemon stopped a while
-            needs_forecast = job.rules.scaling_policy == "forecast" and memory.reads_forecast is None
-            if not needs_demand and not needs_forecast:
-                continue
-            start, stop = ((end - timedelta(days=forecast.HISTORY_DAYS), end) if needs_forecast
-                           else (window - timedelta(minutes=demand.HISTORY_MINUTES), window))
-            cold.append((job, needs_demand, needs_forecast,
-                         tuple(MetricQuery(job.status.target, metric[dim], start, stop, 60)
-                               for dim in (Dim.READS, Dim.WRITES) for metric in (CONSUMED_METRIC, THROTTLE_METRIC))))
+        cold = [plan for job in new if (plan := self._history_plan(job, end)) is not None]
         if not cold:
             return
         try:
-            found = fetch_history([q for *_, qs in cold for q in qs])
+            found = fetch_history([q for plan in cold for q in plan.queries])
         except AwsError as e:
             log.warning("Cannot read the recent history of %d target(s) from CloudWatch (%s); deciding from "
                         "this pass's window", len(cold), e)
             found = {}
-        for job, needs_demand, needs_forecast, (cr, tr, cw, tw) in cold:
-            target, capacity = job.status.target, job.status.capacity
+        for plan in cold:
+            cr, tr, cw, tw = plan.queries
             reads, writes = _series(found.get(cr, ()), found.get(tr, ())), _series(found.get(cw, ()), found.get(tw, ()))
+            target, capacity = plan.job.status.target, plan.job.status.capacity
             memory = self.memory.get(target, NEW_MEMORY)
-            if needs_forecast:
+            if plan.forecast:
                 memory = evolve(memory, reads_forecast=forecast.learn(reads), writes_forecast=forecast.learn(writes))
-            if needs_demand:
-                window = job.queries[0].start
-                memory = evolve(memory, reads_demand=demand.seed(reads, capacity.reads, window),
-                                writes_demand=demand.seed(writes, capacity.writes, window))
+            if plan.seed_before is not None:
+                memory = evolve(memory, reads_demand=demand.seed(reads, capacity.reads, plan.seed_before),
+                                writes_demand=demand.seed(writes, capacity.writes, plan.seed_before))
             self.memory[target] = memory
-        learned = sum(1 for _, _, needs_forecast, _ in cold if needs_forecast)
+        learned = sum(1 for plan in cold if plan.forecast)
         if learned:
             log.info("Forecast policy: learned from up to %d day(s) of CloudWatch history for %d target(s)",
                      forecast.HISTORY_DAYS, learned)
-        seeded = sum(1 for _, needs_demand, _, _ in cold if needs_demand)
+        seeded = sum(1 for plan in cold if plan.seed_before is not None)
         if seeded:
             log.info("Demand history: the %d minutes before this pass read from CloudWatch for %d target(s)",
                      demand.HISTORY_MINUTES, seeded)
+
+    def _history_plan(self, job: Job, end: datetime) -> _HistoryPlan | None:
+        """What a target new to this process needs read from CloudWatch, if anything (`end`: the newest minute)."""
+        if not policy.POLICIES[job.rules.scaling_policy].keeps_history:
+            return None
+        target = job.status.target
+        memory = self.memory.get(target, NEW_MEMORY)
+        window = job.queries[0].start
+        seed_before = window if _stale(memory.reads_demand, window) else None  # also a daemon stopped a while
+        learn = job.rules.scaling_policy == "forecast" and memory.reads_forecast is None
+        if seed_before is None and not learn:
+            return None
+        start, stop = ((end - timedelta(days=forecast.HISTORY_DAYS), end) if learn
+                       else (window - timedelta(minutes=demand.HISTORY_MINUTES), window))
+        return _HistoryPlan(job, seed_before, learn, tuple(MetricQuery(target, metric[dim], start, stop, 60)
+                                                           for dim in (Dim.READS, Dim.WRITES)
+                                                           for metric in (CONSUMED_METRIC, THROTTLE_METRIC)))
 
     def _decide(self, job: Job, found: Sequence[Datapoints], breaker: dict[tuple, bool], now: datetime) -> Decision:
         """The decision from the datapoints of the job's queries, in their order."""
@@ -623,6 +625,15 @@ def _log_decision(decision: Decision, json_lines: bool) -> None:
         log.info("%s: %s", target, policy._dim_summary(d), extra={
             "table": target.table, "index": target.index, "dimension": d.dim.value, "current": d.current,
             "new": d.new, "reason": d.code.value, "reason_text": d.reason, "consumed_pct": d.consumed_pct})
+
+class _HistoryPlan(NamedTuple):
+    """A target's start-up read: its four series, and what they are for."""
+
+    job: Job
+    seed_before: datetime | None  # the demand history: the half hour before this minute (the pass's window)
+    forecast: bool  # the forecast's days
+    queries: tuple[MetricQuery, ...]  # consumed and throttled reads, then writes
+
 
 def _stale(state: demand.DemandState | None, window: datetime) -> bool:
     """True when a demand history is missing or ends before the half hour that precedes the window."""

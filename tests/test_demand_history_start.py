@@ -157,4 +157,5 @@ def test_the_forecast_policy_seeds_its_demand_history_from_the_same_single_call(
     s.run_pass(NOW)
     (call,) = cloudwatch.history_calls
     assert len(call) == 4 and {q.end - q.start for q in call} == {timedelta(days=14)}
-    assert s.memory[Target("orders")].dim(Dim.READS).demand is not None
+    seeded = s.memory[Target("orders")].dim(Dim.READS).demand
+    assert seeded is not None and len(seeded.demand) == demand.HISTORY_MINUTES  # not the window's 5 minutes alone
