@@ -498,15 +498,20 @@ def decreases_spent(status: TargetStatus, memory: Memory, now: datetime) -> tupl
     return count, last
 
 
-def decrease_allowed(status: TargetStatus, memory: Memory, now: datetime, reserved: int = 0) -> bool:
-    """True when DynamoDB would accept a decrease now (and `reserved` free ones stay unspent)."""
+def decrease_allowed(status: TargetStatus, memory: Memory, now: datetime, reserved: int = 0,
+                     keep_for: datetime | None = None) -> bool:
+    """True when DynamoDB would accept a decrease now, `reserved` free ones stay unspent, and one
+    stays possible at `keep_for` (the end of a scheduled floor, for which one of the `reserved` is kept)."""
     count, last = decreases_spent(status, memory, now)
     if count < FREE_DECREASES_PER_DAY - reserved:
         return True
     if last is None:
         # decreases reported without their time: only a free one is sure to be accepted
-        return count < FREE_DECREASES_PER_DAY
-    return now - last >= DECREASE_SPACING
+        allowed = count < FREE_DECREASES_PER_DAY
+    else:
+        allowed = now - last >= DECREASE_SPACING
+    # past the free ones, a decrease within the hour before `keep_for` would leave none for then
+    return allowed and (keep_for is None or now + DECREASE_SPACING <= keep_for)
 
 
 def record_decrease(memory: Memory, now: datetime) -> Memory:
@@ -516,18 +521,22 @@ def record_decrease(memory: Memory, now: datetime) -> Memory:
     return evolve(memory, decrease_day=today, decreases_today=count, last_decrease=now)
 
 
-def next_decrease_at(status: TargetStatus, memory: Memory, now: datetime, reserved: int = 0) -> datetime:
+def next_decrease_at(status: TargetStatus, memory: Memory, now: datetime, reserved: int = 0,
+                     keep_for: datetime | None = None) -> datetime:
     """The earliest time a decrease is allowed (now if it already is)."""
-    if decrease_allowed(status, memory, now, reserved):
+    if decrease_allowed(status, memory, now, reserved, keep_for):
         return now
-    return _next_decrease(status, memory, now)
+    return _next_decrease(status, memory, now, keep_for)
 
 
-def _next_decrease(status: TargetStatus, memory: Memory, now: datetime) -> datetime:
+def _next_decrease(status: TargetStatus, memory: Memory, now: datetime, keep_for: datetime | None = None) -> datetime:
     """next_decrease_at when a decrease is not allowed now."""
     _, last = decreases_spent(status, memory, now)
     tomorrow = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), tzinfo=now.tzinfo)
-    return min(last + DECREASE_SPACING, tomorrow) if last else tomorrow
+    at = min(last + DECREASE_SPACING, tomorrow) if last else tomorrow
+    if keep_for is not None and max(at, now) + DECREASE_SPACING > keep_for:
+        at = max(at, keep_for)  # the decrease kept for the floor's end is the next one
+    return at
 
 
 # ---- the target ---------------------------------------------------------------------------
@@ -573,6 +582,8 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
     cap = status.capacity
     rules, scheduled = schedule.effective_rules(rules, now)
     scaling = POLICIES[rules.scaling_policy]
+    keep_for = kept_for(rules, now)
+    reserved = _reserved(rules, keep_for)
     dr, mr = decide_with(scaling, Dim.READS, cap.reads, reads, rules.reads, rules, memory.dim(Dim.READS), now)
     dw, mw = decide_with(scaling, Dim.WRITES, cap.writes, writes, rules.writes, rules, memory.dim(Dim.WRITES), now)
     memory = memory.with_dims(mr, mw)
@@ -601,9 +612,8 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
         dr, dw = (_hold(d, Reason.OUTSIDE_WINDOW, "outside maintenance windows") if d.change == "down" else d
                   for d in (dr, dw))
     if dr.new < dr.current or dw.new < dw.current:
-        reserved = reserved_for_schedules(rules, now)
-        if not decrease_allowed(status, memory, now, reserved):
-            at = _next_decrease(status, memory, now)  # next_decrease_at, without asking decrease_allowed() again
+        if not decrease_allowed(status, memory, now, reserved, keep_for):
+            at = _next_decrease(status, memory, now, keep_for)  # next_decrease_at without a second decrease_allowed()
             why = f"decrease budget spent, next at {at:%H:%M} UTC"
             if dr.new < dr.current:
                 dr = _hold(dr, Reason.BUDGET_SPENT, why)
@@ -622,10 +632,20 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
 
 def reserved_for_schedules(rules: TargetRules, now: datetime) -> int:
     """Free decreases kept back: the configured ones, and one more for a scheduled floor ending today."""
-    end = schedule.next_floor_end(rules.schedules, now) if rules.schedules else None
-    if end is not None and end.date() == now.date():
+    return _reserved(rules, kept_for(rules, now))
+
+
+def _reserved(rules: TargetRules, keep_for: datetime | None) -> int:
+    """reserved_for_schedules, with the floor's end (kept_for) known."""
+    if keep_for is not None:
         return min(rules.reserved_decreases + 1, FREE_DECREASES_PER_DAY - 1)
     return rules.reserved_decreases
+
+
+def kept_for(rules: TargetRules, now: datetime) -> datetime | None:
+    """The end of the next scheduled floor when it is later this UTC day: a decrease is kept for it."""
+    end = schedule.next_floor_end(rules.schedules, now) if rules.schedules else None
+    return end if end is not None and end.date() == now.date() else None
 
 
 def _schedule_note(d: DimDecision, scheduled: tuple) -> DimDecision:

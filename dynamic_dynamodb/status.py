@@ -43,10 +43,12 @@ def status_row(status: TargetStatus, region: str, memory: Memory, now: datetime,
     """One table or GSI as --status-json shows it (pure: the planner's own budget and schedule functions)."""
     spent, _ = policy.decreases_spent(status, memory, now)
     in_force: tuple = ()
+    keep_for = None
     if rules is not None:
         reserved = policy.reserved_for_schedules(rules, now)
+        keep_for = policy.kept_for(rules, now)
         in_force = schedule.in_force(rules.schedules, now) if rules.schedules else ()
-    allowed_at = policy.next_decrease_at(status, memory, now, reserved)
+    allowed_at = policy.next_decrease_at(status, memory, now, reserved, keep_for)
     last = None
     if memory.last_reason is not None:
         last = {"reason": memory.last_reason, "at": memory.last_decided}

@@ -13,7 +13,7 @@ from dynamic_dynamodb import policy
 from dynamic_dynamodb.model import Capacity, Dim, Target, TargetStatus
 from dynamic_dynamodb.policy import Memory, Observed, decide, decide_dimension
 from dynamic_dynamodb.reasons import HOLDS, SKIPS, Reason
-from dynamic_dynamodb.rules import UNITS, DimensionRules, TargetRules, Window
+from dynamic_dynamodb.rules import UNITS, DimensionRules, Schedule, TargetRules, Window
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 WINDOW = 300
@@ -385,3 +385,44 @@ def test_the_docs_list_every_reason_code_in_the_order_of_importance():
     text = (Path(__file__).parent.parent / "docs" / "scaling.rst").read_text(encoding="utf-8")
     listed = re.findall(r"^``([a-z_]+)``  ", text.split(".. _reason-codes:")[1], re.MULTILINE)
     assert listed == [code.value for code in Reason]
+
+
+# ---- the decrease kept for the end of a scheduled floor ---------------------------------------
+
+FLOOR_END = NOW + timedelta(hours=3)  # 15:00 UTC, later the same day
+KEPT_CASES = [
+    ("an hourly decrease more than an hour before the floor's end still goes",
+     FLOOR_END - timedelta(minutes=61), timedelta(minutes=61), None),
+    ("an hourly decrease within the hour before the floor's end would spend the kept one: it waits for the end",
+     FLOOR_END - timedelta(minutes=59), timedelta(minutes=61), FLOOR_END),
+    ("a decrease within the hour of the last waits for the hour, as ever",
+     FLOOR_END - timedelta(hours=2), timedelta(minutes=30), FLOOR_END - timedelta(minutes=90)),
+]
+
+
+@pytest.mark.parametrize("now,ago,next_at", [c[1:] for c in KEPT_CASES], ids=[c[0] for c in KEPT_CASES])
+def test_the_decrease_kept_for_a_floors_end_is_not_spent_by_the_hourly_rule(now, ago, next_at):
+    # 3 spent, one of the 4 kept: past the free ones, decreases are an hour apart
+    st = status(decreases_today=3, last_decrease=now - ago)
+    assert policy.decrease_allowed(st, Memory(), now, 1, keep_for=FLOOR_END) is (next_at is None)
+    assert policy.next_decrease_at(st, Memory(), now, 1, keep_for=FLOOR_END) == (next_at or now)
+
+
+def test_a_floors_end_gets_its_decrease_though_hourly_decreases_go_on_during_the_floor():
+    sales = Schedule("sales", (Window(time(16), time(22)),), lead_minutes=0, min_reads=1000)
+    rules = TargetRules(schedules=(sales,))
+    memory, cap = Memory(), Capacity(1000, 400)
+    day = datetime(2026, 11, 30, tzinfo=timezone.utc)
+    low = Observed(10 * 300, 0.0, 300)
+    sent = []
+    for minute in range(24 * 60):
+        now = day + timedelta(minutes=minute)
+        if minute % 60 == 50:
+            cap = Capacity(cap.reads, max(cap.writes, 400))  # writes come back every hour: one more decrease
+        d, memory = policy.decide(TargetStatus(Target("orders"), "ACTIVE", "PROVISIONED", cap), low, low, rules,
+                                  memory, now)
+        if d.decreasing:
+            memory = policy.record_decrease(memory, now)
+            sent.append(now)
+        cap = d.capacity
+    assert day + timedelta(hours=22) in sent, [f"{t:%H:%M}" for t in sent]
