@@ -12,7 +12,9 @@ Pure, like the threshold policy. Per dimension, each pass:
    utilisation and 100 %, raises capacity to carry the peak of the last three minutes at
    the effective utilisation of the *new* capacity: the burst bucket does not grow with
    an increase, so a small rise runs close to the demand while a jump to several times
-   the old level is sized at about the target, with an empty bucket's headroom.
+   the old level is sized at about the target, with an empty bucket's headroom. Once the
+   day's free decreases are spent (decreases are an hour apart), an increase is sized at
+   the utilisation a full bucket allows instead: what it raises stays for an hour.
 4. Down, only for a drop that is deep and lasting. Over the last half hour, find the
    least capacity that would have served every minute without throttling, burst credit
    included, and still kept half a bucket in reserve; provision that at the target
@@ -86,8 +88,8 @@ def effective_utilisation(target: float, fill: float) -> float:
 
 
 def propose(cur: int, series: tuple[tuple[datetime, float, float], ...], target_pct: float,
-            state: DemandState) -> tuple[int, str, DemandState]:
-    """(new capacity, reason, state) for one dimension."""
+            state: DemandState, spaced: bool = False) -> tuple[int, str, DemandState]:
+    """(new capacity, reason, state) for one dimension; `spaced`: decreases are an hour apart now."""
     fresh = bool(series) and (state.last_minute is None or series[-1][0] > state.last_minute)
     state, throttled = fold(state, series, cur)
     demand = state.demand
@@ -100,7 +102,9 @@ def propose(cur: int, series: tuple[tuple[datetime, float, float], ...], target_
     last = demand[-1]
     if throttled > 0 or last > cur * (1.0 + effective) / 2.0:
         peak = max(demand[-UP_LOOKBACK:])
-        wanted = sized_up(peak, state.bucket, target)
+        # once decreases are an hour apart, what is raised stays up for an hour, while another
+        # increase may follow at any time: size it as a full bucket allows, not with the target's headroom
+        wanted = sized_up(peak, state.bucket, effective_utilisation(target, 1.0) if spaced else target)
         if wanted > cur:
             why = "throttled" if throttled > 0 else f"demand {last / cur * 100:.0f}% of provisioned"
             return wanted, f"{why}, sized for {peak / wanted * 100:.0f}% utilisation", state

@@ -362,8 +362,8 @@ class ScalingPolicy(Protocol):
     keeps_history: bool  # True when it folds a per-minute history: the queries reach back over the interval
 
     def propose(self, cur: int, obs: Observed, r: DimensionRules, rules: TargetRules,
-                memory: DimMemory, now: datetime) -> Proposal:
-        """The proposal for one dimension at `cur` units."""
+                memory: DimMemory, now: datetime, spaced: bool = False) -> Proposal:
+        """The proposal for one dimension at `cur` units; `spaced`: decreases are an hour apart now."""
 
 
 class ThresholdPolicy:
@@ -373,7 +373,7 @@ class ThresholdPolicy:
     keeps_history = False
 
     def propose(self, cur: int, obs: Observed, r: DimensionRules, rules: TargetRules,
-                memory: DimMemory, now: datetime) -> Proposal:
+                memory: DimMemory, now: datetime, spaced: bool = False) -> Proposal:
         """Thresholds and throttling; a decrease only after its consecutive checks."""
         new, code, reason, checks = propose(cur, obs, r, memory.checks)
         return Proposal(new, code, reason, DimMemory(checks, memory.demand, memory.forecast))
@@ -386,17 +386,17 @@ class DemandPolicy:
     keeps_history = True
 
     def propose(self, cur: int, obs: Observed, r: DimensionRules, rules: TargetRules,
-                memory: DimMemory, now: datetime) -> Proposal:
+                memory: DimMemory, now: datetime, spaced: bool = False) -> Proposal:
         """demand.propose over the dimension's history."""
-        new, code, reason, state = self.proposal(cur, obs, rules, memory)
+        new, code, reason, state = self.proposal(cur, obs, rules, memory, spaced)
         return Proposal(new, code, reason, DimMemory(memory.checks, state, memory.forecast))
 
     @staticmethod
-    def proposal(cur: int, obs: Observed, rules: TargetRules, memory: DimMemory) -> tuple[int, Reason, str,
-                                                                                          DemandState]:
+    def proposal(cur: int, obs: Observed, rules: TargetRules, memory: DimMemory,
+                 spaced: bool = False) -> tuple[int, Reason, str, DemandState]:
         """(new, code, reason, demand state) of demand.propose."""
         before = memory.demand or DemandState()
-        new, reason, state = demand.propose(cur, obs.series, rules.target_utilization, before)
+        new, reason, state = demand.propose(cur, obs.series, rules.target_utilization, before, spaced)
         return new, _demand_code(cur, new, obs, before, state), reason, state
 
 
@@ -407,9 +407,9 @@ class ForecastPolicy:
     keeps_history = True
 
     def propose(self, cur: int, obs: Observed, r: DimensionRules, rules: TargetRules,
-                memory: DimMemory, now: datetime) -> Proposal:
+                memory: DimMemory, now: datetime, spaced: bool = False) -> Proposal:
         """The demand policy's proposal, then forecast.adjust with the half-hour shape of the same minutes."""
-        proposed, code, proposed_reason, state = DemandPolicy.proposal(cur, obs, rules, memory)
+        proposed, code, proposed_reason, state = DemandPolicy.proposal(cur, obs, rules, memory, spaced)
         learned = forecast.fold(memory.forecast or ForecastState(), obs.series)
         new, reason = proposed, proposed_reason
         if state.demand:
@@ -427,9 +427,9 @@ SCALING_POLICIES = tuple(POLICIES)
 
 
 def decide_with(scaling: ScalingPolicy, dim: Dim, cur: int, obs: Observed, r: DimensionRules, rules: TargetRules,
-                memory: DimMemory, now: datetime | None = None) -> tuple[DimDecision, DimMemory]:
+                memory: DimMemory, now: datetime | None = None, spaced: bool = False) -> tuple[DimDecision, DimMemory]:
     """Any policy's proposal for one dimension, then the switches and the [min, max] limits."""
-    p = scaling.propose(cur, obs, r, rules, memory, now if now is not None else datetime.min)
+    p = scaling.propose(cur, obs, r, rules, memory, now if now is not None else datetime.min, spaced)
     new, code, reason = _switched(cur, p, r)
     return _limited(dim, cur, obs, r, new, code, reason), p.memory
 
@@ -584,8 +584,11 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
     scaling = POLICIES[rules.scaling_policy]
     keep_for = kept_for(rules, now)
     reserved = _reserved(rules, keep_for)
-    dr, mr = decide_with(scaling, Dim.READS, cap.reads, reads, rules.reads, rules, memory.dim(Dim.READS), now)
-    dw, mw = decide_with(scaling, Dim.WRITES, cap.writes, writes, rules.writes, rules, memory.dim(Dim.WRITES), now)
+    # the day's free decreases spent: the next decrease is an hour after the last (policies with a history size for it)
+    spaced = scaling.keeps_history and decreases_spent(status, memory, now)[0] >= FREE_DECREASES_PER_DAY - reserved
+    dr, mr = decide_with(scaling, Dim.READS, cap.reads, reads, rules.reads, rules, memory.dim(Dim.READS), now, spaced)
+    dw, mw = decide_with(scaling, Dim.WRITES, cap.writes, writes, rules.writes, rules, memory.dim(Dim.WRITES), now,
+                         spaced)
     memory = memory.with_dims(mr, mw)
     if scheduled:
         dr, dw = _schedule_note(dr, scheduled), _schedule_note(dw, scheduled)

@@ -1,6 +1,7 @@
 """scaling-policy: demand — each rule pinned by a case."""
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -172,3 +173,24 @@ def test_the_switches_hold_for_every_policy(on, up, down, values, name):
     assert on or d.code is Reason.DISABLED
     assert d.new <= 100 or (on and up)
     assert d.new >= 100 or (on and down)
+
+
+def test_once_decreases_are_an_hour_apart_an_increase_is_sized_as_a_full_bucket_allows():
+    # a jump from an empty bucket: at the target with free decreases left, closer to the peak once they are spent
+    free, _, _ = demand.propose(100, minutes(300), 80, empty())
+    spaced, reason, _ = demand.propose(100, minutes(300), 80, empty(), spaced=True)
+    assert free == math.ceil(300 / 0.8) and spaced == math.ceil(300 / demand.effective_utilisation(0.8, 1.0))
+    assert "95% utilisation" in reason
+
+
+def test_the_policy_sizes_increases_closer_once_the_days_free_decreases_are_spent():
+    rules = TargetRules(scaling_policy="demand", target_utilization=80)
+    now = T0 + timedelta(minutes=3)
+    fresh, _ = decide(status(), observed(300), observed(10), rules, Memory(), now)
+    spent = status(decreases_today=4, last_decrease=T0 - timedelta(minutes=30))
+    later, _ = decide(spent, observed(300), observed(10), rules, Memory(), now)
+    assert fresh.reads.new == 375 and later.reads.new == 316  # 300 at 80 %, then at 95 %
+    # the threshold policy has no history: its steps are as configured either way
+    one, _ = decide(status(), observed(300), observed(10), TargetRules(), Memory(), now)
+    two, _ = decide(spent, observed(300), observed(10), TargetRules(), Memory(), now)
+    assert one.reads.new == two.reads.new
