@@ -1,7 +1,8 @@
 """Capacity schedules: which `[schedule: NAME]` limits are in force at `now`, and when that changes.
 
 Pure functions of the schedules and an aware `now`. Hours are wall-clock times in the
-schedule's own time zone (zoneinfo, so DST-correct); an interval belongs to the day it
+schedule's own time zone (zoneinfo, so DST-correct; a time the clocks skip means the end of the
+gap, a time they repeat its first occurrence); an interval belongs to the day it
 starts on, may wrap midnight, starts `lead-minutes` early and ends at its end time.
 Several schedules in force: the highest min and the lowest max of each dimension.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from functools import cache
 from zoneinfo import ZoneInfo
 
@@ -24,6 +25,26 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+def _moment(day: date, wall: time, zone: ZoneInfo) -> datetime:
+    """The first UTC moment whose wall-clock time in `zone` is at or after `day` `wall`.
+
+    A time that exists once is itself; an ambiguous one (clocks set back) its first occurrence;
+    one the clocks skip (set forward) the moment the gap ends (02:30 in a 02:00-03:00 gap is 03:00)."""
+    local = datetime.combine(day, wall)
+    early = local.replace(tzinfo=zone).astimezone(UTC)  # fold 0: the offset before any transition
+    if early.astimezone(zone).replace(tzinfo=None) == local:
+        return early
+    # in a gap: fold 1 reads it with the offset after the transition, which lies between the two
+    late, before = early, local.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    while late - before > timedelta(seconds=1):  # a few steps: a gap is an hour or so, at most a day
+        middle = before + (late - before) // 2
+        if middle.astimezone(zone).replace(tzinfo=None) >= local:
+            late = middle
+        else:
+            before = middle
+    return late.replace(microsecond=0)
+
+
 def _local_intervals(s: Schedule, day: date) -> Iterator[tuple[datetime, datetime]]:
     """The UTC [start - lead, end) intervals of the schedule that start on local `day`."""
     if day.weekday() not in s.days:
@@ -31,10 +52,10 @@ def _local_intervals(s: Schedule, day: date) -> Iterator[tuple[datetime, datetim
     zone = _zone(s.timezone)
     lead = timedelta(minutes=s.lead_minutes)
     for w in s.hours:
-        start = datetime.combine(day, w.start, tzinfo=zone)
+        start = _moment(day, w.start, zone)
         end_day = day if w.end > w.start else day + timedelta(days=1)  # equal ends: the whole day round
-        end = datetime.combine(end_day, w.end, tzinfo=zone)
-        yield start.astimezone(UTC) - lead, end.astimezone(UTC)
+        end = _moment(end_day, w.end, zone)
+        yield start - lead, end
 
 
 def intervals(s: Schedule, now: datetime, days_before: int = 1, days_after: int = 1

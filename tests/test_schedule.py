@@ -5,6 +5,7 @@ import csv
 import re
 from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -80,6 +81,61 @@ def test_the_day_the_clocks_change_keeps_local_hours():
     assert schedule.is_in_force(s, at("2026-10-25 15:00"))
     assert not schedule.is_in_force(s, at("2026-10-25 14:59"))
     assert schedule.is_in_force(s, at("2026-10-24 14:00"))  # the day before, still summer time
+
+
+# A wall time the clocks skip (spring forward) means the moment the gap ends; an ambiguous one
+# (fall back) its first occurrence. New York skips 02:00-03:00 on Sunday 2026-03-08 (03:00 EDT is
+# 07:00 UTC) and repeats 01:00-02:00 on 2026-11-01; Sydney skips 02:00-03:00 on 2026-10-04 (03:00
+# AEDT is 16:00 UTC on the 3rd).
+DST_CASES = [
+    ("a start in the gap is the gap's end", "America/New_York", "02:30-04:00", "2026-03-08",
+     ("2026-03-08 07:00", "2026-03-08 08:00")),
+    ("an end in the gap is the gap's end", "America/New_York", "01:00-02:30", "2026-03-08",
+     ("2026-03-08 06:00", "2026-03-08 07:00")),
+    ("a window from the gap runs from its end", "America/New_York", "02:30-03:30", "2026-03-08",
+     ("2026-03-08 07:00", "2026-03-08 07:30")),
+    ("a window wholly in the gap is empty", "America/New_York", "02:10-02:50", "2026-03-08",
+     ("2026-03-08 07:00", "2026-03-08 07:00")),
+    ("a start at the gap's beginning", "Australia/Sydney", "02:00-03:00", "2026-10-04",
+     ("2026-10-03 16:00", "2026-10-03 16:00")),
+    ("a start at the gap's beginning, ending after it", "Australia/Sydney", "02:00-04:00", "2026-10-04",
+     ("2026-10-03 16:00", "2026-10-03 17:00")),
+    ("an ambiguous start is its first occurrence (EDT)", "America/New_York", "01:30-03:00", "2026-11-01",
+     ("2026-11-01 05:30", "2026-11-01 08:00")),
+    ("an ambiguous end is its first occurrence (EDT)", "America/New_York", "00:00-01:30", "2026-11-01",
+     ("2026-11-01 04:00", "2026-11-01 05:30")),
+]
+
+
+@pytest.mark.parametrize("zone,hours,day,expected", [c[1:] for c in DST_CASES], ids=[c[0] for c in DST_CASES])
+def test_dst_gaps_and_repeats(zone, hours, day, expected):
+    s = Schedule("s", config.to_hours(hours), timezone=zone, lead_minutes=0)
+    got = list(schedule._local_intervals(s, datetime.fromisoformat(day).date()))
+    assert got == [(at(expected[0]), at(expected[1]))]
+
+
+def test_a_window_starting_in_the_gap_is_in_force_from_the_gaps_end():
+    ny = dict(days=(6,), timezone="America/New_York", lead_minutes=0)
+    minutes = [at("2026-03-08 06:00") + timedelta(minutes=m) for m in range(150)]
+    inside = Schedule("gap", config.to_hours("02:10-02:50"), **ny)
+    assert not any(schedule.is_in_force(inside, t) for t in minutes)
+    for hours, end in (("02:30-03:30", at("2026-03-08 07:30")), ("02:30-04:00", at("2026-03-08 08:00"))):
+        s = Schedule("gap", config.to_hours(hours), **ny)
+        expected = [t for t in minutes if at("2026-03-08 07:00") <= t < end]
+        assert [t for t in minutes if schedule.is_in_force(s, t)] == expected
+        assert schedule.next_change((s,), at("2026-03-08 06:00")) == at("2026-03-08 07:00")
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(day=st.dates(datetime(2026, 1, 1).date(), datetime(2027, 1, 1).date()), minute=st.integers(0, 1439),
+       zone=st.sampled_from(["America/New_York", "Australia/Sydney", "Europe/Paris", "Australia/Lord_Howe",
+                             "America/Santiago", "Pacific/Apia"]))
+def test_a_wall_time_is_the_first_moment_at_or_after_it(day, minute, zone):
+    tz = ZoneInfo(zone)
+    wall = datetime.combine(day, time(minute // 60, minute % 60))
+    moment = schedule._moment(day, wall.time(), tz)
+    assert moment.astimezone(tz).replace(tzinfo=None) >= wall
+    assert (moment - timedelta(seconds=1)).astimezone(tz).replace(tzinfo=None) < wall
 
 
 def test_next_change_is_the_next_start_minus_lead_or_the_next_end():
