@@ -231,11 +231,11 @@ def to_scale(text: str) -> dict:
 _WINDOW = re.compile(r"(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})")
 
 
-def _clock(hours: str, minutes: str, window: str) -> time:
-    """HH and MM of one end of a window."""
+def _clock(hours: str, minutes: str, window: str, last: str = "23:59") -> time:
+    """HH and MM of one end of a window; `last` is the latest time the message names."""
     h, m = int(hours), int(minutes)
     if h > 23 or m > 59:
-        raise ValueError(f"expected times from 00:00 to 23:59, got {window!r}")
+        raise ValueError(f"expected times from 00:00 to {last}, got {window!r}")
     return time(h, m)
 
 
@@ -339,14 +339,23 @@ def to_schedule_names(text: str) -> tuple[str, ...]:
 
 
 def to_hours(text: str) -> tuple[Window, ...]:
-    """Comma-separated local intervals HH:MM-HH:MM (may wrap midnight); at least one."""
+    """Comma-separated local intervals HH:MM-HH:MM (may wrap midnight); at least one.
+
+    An end of 24:00 is the midnight that ends the day, kept as 00:00: an end at or before its start
+    is on the next day, so equal ends are the whole day round (00:00-24:00 is 00:00-00:00)."""
     if not text.strip():
         raise ValueError("expected at least one interval such as 16:00-22:00, got nothing")
-    windows = to_windows(text)
-    for w in windows:
-        if w.start == w.end:
-            raise ValueError(f"expected an interval that ends after it starts, got {str(w)!r} in {text!r}")
-    return windows
+    windows = []
+    for part in (p.strip() for p in text.split(",")):
+        match = _WINDOW.fullmatch(part)
+        if not match:
+            raise ValueError(f"expected intervals like 16:00-22:00,00:00-24:00, got {part!r} in {text!r}")
+        h1, m1, h2, m2 = match.groups()
+        if (int(h1), int(m1)) == (24, 0):
+            raise ValueError(f"24:00 ends a day, a start at midnight is 00:00, got {part!r}")
+        end = time(0) if (int(h2), int(m2)) == (24, 0) else _clock(h2, m2, part, "24:00")
+        windows.append(Window(_clock(h1, m1, part, "24:00"), end))
+    return tuple(windows)
 
 
 WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -762,8 +771,8 @@ def _moded(tables: Sequence[TableSection], sections: Sequence[_Section], path: s
 
 SCHEDULE_KEYS: tuple[Option, ...] = (
     _schedule_key("hours", "hours", to_hours, default_text="required",
-        help="Comma-separated intervals HH:MM-HH:MM in the schedule's time zone (may wrap midnight); "
-             "an interval belongs to the day it starts on."),
+        help="Comma-separated intervals HH:MM-HH:MM in the schedule's time zone (may wrap midnight; an end "
+             "of 24:00 is the day's end, equal ends a whole day); an interval belongs to the day it starts on."),
     _schedule_key("days", "days", to_weekdays, default_text="every day",
         help="Days an interval may start on: mon-fri, sat,sun, fri-mon ..."),
     _schedule_key("timezone", "timezone", to_timezone,

@@ -67,6 +67,20 @@ IN_FORCE_CASES = [
      "2026-11-30 08:30", True),
     ("between the intervals", sales(hours=(Window(time(8), time(9)), Window(time(16), time(22)))),
      "2026-11-30 12:00", False),
+    ("00:00-24:00 holds at 23:59", sales(hours=config.to_hours("00:00-24:00"), days=(0,), lead_minutes=0),
+     "2026-11-30 23:59", True),
+    ("00:00-24:00 ends at midnight", sales(hours=config.to_hours("00:00-24:00"), days=(0,), lead_minutes=0),
+     "2026-12-01 00:00", False),
+    ("00:00-00:00 is the same whole day", sales(hours=config.to_hours("00:00-00:00"), days=(0,), lead_minutes=0),
+     "2026-11-30 23:59", True),
+    ("16:00-24:00 holds at 23:59", sales(hours=config.to_hours("16:00-24:00"), lead_minutes=0),
+     "2026-11-30 23:59", True),
+    ("16:00-24:00 ends at midnight", sales(hours=config.to_hours("16:00-24:00"), days=(0,), lead_minutes=0),
+     "2026-12-01 00:00", False),
+    ("09:00-09:00 lasts into the next morning", sales(hours=config.to_hours("09:00-09:00"), days=(0,)),
+     "2026-12-01 08:59", True),
+    ("09:00-09:00 ends at 09:00 the next day", sales(hours=config.to_hours("09:00-09:00"), days=(0,)),
+     "2026-12-01 09:00", False),
 ]
 
 
@@ -104,6 +118,10 @@ DST_CASES = [
      ("2026-11-01 05:30", "2026-11-01 08:00")),
     ("an ambiguous end is its first occurrence (EDT)", "America/New_York", "00:00-01:30", "2026-11-01",
      ("2026-11-01 04:00", "2026-11-01 05:30")),
+    ("a whole day that loses an hour lasts 23 hours", "America/New_York", "00:00-24:00", "2026-03-08",
+     ("2026-03-08 05:00", "2026-03-09 04:00")),
+    ("a whole day that repeats an hour lasts 25 hours", "America/New_York", "00:00-00:00", "2026-11-01",
+     ("2026-11-01 04:00", "2026-11-02 05:00")),
 ]
 
 
@@ -161,7 +179,7 @@ def test_several_in_force_give_the_highest_min_and_the_lowest_max():
 
 
 @hsettings(max_examples=200, deadline=None)
-@given(minute=st.integers(0, 14 * 1440), start=st.integers(0, 1439), length=st.integers(1, 1439),
+@given(minute=st.integers(0, 14 * 1440), start=st.integers(0, 1439), length=st.integers(1, 1440),
        lead=st.integers(0, 120), zone=st.sampled_from(["UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata"]))
 def test_in_force_changes_only_at_the_times_next_change_names(minute, start, length, lead, zone):
     s = Schedule("s", (Window(time(start // 60, start % 60), time((start + length) // 60 % 24,
@@ -297,9 +315,11 @@ def test_schedules_are_read_from_their_sections(load):
 
 BAD = [
     ("an unknown time zone", "timezone: Mars/Olympus", "timezone: expected an IANA time zone"),
-    ("hour 25", "hours: 16:00-25:00", "hours: expected times from 00:00 to 23:59"),
+    ("hour 25", "hours: 16:00-25:00", "hours: expected times from 00:00 to 24:00"),
+    ("minute 60", "hours: 16:00-17:60", "hours: expected times from 00:00 to 24:00"),
+    ("past 24:00", "hours: 16:00-24:01", "hours: expected times from 00:00 to 24:00"),
+    ("24:00 as a start", "hours: 24:00-02:00", "hours: 24:00 ends a day, a start at midnight is 00:00"),
     ("an empty hours", "hours:", "hours: empty value"),
-    ("an interval of no length", "hours: 16:00-16:00", "hours: expected an interval that ends after it starts"),
     ("a bad day", "days: mon-funday", "days: expected days such as mon-fri"),
     ("min above max", "min-provisioned-reads: 900\nmax-provisioned-reads: 100",
      "min-provisioned-reads: 900 is above max-provisioned-reads 100"),
@@ -316,6 +336,21 @@ def test_a_bad_schedule_is_a_one_line_error(load, line, message):
     with pytest.raises(ConfigError) as error:
         load(text)
     assert message in str(error.value) and "[schedule: s]" in str(error.value) and "\n" not in str(error.value)
+
+
+WHOLE_DAYS = [
+    ("16:00-24:00", (Window(time(16), time(0)),)),
+    ("00:00-24:00", (Window(time(0), time(0)),)),
+    ("00:00-00:00", (Window(time(0), time(0)),)),
+    ("09:00-09:00", (Window(time(9), time(9)),)),
+    ("8:00-9:00, 22:00-24:00", (Window(time(8), time(9)), Window(time(22), time(0)))),
+]
+
+
+@pytest.mark.parametrize("text,expected", WHOLE_DAYS, ids=[f"{t} is accepted" for t, _ in WHOLE_DAYS])
+def test_24_00_ends_a_day_and_equal_ends_are_a_whole_day(load, text, expected):
+    settings = load(f"[schedule: s]\nhours: {text}\n[table: orders]\nschedules: s\n")
+    assert settings.tables[0].rules.schedules[0].hours == expected
 
 
 def test_a_reference_to_a_missing_schedule_is_an_error(load):
