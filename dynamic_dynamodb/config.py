@@ -453,7 +453,7 @@ class Option:
     dim: Dim | None = None  # table keys: the dimension whose DimensionRules it fills
     low: float | None = None
     high: float | None = None
-    optional: bool = False  # an empty value means "not set"
+    optional: bool = False  # an empty value means "not set": the built-in default (None, or no schedules)
     flag: str | None = None  # the command-line option that sets or overrides it
     default_text: str | None = None  # when the dataclass default alone says too little
 
@@ -642,7 +642,7 @@ TARGET_KEYS: tuple[Option, ...] = (
              "rises the table has shown on the days before."),
     _table_key("target-utilization", "target_utilization", to_float, low=AWS_TARGET_RANGE[0], high=AWS_TARGET_RANGE[1],
         help="Percent of provisioned capacity that scaling-policy demand aims at."),
-    _table_key("schedules", "schedules", to_schedule_names, default_text="none",
+    _table_key("schedules", "schedules", to_schedule_names, optional=True, default_text="none",
         help="Comma-separated [schedule: NAME] sections whose min/max override this section's while in force."),
     _table_key("pre-warm", "pre_warm", to_bool,
         help="Raise the warm throughput (UpdateTable WarmThroughput, billed) ahead of a scheduled or forecast peak "
@@ -1201,7 +1201,7 @@ def _convert_key(key: Option, raw: Any, where: str) -> Any:
     """Convert (when text) and range-check one option; ConfigError names where, key and value."""
     try:
         if isinstance(raw, str):
-            value = None if key.optional and not raw.strip() else key.convert(raw)
+            value = key.default if key.optional and not raw.strip() else key.convert(raw)
         else:
             value = raw
         _check_range(value, key.low, key.high)

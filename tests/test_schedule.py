@@ -353,6 +353,26 @@ def test_24_00_ends_a_day_and_equal_ends_are_a_whole_day(load, text, expected):
     assert settings.tables[0].rules.schedules[0].hours == expected
 
 
+EMPTIED = [
+    ("a table section", "[table: orders]\nschedules:\n[table: other]\n", ((), ("weekend",))),
+    ("a GSI section", "[table: orders]\n[gsi: .* table: orders]\nschedules:\n[table: other]\n",
+     ((), ("weekend",))),
+    ("[default_options] itself", "[table: orders]\n[table: other]\n", ((), ())),
+]
+
+
+@pytest.mark.parametrize("tables,expected", [c[1:] for c in EMPTIED], ids=[f"an empty schedules in {c[0]} means none"
+                                                                          for c in EMPTIED])
+def test_an_empty_schedules_unsets_the_default_options_one(load, tables, expected):
+    defaults = "schedules:" if expected == ((), ()) else "schedules: weekend"
+    settings = load(f"[schedule: weekend]\nhours: 00:00-24:00\ndays: sat,sun\n[default_options]\n{defaults}\n"
+                    f"{tables}")
+    orders, other = settings.tables
+    target = orders.gsis[0] if orders.gsis else orders
+    assert (tuple(s.name for s in target.rules.schedules), tuple(s.name for s in other.rules.schedules)) \
+        == expected
+
+
 def test_a_reference_to_a_missing_schedule_is_an_error(load):
     with pytest.raises(ConfigError, match=r"\[table: orders\] schedules: no \[schedule: nightly\] section "
                                           r"\(known: 'sales'\)"):
