@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import time
 from enum import Enum
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -1303,7 +1303,53 @@ def _newest_window(merged: dict[str, _Value]) -> None:
         merged["lookback-window-start"] = _Value(max(HISTORY_WINDOW_START, merged["lookback-period"].value), BUILT_IN)
 
 
-def _rules(layers: Sequence[Layer], fallback_url: str | None, fallback_timeout: float) -> TargetRules:
+@dataclass(frozen=True)
+class _Target:
+    """What building one table's or GSI's rules needs besides its layers."""
+
+    where: str  # the layer of the section itself: "<file> [table: x]", or "command line" with --table-name
+    shown: str  # how a message names it: "[table: x]", "--table-name x"
+    path: str | None  # the config file, which holds the [schedule: NAME] sections
+    schedules: Mapping[str, Schedule]
+    warnings: list[str]  # where values accepted with a warning are told, once each
+
+
+def _resolved_schedules(merged: Mapping[str, _Value], target: _Target) -> tuple[Schedule, ...]:
+    """The schedules `schedules` names; a scheduled min above the max it would meet is an error."""
+    resolved = tuple(target.schedules[name] for name in merged["schedules"].value)
+    for s in resolved:
+        for dim in Dim:
+            name = f"max-provisioned-{dim.value}"
+            low, high = s.limit(dim, "min"), merged[name].value
+            if low is not None and s.limit(dim, "max") is None and high is not None and low > high:
+                source = merged[name].where
+                message = (f"{target.path} [schedule: {s.name}] min-provisioned-{dim.value}: {low} is above "
+                           f"{_label(source, name)} {high}")
+                raise ConfigError(message if source == target.where else f"{message} (for {target.shown})")
+    return resolved
+
+
+def _decrease_warnings(merged: Mapping[str, _Value], dims: Mapping[Dim, DimensionRules], target: _Target) -> None:
+    """A decrease above 100 percent is accepted, as the original did, with a warning naming where it was set."""
+    for dim, r in dims.items():
+        d = dim.value
+        consumed_unit = r.decrease_consumed_unit or r.decrease_unit
+        scale = r.decrease_consumed_scale or {}
+        amounts: list[tuple[str, str, list[float | None]]] = [
+            (f"decrease-{d}-with", r.decrease_unit, [r.decrease_with]),
+            (f"decrease-consumed-{d}-with", consumed_unit, [r.decrease_consumed_with]),
+            (f"decrease-consumed-{d}-scale", consumed_unit, list(scale.values())),
+        ]
+        for name, unit, values in amounts:
+            if unit == PERCENT and any(v is not None and v > 100 for v in values):
+                warning = (f"{_label(merged[name].where, name)}: a decrease above 100 percent means 100 percent "
+                           f"(the capacity goes to its minimum)")
+                if warning not in target.warnings:  # a [default_options] value: told once, not once per table
+                    target.warnings.append(warning)
+
+
+def _rules(layers: Sequence[Layer], fallback_url: str | None, fallback_timeout: float,
+           target: _Target) -> TargetRules:
     """Merge, validate and build the rules of one table or GSI."""
     merged = _merge(layers)
     _newest_window(merged)
@@ -1311,11 +1357,13 @@ def _rules(layers: Sequence[Layer], fallback_url: str | None, fallback_timeout: 
     dims = {
         dim: DimensionRules(**{k.attr: merged[k.name].value for k in TABLE_KEYS if k.dim is dim}) for dim in Dim
     }
-    target = {k.attr: merged[k.name].value for k in TARGET_KEYS}
-    if target["circuit_breaker_url"] is None:
+    _decrease_warnings(merged, dims, target)
+    target_values = {k.attr: merged[k.name].value for k in TARGET_KEYS}
+    target_values["schedules"] = _resolved_schedules(merged, target)
+    if target_values["circuit_breaker_url"] is None:
         # the timeout goes with the URL it was configured for
-        target["circuit_breaker_url"], target["circuit_breaker_timeout"] = fallback_url, fallback_timeout
-    return TargetRules(reads=dims[Dim.READS], writes=dims[Dim.WRITES], **target)
+        target_values["circuit_breaker_url"], target_values["circuit_breaker_timeout"] = fallback_url, fallback_timeout
+    return TargetRules(reads=dims[Dim.READS], writes=dims[Dim.WRITES], **target_values)
 
 
 def _compile(regex: str, where: str) -> re.Pattern:
@@ -1390,7 +1438,8 @@ def _global_values(sections: Sequence[_Section], path: str, args: argparse.Names
 
 
 def _table_sections(
-    sections: Sequence[_Section], path: str, defaults: Layer, cb_url: str | None, cb_timeout: float
+    sections: Sequence[_Section], path: str, defaults: Layer, cb_url: str | None, cb_timeout: float,
+    schedules: Mapping[str, Schedule], warnings: list[str],
 ) -> list[TableSection]:
     """The [table:] sections in file order, each with its [gsi:] sections."""
     tables: dict[str, tuple[_Section, TableSection]] = {}
@@ -1399,7 +1448,8 @@ def _table_sections(
         if section.key in tables:
             raise ConfigError(f"{where}: table key {section.key!r} already used by {tables[section.key][0].where}")
         regex = _compile(section.key, where)
-        rules = _rules([defaults, (where, _convert_section(section, path))], cb_url, cb_timeout)
+        rules = _rules([defaults, (where, _convert_section(section, path))], cb_url, cb_timeout,
+                       _Target(where, section.where, path, schedules, warnings))
         tables[section.key] = (section, TableSection(section.key, regex, rules))
     gsis: dict[str, list[GsiSection]] = {key: [] for key in tables}
     seen: set[tuple[str, str]] = set()
@@ -1420,36 +1470,18 @@ def _table_sections(
             [defaults, (where, _convert_section(section, path))],
             parent.circuit_breaker_url,
             parent.circuit_breaker_timeout,
+            _Target(where, section.where, path, schedules, warnings),
         )
         gsis[section.table_key].append(GsiSection(section.key, regex, section.table_key, rules))
     return [dataclasses.replace(table, gsis=tuple(gsis[key])) for key, (_, table) in tables.items()]
 
 
-def _edge_value_warnings(tables: Sequence[TableSection], check_interval: _Value) -> list[str]:
-    """Values accepted as the original did, with a warning: decreases above 100 %, check-interval 0."""
-    warnings = []
-    for table in tables:
-        targets = [(f"[table: {table.key}]", table.rules)]
-        targets += [(f"[gsi: {g.key} table: {g.table_key}]", g.rules) for g in table.gsis]
-        for label, rules in targets:
-            for dim in Dim:
-                r, d = rules.dim(dim), dim.value
-                amounts = [(f"decrease-{d}-with", r.decrease_unit, [r.decrease_with])]
-                consumed_unit = r.decrease_consumed_unit or r.decrease_unit
-                if r.decrease_consumed_with is not None:
-                    amounts.append((f"decrease-consumed-{d}-with", consumed_unit, [r.decrease_consumed_with]))
-                if r.decrease_consumed_scale:
-                    amounts.append((f"decrease-consumed-{d}-scale", consumed_unit,
-                                    list(r.decrease_consumed_scale.values())))
-                for name, unit, values in amounts:
-                    if unit == PERCENT and any(v > 100 for v in values):
-                        warnings.append(f"{label} {name}: a decrease above 100 percent means 100 percent "
-                                        f"(the capacity goes to its minimum)")
-    if check_interval.value == 0:
-        warnings.append(f"check-interval 0 ({check_interval.where}): passes run back to back, at most one a "
-                        f"second; each reads 4 CloudWatch metrics per table and GSI, up to $3.46 a day for each "
-                        f"at $0.01 per 1,000 metrics")
-    return warnings
+def _check_interval_warnings(check_interval: _Value) -> list[str]:
+    """check-interval 0 is accepted, with a warning about what it costs."""
+    if check_interval.value != 0:
+        return []
+    return [f"check-interval 0 ({check_interval.where}): passes run back to back, at most one a second; each "
+            f"reads 4 CloudWatch metrics per table and GSI, up to $3.46 a day for each at $0.01 per 1,000 metrics"]
 
 
 def _placement_values(sections: Iterable[_Section], path: str) -> dict[str, Any]:
@@ -1504,32 +1536,6 @@ def _check_schedule_names(sections: Sequence[_Section], path: str, schedules: Ma
                                   f"(known: {known})")
 
 
-def _with_schedules(rules: TargetRules, schedules: Mapping[str, Schedule], path: str, where: str) -> TargetRules:
-    """Rules whose schedule names are replaced by the schedules; a scheduled min above the max is an error."""
-    names = cast(tuple[str, ...], rules.schedules)  # the config's names until now
-    resolved = tuple(schedules[name] for name in names)
-    for s in resolved:
-        for dim in Dim:
-            low, high = s.limit(dim, "min"), rules.dim(dim).max_provisioned
-            if low is not None and s.limit(dim, "max") is None and high is not None and low > high:
-                raise ConfigError(f"{path} [schedule: {s.name}] min-provisioned-{dim.value}: {low} is above "
-                                  f"max-provisioned-{dim.value} {high} of {where}")
-    return dataclasses.replace(rules, schedules=resolved)
-
-
-def _tables_with_schedules(tables: Sequence[TableSection], schedules: Mapping[str, Schedule],
-                           path: str) -> list[TableSection]:
-    """Each table and GSI section with its Schedule values."""
-    out = []
-    for table in tables:
-        gsis = tuple(dataclasses.replace(g, rules=_with_schedules(g.rules, schedules, path,
-                                                                   f"[gsi: {g.key} table: {g.table_key}]"))
-                     for g in table.gsis)
-        rules = _with_schedules(table.rules, schedules, path, f"[table: {table.key}]")
-        out.append(dataclasses.replace(table, rules=rules, gsis=gsis))
-    return out
-
-
 def _check_readable(value: _Value, what: str) -> None:
     """The log configuration file must be readable at start-up, not at the first log line."""
     path = value.value
@@ -1567,25 +1573,25 @@ def load_settings(argv: Sequence[str]) -> Settings:
     cli_table = {
         key.name: getattr(args, dest) for dest, key in TABLE_CLI_DESTS.items() if getattr(args, dest) is not None
     }
+    schedules = _schedules(sections, path)
+    _check_schedule_names(sections, path, schedules)
     if args.table_name is not None:
         regex = _compile(args.table_name, f"{COMMAND_LINE} --table-name")
         cli_values = {name: _convert_key(KEYS_BY_NAME[name], value, COMMAND_LINE) for name, value in cli_table.items()}
-        rules = _rules([defaults, (COMMAND_LINE, cli_values)], cb_url, cb_timeout)
+        rules = _rules([defaults, (COMMAND_LINE, cli_values)], cb_url, cb_timeout,
+                       _Target(COMMAND_LINE, f"--table-name {args.table_name}", path, schedules, warnings))
         tables = [TableSection(args.table_name, regex, rules)]
         ignored = [s.where for s in sections if s.kind in ("table", "gsi")]
         if ignored:
             warnings.append(f"--table-name given: {path} sections {', '.join(ignored)} ignored")
     else:
-        tables = _table_sections(sections, path, defaults, cb_url, cb_timeout)
+        tables = _table_sections(sections, path, defaults, cb_url, cb_timeout, schedules, warnings)
         if cli_table:
             flags = ", ".join("--" + name for name in cli_table)
             warnings.append(f"command-line table options ignored without --table-name: {flags}")
     tables = _placed(tables, sections, path, from_command_line=args.table_name is not None)
     tables = _moded(tables, sections, path, from_command_line=args.table_name is not None)
-    schedules = _schedules(sections, path)
-    _check_schedule_names(sections, path, schedules)
-    tables = _tables_with_schedules(tables, schedules, path)
-    warnings += _edge_value_warnings(tables, glob["check_interval"])
+    warnings += _check_interval_warnings(glob["check_interval"])
     if args.simulate_output and not (args.simulate or args.backtest):
         warnings.append("--simulate-output has no effect without --simulate or --backtest")
     if args.aws_target_utilization is not None and not (args.simulate or args.backtest):

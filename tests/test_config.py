@@ -1576,6 +1576,27 @@ def test_a_percent_decrease_above_100_means_100_with_a_warning(load: Load) -> No
     assert policy.decrease(10, 150, "percent") == policy.decrease(10, 100, "percent") == 0
 
 
+DECREASE_SOURCES = [
+    ("--decrease-reads-with with --table-name", "", ["-t", "my_table", "--decrease-reads-with", "150"],
+     ["command line --decrease-reads-with"]),
+    ("[default_options] with --table-name", "[default_options]\ndecrease-reads-with: 150\n", ["-t", "my_table"],
+     ["{path} [default_options] decrease-reads-with"]),
+    ("[default_options], once for all the tables using it",
+     "[default_options]\ndecrease-writes-with: 150\n[table: a]\n[table: b]\n[gsi: g table: b]\n", [],
+     ["{path} [default_options] decrease-writes-with"]),
+    ("a table's own section", "[table: a]\ndecrease-consumed-reads-scale: {20: 120}\n", [],
+     ["{path} [table: a] decrease-consumed-reads-scale"]),
+]
+
+
+@pytest.mark.parametrize("text,argv,labels", [c[1:] for c in DECREASE_SOURCES], ids=[c[0] for c in DECREASE_SOURCES])
+def test_a_decrease_above_100_percent_warning_names_where_it_was_set(tmp_path, text, argv, labels) -> None:
+    path = tmp_path / "test.conf"
+    path.write_text(text)
+    warnings = [w for w in load_settings(["-c", str(path), *argv]).warnings if "above 100 percent" in w]
+    assert [w.split(": a decrease")[0] for w in warnings] == [label.format(path=path) for label in labels]
+
+
 @pytest.mark.parametrize("text,argv", [("[global]\ncheck-interval: 0\n", []), ("", ["--check-interval", "0"])],
                          ids=["in the file", "on the command line"])
 def test_check_interval_0_is_accepted_with_a_warning_and_passes_at_most_one_a_second(load: Load, text, argv) -> None:

@@ -325,7 +325,7 @@ BAD = [
      "min-provisioned-reads: 900 is above max-provisioned-reads 100"),
     ("a lead of more than a day", "lead-minutes: 2000", "lead-minutes: must be at most 1440"),
     ("a min above the table's max", "min-provisioned-writes: 900",
-     "min-provisioned-writes: 900 is above max-provisioned-writes 100 of [table: orders]"),
+     "c.conf [table: orders] max-provisioned-writes 100"),
 ]
 
 
@@ -371,6 +371,35 @@ def test_an_empty_schedules_unsets_the_default_options_one(load, tables, expecte
     target = orders.gsis[0] if orders.gsis else orders
     assert (tuple(s.name for s in target.rules.schedules), tuple(s.name for s in other.rules.schedules)) \
         == expected
+
+
+FLOOR = "[schedule: s]\nhours: 16:00-22:00\nmin-provisioned-reads: 60\n[default_options]\nschedules: s\n"
+ABOVE_THE_MAX = [
+    ("the max of the table's own section", FLOOR + "[table: t]\nmax-provisioned-reads: 20\n", [],
+     "c.conf [schedule: s] min-provisioned-reads: 60 is above c.conf [table: t] max-provisioned-reads 20"),
+    ("the max of [default_options], for the table using it",
+     FLOOR + "max-provisioned-reads: 20\n[table: t]\n", [],
+     "c.conf [schedule: s] min-provisioned-reads: 60 is above c.conf [default_options] max-provisioned-reads 20 "
+     "(for [table: t])"),
+    ("the max of [default_options], for a GSI using it",
+     FLOOR + "max-provisioned-reads: 20\n[table: t]\nschedules:\n[gsi: g table: t]\nschedules: s\n", [],
+     "c.conf [schedule: s] min-provisioned-reads: 60 is above c.conf [default_options] max-provisioned-reads 20 "
+     "(for [gsi: g table: t])"),
+    ("--max-provisioned-reads with --table-name", FLOOR, ["-t", "tov1", "--max-provisioned-reads", "20"],
+     "c.conf [schedule: s] min-provisioned-reads: 60 is above command line --max-provisioned-reads 20"),
+    ("the max of [default_options] with --table-name", FLOOR + "max-provisioned-reads: 20\n", ["-t", "tov1"],
+     "c.conf [schedule: s] min-provisioned-reads: 60 is above c.conf [default_options] max-provisioned-reads 20 "
+     "(for --table-name tov1)"),
+]
+
+
+@pytest.mark.parametrize("text,argv,message", [c[1:] for c in ABOVE_THE_MAX], ids=[c[0] for c in ABOVE_THE_MAX])
+def test_a_scheduled_min_above_the_max_names_where_the_max_was_set(tmp_path, text, argv, message):
+    conf = tmp_path / "c.conf"
+    conf.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_settings(["--config", str(conf), *argv])
+    assert str(error.value) == f"{tmp_path}/{message}".replace(" c.conf", f" {tmp_path}/c.conf")
 
 
 def test_a_reference_to_a_missing_schedule_is_an_error(load):
