@@ -387,9 +387,16 @@ def to_weekdays(text: str) -> tuple[int, ...]:
     return tuple(sorted(days))
 
 
+# files of the host's zoneinfo directory that are links to whatever zone the host is set to, not zones
+HOST_ZONE_LINKS = ("localtime", "posixrules")
+
+
 def to_timezone(text: str) -> str:
     """An IANA time zone name such as Europe/Paris or America/New_York."""
     value = text.strip()
+    if value.lower() in HOST_ZONE_LINKS:
+        raise ValueError(f"expected an IANA time zone such as Europe/Paris, got {text!r} (the host's own zone, "
+                         f"which changes with the host)")
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError, OSError):
