@@ -1066,6 +1066,9 @@ def _classify(header: str, values: Mapping[str, str], path: str) -> _Section:
     if match:
         if not match[1].strip():
             raise ConfigError(f"{path} [{name}]: expected [schedule: NAME], got an empty name")
+        if "," in match[1]:
+            raise ConfigError(f"{path} [{name}]: a schedule name has no comma (schedules: separates names with "
+                              f"commas, so no key could name it), got {match[1].strip()!r}")
         return _Section(header, SCHEDULE, values, key=match[1].strip())
     if re.match(r"gsi\s*:", name):
         match = _GSI_HEADER.fullmatch(name)

@@ -404,6 +404,14 @@ def test_a_scheduled_min_above_the_max_names_where_the_max_was_set(tmp_path, tex
     assert str(error.value) == f"{tmp_path}/{message}".replace(" c.conf", f" {tmp_path}/c.conf")
 
 
+@pytest.mark.parametrize("header", ["[schedule: a,b]", "[schedule: a, b]", "[schedule: ,]"])
+def test_a_schedule_name_with_a_comma_is_an_error(load, header):
+    with pytest.raises(ConfigError) as error:
+        load(f"{header}\nhours: 16:00-22:00\n[table: orders]\n")
+    message = str(error.value)
+    assert f"{header}: a schedule name has no comma" in message and "\n" not in message
+
+
 def test_a_reference_to_a_missing_schedule_is_an_error(load):
     with pytest.raises(ConfigError, match=r"\[table: orders\] schedules: no \[schedule: nightly\] section "
                                           r"\(known: 'sales'\)"):
