@@ -80,12 +80,14 @@ def to_str(text: str) -> str:
     return value
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
 def to_int(text: str) -> int:
-    """A whole number such as 300."""
-    try:
-        return int(text.strip())
-    except ValueError:
-        raise ValueError(f"expected an integer, got {text!r}") from None
+    """A whole number such as 300, in ASCII digits (int() also reads 1_000 and other scripts' digits)."""
+    if not _INTEGER.fullmatch(text.strip()):
+        raise ValueError(f"expected an integer, got {text!r}")
+    return int(text.strip())
 
 
 def to_limit(text: str) -> int | None:
@@ -97,8 +99,10 @@ def to_limit(text: str) -> int | None:
 
 
 def to_float(text: str) -> float:
-    """A finite number such as 90 or 12.5."""
+    """A finite number such as 90 or 12.5 (not 1_000, nor in other scripts' digits, which float() reads)."""
     try:
+        if "_" in text or not text.isascii():
+            raise ValueError(text)
         value = float(text.strip())
     except ValueError:
         raise ValueError(f"expected a number, got {text!r}") from None

@@ -969,6 +969,12 @@ ERRORS = [
         ["--min-provisioned-reads", "9", "--max-provisioned-reads 3"],
         id="min above max on the command line",
     ),
+    pytest.param(table("max-provisioned-reads: 1_000"), [], ["[table: t] max-provisioned-reads", "'1_000'"],
+                 id="an integer with an underscore (Python's int() reads it as 1000)"),
+    pytest.param(table("reads-upper-threshold: 9_0"), [], ["[table: t] reads-upper-threshold", "'9_0'"],
+                 id="a number with an underscore (Python's float() reads it as 90)"),
+    pytest.param("[global]\ncheck-interval: \u0663\u0660\u0660\n", [], ["[global] check-interval"],
+                 id="an integer in Arabic-Indic digits"),
     pytest.param("", ["-t", "orders_("], ["--table-name", "orders_("], id="a bad --table-name regex"),
     pytest.param(
         "[default_options]\nreads-upper-threshold: x\n",
@@ -1038,6 +1044,8 @@ USAGE_ERRORS = [
     ["--no-such-option"],
     ["-c"],
     ["-t", "t", "--min-provisioned-writes", "-3"],
+    ["-t", "t", "--min-provisioned-writes", "1_0"],  # int() would read 10
+    ["-t", "t", "--reads-upper-threshold", "8_0"],
     ["--instance", "a/b", "--run-once"],  # also without --daemon: it names the state file
     ["--instance", ".."],
 ]

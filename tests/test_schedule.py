@@ -317,6 +317,7 @@ BAD = [
     ("an unknown time zone", "timezone: Mars/Olympus", "timezone: expected an IANA time zone"),
     ("the host's time zone", "timezone: localtime", "timezone: expected an IANA time zone"),
     ("the host's posixrules", "timezone: posixrules", "timezone: expected an IANA time zone"),
+    ("a min with an underscore", "min-provisioned-reads: 1_000", "min-provisioned-reads: expected an integer"),
     ("hour 25", "hours: 16:00-25:00", "hours: expected times from 00:00 to 24:00"),
     ("minute 60", "hours: 16:00-17:60", "hours: expected times from 00:00 to 24:00"),
     ("past 24:00", "hours: 16:00-24:01", "hours: expected times from 00:00 to 24:00"),
