@@ -470,13 +470,15 @@ def _limited(dim: Dim, cur: int, obs: Observed, r: DimensionRules, new: int, cod
     if r.enabled:
         limited = clamp(new, r)
         if limited != new:
-            side = "min" if limited > new else "max"
+            raised = limited > new
+            # the bound that set the value: the max wins over a min above it (schedules may cross)
+            side = "max" if r.max_provisioned == limited and limited < max(new, r.floor) else "min"
             if new != cur:
                 reason = f"{reason}, limited to {side} {limited}"
-                code = Reason.AT_MIN if side == "min" else Reason.AT_MAX
+                code = Reason.AT_MIN if raised else Reason.AT_MAX
             else:  # the load asked for nothing, but the capacity is outside the limits
                 reason = f"outside limits, {side} is {limited}"
-                code = Reason.BELOW_MIN if side == "min" else Reason.ABOVE_MAX
+                code = Reason.BELOW_MIN if raised else Reason.ABOVE_MAX
             new = limited
     consumed = obs.consumed
     pct = None if consumed is None else consumed / cur * 100.0

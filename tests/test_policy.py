@@ -426,3 +426,22 @@ def test_a_floors_end_gets_its_decrease_though_hourly_decreases_go_on_during_the
             sent.append(now)
         cap = d.capacity
     assert day + timedelta(hours=22) in sent, [f"{t:%H:%M}" for t in sent]
+
+
+LIMIT_CASES = [
+    ("below the min: raised to it, named min", DimensionRules(min_provisioned=60, max_provisioned=100), 5,
+     "outside limits, min is 60", Reason.BELOW_MIN),
+    ("above the max: lowered to it, named max", DimensionRules(max_provisioned=30), 50,
+     "outside limits, max is 30", Reason.ABOVE_MAX),
+    ("a min above the max (two schedules crossing): the max wins and is named", DimensionRules(min_provisioned=60,
+                                                                                               max_provisioned=30),
+     5, "outside limits, max is 30", Reason.BELOW_MIN),
+    ("the min equal to the max", DimensionRules(min_provisioned=30, max_provisioned=30), 5,
+     "outside limits, min is 30", Reason.BELOW_MIN),
+]
+
+
+@pytest.mark.parametrize("r,cur,text,code", [c[1:] for c in LIMIT_CASES], ids=[c[0] for c in LIMIT_CASES])
+def test_a_capacity_outside_the_limits_names_the_bound_that_set_it(r, cur, text, code):
+    d = policy._limited(Dim.READS, cur, Observed(None, None, 300), r, cur, Reason.NO_DATA, "no data")
+    assert (d.reason, d.code) == (text, code) and d.new == policy.clamp(cur, r)
