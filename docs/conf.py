@@ -31,5 +31,18 @@ def _check_option_tables(app):
         logging.getLogger(__name__).warning("option table: %s", problem)
 
 
+def _plain_internal_links(app, doctree, docname):
+    """In the man page, a link to another page of these docs is its title alone: man has no
+    such pages, and Sphinx's man writer would print an empty ``<>`` after it."""
+    if app.builder.name != "man":
+        return
+    from docutils import nodes
+
+    for ref in list(doctree.findall(nodes.reference)):
+        if ref.get("internal") or not ref.get("refuri", "").partition(":")[1]:
+            ref.replace_self(nodes.inline(ref.rawsource, ref.astext()))
+
+
 def setup(app):
     app.connect("builder-inited", _check_option_tables)
+    app.connect("doctree-resolved", _plain_internal_links)

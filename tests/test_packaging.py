@@ -50,3 +50,5 @@ def test_the_committed_man_page_is_the_one_the_docs_build(tmp_path):
     built = (tmp_path / "dynamic-dynamodb.1").read_text(encoding="utf-8")
     committed = (REPO / "docs" / "dynamic-dynamodb.1").read_text(encoding="utf-8")
     assert _strip_volatile(built) == _strip_volatile(committed), "run `make man` and commit docs/dynamic-dynamodb.1"
+    # a link to another page of the docs is its title alone: the man writer would print an empty <> after it
+    assert "<>" not in committed
