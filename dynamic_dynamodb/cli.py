@@ -85,6 +85,9 @@ def _main(argv: Sequence[str] | None) -> int:
         stopping = _stop_settings(argv)
         if stopping is None:
             return error(config.mask_text(str(e), argv), EXIT_USAGE)
+        conflict = mode_conflict(stopping)
+        if conflict is not None:
+            return error(conflict, EXIT_USAGE)
         edge.warning(f"{config.mask_text(str(e), argv)} (--daemon {stopping.daemon} goes ahead)")
         settings = stopping
     if settings.show_config:
@@ -92,6 +95,9 @@ def _main(argv: Sequence[str] | None) -> int:
         for warning in settings.warnings:  # also in the JSON, but a person reads stderr
             edge.warning(warning)
         return EXIT_OK
+    conflict = mode_conflict(settings)
+    if conflict is not None:
+        return error(conflict, EXIT_USAGE)
     try:
         if settings.daemon in ("start", "stop", "restart", "status"):
             from . import daemon
@@ -116,13 +122,37 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_OK
 
 
+def mode_conflict(settings: Settings) -> str | None:
+    """The usage error of a --daemon command given with another mode of this process, or None.
+
+    --simulate, --backtest, --status/--status-json and --run-once each do their one job in
+    this process and exit; every --daemon command (start, restart, foreground, stop, status)
+    runs or controls the scaling loop instead. Given both, neither is done: a read-only mode
+    must never start a loop that changes tables, and none of them is silently dropped."""
+    if settings.daemon is None:
+        return None
+    if settings.simulate:
+        mode = "--simulate TRACE.csv"
+    elif settings.backtest:
+        mode = "--backtest"
+    elif settings.status:
+        mode = "--status-json" if settings.status == "json" else "--status"
+    elif settings.run_once:
+        mode = "--run-once"
+    else:
+        return None
+    return f"give {mode} or --daemon {settings.daemon}, not both"
+
+
 def _stop_settings(argv: Sequence[str]) -> Settings | None:
     """For `--daemon stop` only: the pid file options, so a broken config file cannot
     keep a running daemon from being stopped."""
     args = config.build_parser().parse_args(list(argv))
     if args.daemon not in ("stop", "status"):  # status too: it reads only the pid and heartbeat files
         return None
-    return Settings(argv=tuple(argv), daemon=args.daemon, instance=args.instance, pid_file_dir=args.pid_file_dir)
+    return Settings(argv=tuple(argv), daemon=args.daemon, instance=args.instance, pid_file_dir=args.pid_file_dir,
+                    simulate=args.simulate, backtest=args.backtest, run_once=args.run_once,
+                    status="json" if args.status_json else "table" if args.status else None)
 
 
 def state_table_of(settings: Settings) -> StateTable:

@@ -277,6 +277,61 @@ def test_start_errors_are_one_line_without_traceback(instance, proxy_aws, case, 
     assert not inst.pid_file.exists()
 
 
+# ---- --daemon with a mode of its own -------------------------------------------------
+
+OTHER_MODES = {
+    "simulate": ["--simulate", str(REPO / "examples" / "traces" / "sample-week.csv")],
+    "backtest": ["--backtest"],
+    "status": ["--status"],
+    "status-json": ["--status-json"],
+    "run-once": ["--run-once"],
+}
+SHOWN = {"simulate": "--simulate TRACE.csv", "backtest": "--backtest", "status": "--status",
+         "status-json": "--status-json", "run-once": "--run-once"}
+
+
+@pytest.mark.parametrize("command", ["start", "restart", "foreground", "stop", "status"])
+@pytest.mark.parametrize("mode", list(OTHER_MODES))
+def test_a_daemon_command_with_another_mode_is_a_usage_error_and_nothing_runs(tmp_path, mode, command):
+    """Neither is done: no daemon started (it would scale the table), none stopped, nothing read."""
+    pid_dir = tmp_path / "run"
+    pid_dir.mkdir()
+    log, state_file = tmp_path / "dd.log", tmp_path / "dd.state.json"
+    args = [*OTHER_MODES[mode], "--daemon", command, "-t", "my_table", "--instance", "both",
+            "--pid-file-dir", pid_dir, "--log-file", log, "--state-file", state_file]
+    if mode == "simulate":
+        args += ["--simulate-output", tmp_path / "sim"]
+    # nothing listens there: a daemon started by mistake reaches no AWS, real or fake
+    result = run_cli(args, endpoint_url="http://127.0.0.1:9", timeout=60)
+    pid = read_pid(str(pid_dir / "dynamic-dynamodb.both.pid"))
+    if pid is not None and process_alive(pid) and looks_like_ours(pid):
+        os.kill(pid, signal.SIGKILL)
+    assert_no_traceback(result)
+    assert result.returncode == 2, describe(result)
+    shown = "foreground" if command == "foreground" else command
+    assert result.stderr.splitlines() == [
+        f"dynamic-dynamodb: error: give {SHOWN[mode]} or --daemon {shown}, not both"], describe(result)
+    assert result.stdout == "", describe(result)
+    assert pid is None and list(tmp_path.iterdir()) == [pid_dir], describe(result)
+
+
+def test_stop_with_a_broken_config_and_status_is_the_same_usage_error(tmp_path):
+    broken = tmp_path / "dd.conf"
+    broken.write_text("[table: t]\nreads-upper-threshold: banana\n")
+    result = run_cli(["-c", broken, "--daemon", "stop", "--status", "--pid-file-dir", tmp_path],
+                     endpoint_url="http://127.0.0.1:9")
+    assert_no_traceback(result)
+    assert result.returncode == 2, describe(result)
+    assert result.stderr.splitlines() == ["dynamic-dynamodb: error: give --status or --daemon stop, not both"]
+
+
+def test_fg_is_named_as_foreground_in_the_usage_error(tmp_path):
+    result = run_cli(["-t", "my_table", "--daemon", "fg", "--run-once", "--pid-file-dir", tmp_path],
+                     endpoint_url="http://127.0.0.1:9")
+    assert result.returncode == 2, describe(result)
+    assert result.stderr.splitlines() == ["dynamic-dynamodb: error: give --run-once or --daemon foreground, not both"]
+
+
 # ---- signals ----------------------------------------------------------------------------
 
 
