@@ -112,7 +112,7 @@ class Scaler:
         self.ports = ports  # None while a Fleet cannot build the clients yet (it retries every pass)
         self.memory: dict[Target, Memory] = memory if memory is not None else {}
         self.dry_run = settings.dry_run if dry_run is None else dry_run
-        self._matches: dict[str, TableSection | None] = {}
+        self._hits: dict[str, tuple[TableSection, ...]] = {}  # every section matching a table name, in file order
         self.stop = threading.Event()  # set by SIGTERM: finish the table in progress, leave the rest
         self._aws_errors: list[tuple[str, str]] = []  # the pass's PassReport.aws_errors, for SNS failures
         self.last_report: PassReport | None = None  # set by Fleet.run_pass, read by the metrics
@@ -134,13 +134,17 @@ class Scaler:
 
     def section_for(self, table: str) -> TableSection | None:
         """The first section whose regex matches the whole table name (cached per name)."""
-        if table not in self._matches:
-            hits = matching_sections(self.settings.tables, table)
+        return next(iter(self._sections_matching(table)), None)
+
+    def _sections_matching(self, table: str) -> tuple[TableSection, ...]:
+        """Every section matching the table name, in file order (cached per name; more than one is warned)."""
+        hits = self._hits.get(table)
+        if hits is None:
+            hits = self._hits[table] = tuple(matching_sections(self.settings.tables, table))
             if len(hits) > 1:
                 log.warning("%s: matches more than one section (%s); using [table: %s]",
                             table, ", ".join(s.key for s in hits), hits[0].key)
-            self._matches[table] = hits[0] if hits else None
-        return self._matches[table]
+        return hits
 
     def _gsi_rules(self, section: TableSection, index: str) -> TargetRules | None:
         gsi = section.gsi_section(index)
@@ -161,7 +165,7 @@ class Scaler:
             return report
         pairs = [(name, s) for name in sorted(names) if (s := self.section_for(name)) is not None]
         report.matched = len(pairs)
-        self._warn_unmatched(pairs)
+        self._warn_unmatched(names, pairs)
         pairs = [(name, s) for name, s in pairs if self.owns(name)]
         jobs = self._gather(pairs, now, report)
         # with no job (on-demand tables only, say) nothing is fetched, but the pre-warm step still runs
@@ -198,12 +202,19 @@ class Scaler:
             self._apply(table, decisions, now, report)
         return jobs, by_table
 
-    def _warn_unmatched(self, pairs: list[tuple[str, TableSection]]) -> None:
-        """Once per pass, as 2.x did: a typo in a key must not go unnoticed."""
+    def _warn_unmatched(self, names: Sequence[str], pairs: list[tuple[str, TableSection]]) -> None:
+        """Once per pass, as 2.x did: a typo in a key must not go unnoticed. A section that
+        matches tables but loses each of them to an earlier one is said to be unused, not to
+        match nothing."""
         used = {s.key for _, s in pairs}
-        unmatched = [s.key for s in self.settings.tables if s.key not in used]
+        matched = {s.key for name in names for s in self._sections_matching(name)}
+        unmatched = [s.key for s in self.settings.tables if s.key not in matched]
         if unmatched:
             log.warning("No table matches %s", ", ".join(f"[table: {key}]" for key in unmatched))
+        shadowed = [s.key for s in self.settings.tables if s.key in matched and s.key not in used]
+        if shadowed:
+            log.warning("No table uses %s: each table %s matches uses an earlier section",
+                        ", ".join(f"[table: {key}]" for key in shadowed), "it" if len(shadowed) == 1 else "they")
 
     def _gather(self, pairs: list[tuple[str, TableSection]], now: datetime, report: PassReport) -> list[Job]:
         """DescribeTable for every matched table (a few at a time) and the jobs that follow."""

@@ -78,6 +78,21 @@ def test_a_section_that_matches_no_table_is_warned_every_pass(caplog):
     assert caplog.text.count("No table matches [table: ordres]") == 2
 
 
+def test_a_section_shadowed_by_an_earlier_one_is_not_said_to_match_nothing(caplog):
+    tables = FakeTables({"my_table": Capacity(100, 100), "my_table_v2": Capacity(100, 100)})
+    wide = TableSection("my_table.*", re.compile("my_table.*"), TargetRules())
+    shadowed = TableSection("my_table", re.compile("my_table"), TargetRules())
+    typo = TableSection("ordres", re.compile("ordres"), TargetRules())
+    s = Scaler(Settings(tables=(wide, shadowed, typo)), Ports(tables, FakeMetrics(tables, {})))
+    s.run_pass(NOW)
+    s.run_pass(NOW)
+    assert caplog.text.count("my_table: matches more than one section (my_table.*, my_table); "
+                             "using [table: my_table.*]") == 1
+    assert caplog.text.count("No table matches [table: ordres]\n") == 2  # the typo alone
+    assert caplog.text.count("No table uses [table: my_table]: each table it matches uses an earlier "
+                             "section") == 2
+
+
 def test_a_table_reported_with_0_provisioned_units_is_skipped_and_the_others_still_scale(caplog):
     # 0 / 0 % used to raise ZeroDivisionError in the policy and cost every table its pass
     tables = FakeTables({"a-zero": Capacity(0, 0), "b-half": Capacity(5, 0), "c-table": Capacity(100, 100)})
