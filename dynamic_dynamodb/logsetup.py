@@ -29,7 +29,7 @@ def setup_logging(settings: Settings, console: bool = True) -> None:
         return
     handlers: list[logging.Handler] = []
     if settings.log_file:
-        handlers.append(_file_handler(settings.log_file, to_stderr=not console))
+        handlers.append(_file_handler(settings, to_stderr=not console))
     if console:
         handlers.insert(0, logging.StreamHandler(sys.stderr))
     # only now the old handlers go: a log file that cannot be opened (on a SIGHUP re-read)
@@ -129,8 +129,29 @@ def _write_stderr(text: str) -> None:
         pass  # no stderr left either (a detached daemon has /dev/null)
 
 
-def _file_handler(path: str, to_stderr: bool = True) -> logging.Handler:
+def _file_handler(settings: Settings, to_stderr: bool = True) -> logging.Handler:
+    path = settings.log_file or ""
     try:
         return FallbackFileHandler(path, to_stderr)
     except OSError as e:
-        raise ConfigError(f"log-file {path}: cannot open: {e.strerror}") from None
+        raise ConfigError(f"{log_file_source(settings)}: cannot open {path}: {e.strerror}") from None
+
+
+def log_file_source(settings: Settings) -> str:
+    """Where the log file was given, named as the config errors name a key: `command line
+    --log-file` or `FILE [logging] log-file` (`log-file` for settings built in Python).
+
+    A detached daemon whose config file gives a relative log-file has it on its command line
+    as well, made absolute (daemon.absolute_paths): that one is named as the command line's."""
+    if settings.argv:
+        from .config import build_parser  # late: only for the error, and logsetup needs no parser
+
+        try:
+            given = build_parser().parse_args(list(settings.argv)).log_file
+        except SystemExit:  # already parsed once, so not expected: then say no more than the key
+            return "log-file"
+        if given is not None:
+            return "command line --log-file"
+    if settings.config_file:
+        return f"{settings.config_file} [logging] log-file"
+    return "log-file"

@@ -6,7 +6,7 @@ import os
 
 import pytest
 from support import metrics as M
-from support.cli import assert_no_traceback, describe
+from support.cli import assert_no_traceback, describe, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -52,3 +52,21 @@ def test_a_log_file_on_a_full_disk_is_one_warning_and_the_pass_goes_on(cli, rule
     assert "Logging error" not in result.stderr
     assert "orders: reads 95.0% of 10 -> 15" in result.stderr  # the console still has every line
     assert M.provisioned(proxy_aws.dynamodb, "orders") == (15, 10)
+
+
+@pytest.mark.parametrize("given", ["command line", "config file"])
+def test_a_log_file_that_cannot_be_opened_names_where_it_was_given(tmp_path, given):
+    missing = tmp_path / "nowhere" / "dd.log"
+    conf = tmp_path / "dd.conf"
+    if given == "config file":
+        conf.write_text(f"[logging]\nlog-file: {missing}\n[table: orders]\n")
+        args, source = ["--config", conf], f"{conf} [logging] log-file"
+    else:
+        conf.write_text("[table: orders]\n")
+        args, source = ["--config", conf, "--log-file", missing], "command line --log-file"
+    # the error comes before any AWS call: nothing listens at the endpoint
+    result = run_cli([*args, "--run-once", "--state-file", tmp_path / "st.json"], endpoint_url="http://127.0.0.1:9")
+    assert_no_traceback(result)
+    assert result.returncode == 2, describe(result)
+    assert result.stderr.splitlines() == [
+        f"dynamic-dynamodb: error: {source}: cannot open {missing}: No such file or directory"], describe(result)

@@ -250,7 +250,7 @@ def test_start_without_a_log_file_warns_that_the_daemon_logs_nothing(instance, p
 
 @pytest.mark.parametrize("case, status, message", [
     ("missing pid dir", 1, "pid-file-dir {root}/nowhere: no such directory"),
-    ("log file in a missing dir", 2, "log-file {root}/nowhere/dd.log: cannot open"),
+    ("log file in a missing dir", 2, "command line --log-file: cannot open {root}/nowhere/dd.log: No such file"),
     ("instance with a slash", 2, "--instance: expected a name usable in a file name, got 'a/b'"),
     ("no tables", 2, "nothing to scale"),
     ("invalid config", 2, "reads-upper-threshold"),
