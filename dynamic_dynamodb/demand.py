@@ -21,6 +21,8 @@ Pure, like the threshold policy. Per dimension, each pass:
    utilisation, never below what the last ten minutes need at the effective utilisation.
    A decrease must save at least 10 %. The decrease budget, maintenance windows and the
    other guards of `policy.decide` still apply, so it is never one DynamoDB would refuse.
+5. Once decreases are an hour apart, `policy.decide` may hold one for a few minutes when a
+   deeper one is coming (`later`, at the minutes `leaving` names) and saves more over its hour.
 """
 from __future__ import annotations
 
@@ -182,3 +184,28 @@ def sized_up(peak: float, bucket: float, target: float) -> int:
             return wanted
         wanted = needed
     return wanted
+
+
+def later(state: DemandState, cur: int, target_pct: float, minutes: int) -> int:
+    """What rule 4 would provision `minutes` from now, if the coming minutes ask what the newest ones asked at most."""
+    demand = state.demand
+    if not demand or cur < 1:
+        return cur
+    fill = max(demand[-RECENT_MINUTES:])
+    projected = (demand + (fill,) * minutes)[-HISTORY_MINUTES:]
+    target = target_pct / 100.0
+    effective = effective_utilisation(target, state.bucket / (BURST_SECONDS * cur))
+    wanted = max(1, math.ceil(fill / effective), math.ceil(cheapest_served(projected) / target))
+    return wanted if wanted <= cur * (1.0 - MIN_DROP) else cur
+
+
+def leaving(state: DemandState, minutes: int) -> list[int]:
+    """The minutes from now (1 to `minutes`) at which a minute above the newest ones' peak leaves the half hour.
+
+    Only then can `later` find a deeper decrease than a minute before."""
+    demand = state.demand
+    if len(demand) <= RECENT_MINUTES:
+        return []
+    fill = max(demand[-RECENT_MINUTES:])
+    room = HISTORY_MINUTES - len(demand)  # minutes a history still filling takes in before one leaves
+    return [k for i, d in enumerate(demand[:-RECENT_MINUTES]) if d > fill and 1 <= (k := i + 1 + room) <= minutes]

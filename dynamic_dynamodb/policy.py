@@ -586,8 +586,9 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
     scaling = POLICIES[rules.scaling_policy]
     keep_for = kept_for(rules, now)
     reserved = _reserved(rules, keep_for)
-    # the day's free decreases spent: the next decrease is an hour after the last (policies with a history size for it)
-    spaced = scaling.keeps_history and decreases_spent(status, memory, now)[0] >= FREE_DECREASES_PER_DAY - reserved
+    # the day's free decreases spent: the next decrease is an hour after the last (policies with a history plan for it)
+    spent, last_decrease = decreases_spent(status, memory, now) if scaling.keeps_history else (0, None)
+    spaced = scaling.keeps_history and spent >= FREE_DECREASES_PER_DAY - reserved
     dr, mr = decide_with(scaling, Dim.READS, cap.reads, reads, rules.reads, rules, memory.dim(Dim.READS), now, spaced)
     dw, mw = decide_with(scaling, Dim.WRITES, cap.writes, writes, rules.writes, rules, memory.dim(Dim.WRITES), now,
                          spaced)
@@ -627,12 +628,57 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
             if memory.budget_notified != now.date():
                 memory = evolve(memory, budget_notified=now.date())
                 return Decision(status, dr, dw, notify, budget_exhausted=at, rules=rules), memory
+        elif spaced and last_decrease is not None:
+            wait = _deeper_decrease_in(dr, dw, rules, memory, now - last_decrease - DECREASE_SPACING)
+            if wait is not None:
+                why = f"a deeper decrease in {wait} min saves more over its hour"
+                if dr.new < dr.current:
+                    dr = _hold(dr, Reason.DECREASE_TIMED, why)
+                if dw.new < dw.current:
+                    dw = _hold(dw, Reason.DECREASE_TIMED, why)
     # a decrease that will really be sent restarts its consecutive-check count
     if dr.new < dr.current:
         memory = memory.with_checks(Dim.READS, 0)
     if dw.new < dw.current:
         memory = memory.with_checks(Dim.WRITES, 0)
     return Decision(status, dr, dw, notify, rules=rules), memory
+
+
+# how long an hourly decrease may wait for a deeper one: until a spike that came just before the
+# last ten minutes (which it never goes below) has left the half hour of history
+DECREASE_WAIT_MINUTES = demand.HISTORY_MINUTES - demand.RECENT_MINUTES
+UNIT_PRICE = {Dim.READS: 1.0, Dim.WRITES: 5.0}  # a provisioned write unit costs five read units, in every region
+
+
+def _deeper_decrease_in(dr: DimDecision, dw: DimDecision, rules: TargetRules, memory: Memory,
+                        waited: timedelta) -> int | None:
+    """Minutes until a decrease that saves more per hour than this one (None: this one goes now).
+
+    Past the free decreases the next one comes an hour after this one. When a spike is about
+    to leave the half hour of history, a decrease a few minutes later may go deeper, and it
+    is worth waiting for when what it saves over its hour, spread over the wait too, is more
+    than what this one saves. The coming minutes are taken to ask what the newest ones asked
+    at most, so a rise makes the later decrease shallower, and the wait shorter or none."""
+    left = DECREASE_WAIT_MINUTES - int(waited.total_seconds() // 60)
+    if left <= 0:
+        return None
+    dims = [(d, memory.dim(d.dim).demand if rules.dim(d.dim).enabled and rules.dim(d.dim).down_scaling else None)
+            for d in (dr, dw)]
+    candidates = sorted({k for _, state in dims if state is not None for k in demand.leaving(state, left)})
+    if not candidates:
+        return None
+
+    def saved(minutes: int) -> float:
+        total = 0.0
+        for d, state in dims:
+            new = d.new if minutes == 0 or state is None else min(
+                d.current, clamp(demand.later(state, d.current, rules.target_utilization, minutes), rules.dim(d.dim)))
+            total += UNIT_PRICE[d.dim] * (d.current - new)
+        return total
+
+    at_once = saved(0)
+    best = max(candidates, key=lambda k: saved(k) * 60.0 / (60.0 + k))
+    return best if saved(best) * 60.0 / (60.0 + best) > at_once else None
 
 
 def reserved_for_schedules(rules: TargetRules, now: datetime) -> int:

@@ -41,6 +41,7 @@ class Reason(str, Enum):
     WAITING_FOR_PARTNER = "waiting_for_partner"  # always-decrease-rw-together: the other dimension does not decrease
     OUTSIDE_WINDOW = "outside_window"  # decreases wait for a maintenance window
     BUDGET_SPENT = "budget_spent"  # DynamoDB's decreases for now are used up
+    DECREASE_TIMED = "decrease_timed"  # an hourly decrease waits minutes for a deeper one that saves more
 
     # ---- the load asked for no change
     AT_MAX = "at_max"  # an increase was limited to max-provisioned
@@ -72,7 +73,8 @@ class Reason(str, Enum):
 
 SKIPS = frozenset({Reason.NOT_FOUND, Reason.AWS_ERROR, Reason.ON_DEMAND, Reason.NOT_ACTIVE, Reason.GSI_BUSY,
                    Reason.NO_CAPACITY, Reason.METRICS_UNAVAILABLE, Reason.MODE_SWITCHED})
-HOLDS = frozenset({Reason.BREAKER_OPEN, Reason.WAITING_FOR_PARTNER, Reason.OUTSIDE_WINDOW, Reason.BUDGET_SPENT})
+HOLDS = frozenset({Reason.BREAKER_OPEN, Reason.WAITING_FOR_PARTNER, Reason.OUTSIDE_WINDOW, Reason.BUDGET_SPENT,
+                   Reason.DECREASE_TIMED})
 PRE_WARM = frozenset({Reason.PRE_WARMED, Reason.PRE_WARM_REFUSED, Reason.PRE_WARM_DONE, Reason.WARM_ENOUGH,
                       Reason.WARM_UPDATING, Reason.WARM_UNKNOWN, Reason.NO_PEAK})
 

@@ -194,3 +194,57 @@ def test_the_policy_sizes_increases_closer_once_the_days_free_decreases_are_spen
     one, _ = decide(status(), observed(300), observed(10), TargetRules(), Memory(), now)
     two, _ = decide(spent, observed(300), observed(10), TargetRules(), Memory(), now)
     assert one.reads.new == two.reads.new
+
+
+def spiked(cur: int, spike_minutes: int, spike: float = 300.0, level: float = 40.0) -> DemandState:
+    """A full half hour whose oldest minutes were a spike, quiet since."""
+    values = (spike,) * spike_minutes + (level,) * (demand.HISTORY_MINUTES - spike_minutes)
+    return DemandState(T0 - timedelta(minutes=1), values, BURST_SECONDS * cur)
+
+
+def test_a_spike_leaving_the_half_hour_makes_a_later_decrease_deeper():
+    state = spiked(500, 5)
+    assert demand.leaving(state, 20) == [1, 2, 3, 4, 5]
+    now, after = demand.later(state, 500, 80, 0), demand.later(state, 500, 80, 5)
+    assert after < now < 500 and after == math.ceil(40 / 0.8)
+    # a quiet half hour: nothing leaves that would change the decrease
+    assert demand.leaving(DemandState(T0, (40.0,) * 30, 0.0), 20) == []
+
+
+def test_a_rise_in_the_newest_minutes_makes_the_later_decrease_no_deeper():
+    values = (300.0,) * 5 + (40.0,) * 20 + (290.0,) * 5
+    state = DemandState(T0, values, BURST_SECONDS * 500)
+    # the coming minutes are taken to ask what the newest ones did: the rise sets the decrease, later as now
+    assert demand.leaving(state, 20) == [1, 2, 3, 4, 5]
+    assert demand.later(state, 500, 80, 5) == demand.later(state, 500, 80, 0) >= 290 / 0.95
+
+
+def timed_decide(state: DemandState, last_ago: timedelta, cur: int = 500):
+    """A pass with the day's free decreases spent, the last one `last_ago` before it."""
+    now = T0 + timedelta(minutes=1)
+    st_ = status(reads=cur, writes=cur, decreases_today=4, last_decrease=now - last_ago)
+    memory = Memory(reads_demand=state, writes_demand=state)
+    quiet = observed(40)._replace(series=minutes(40, start=T0))
+    return decide(st_, quiet, quiet, RULES_80, memory, now)[0]
+
+
+def test_an_hourly_decrease_waits_for_the_deeper_one_a_leaving_spike_allows():
+    d = timed_decide(spiked(500, 5), timedelta(minutes=61))
+    assert not d.changed and d.reads.code is Reason.DECREASE_TIMED and "deeper decrease in" in d.reads.reason
+    # the wait is bounded: 20 minutes past the hour, the decrease goes as it is
+    d = timed_decide(spiked(500, 5), timedelta(minutes=81))
+    assert d.reads.new < 500 and d.reads.code is Reason.DEMAND_DOWN
+
+
+def test_a_decrease_with_nothing_deeper_coming_goes_at_once():
+    d = timed_decide(DemandState(T0 - timedelta(minutes=1), (40.0,) * 30, BURST_SECONDS * 500), timedelta(minutes=61))
+    assert d.reads.new == d.writes.new < 100 and d.reads.code is Reason.DEMAND_DOWN
+
+
+def test_free_decreases_are_not_timed():
+    now = T0 + timedelta(minutes=1)
+    state = spiked(500, 5)
+    memory = Memory(reads_demand=state, writes_demand=state)
+    quiet = observed(40)._replace(series=minutes(40, start=T0))
+    d, _ = decide(status(500, 500, decreases_today=2), quiet, quiet, RULES_80, memory, now)
+    assert d.reads.new < 500 and d.reads.code is Reason.DEMAND_DOWN
