@@ -28,9 +28,9 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from .capacity_mode import Costs, ModeMemory
-from .demand import DemandState
+from .demand import HISTORY_MINUTES, DemandState
 from .edge import LOGGER
-from .forecast import RING, ForecastState
+from .forecast import RING, UNKNOWN, ForecastState
 from .model import Target
 from .policy import Memory
 
@@ -123,26 +123,121 @@ def _encode(memory: Memory) -> dict[str, Any]:
     return out
 
 
-def _decode(raw: dict[str, Any]) -> Memory:
+def _decode(raw: Any) -> Memory:
+    """A memory from its encoding, every value checked; ValueError naming the field that is not possible."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"memory: {_kind(raw)}, not an object")
     known = {f.name for f in fields(Memory)}
-    values = {k: v for k, v in raw.items() if k in known}
-    for key in ("decrease_day", "budget_notified"):
-        if values.get(key):
-            values[key] = date.fromisoformat(values[key])
-    for key in ("last_decrease", "prewarm_until"):
-        if values.get(key):
-            values[key] = datetime.fromisoformat(values[key])
-    for key in ("reads_demand", "writes_demand"):
-        if values.get(key):
-            d = values[key]
-            values[key] = DemandState(datetime.fromisoformat(d["last_minute"]) if d.get("last_minute") else None,
-                                      tuple(float(x) for x in d.get("demand", ())), float(d.get("bucket", 0.0)))
-    if values.get("mode"):
-        values["mode"] = _decode_mode(values["mode"])
-    for key in ("reads_forecast", "writes_forecast"):
-        if values.get(key):
-            values[key] = _decode_forecast(values[key])
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known or value is None:
+            continue
+        if key in ("read_checks", "write_checks", "decreases_today"):
+            values[key] = _count(value, key)
+        elif key in ("decrease_day", "budget_notified"):
+            if value:
+                values[key] = _day(value, key)
+        elif key in ("last_decrease", "prewarm_until"):
+            if value:
+                values[key] = _time(value, key)
+        elif key == "alarm":
+            if value not in ALARMS:
+                raise ValueError(f"alarm: {value!r}, not one of {', '.join(a for a in ALARMS if a)}")
+            values[key] = value
+        elif key in ("last_reason", "last_decided"):
+            values[key] = _text(value, key)
+        elif key in ("reads_demand", "writes_demand"):
+            if value:
+                values[key] = _decode_demand(value, key)
+        elif key == "mode":
+            if value:
+                values[key] = _decode_mode(value)
+        elif key in ("reads_forecast", "writes_forecast"):
+            if value:
+                values[key] = _decode_forecast(value, key)
     return Memory(**values)
+
+
+# the largest number a memory may hold: units per second (or units, or dollars) far past any table's
+MAX_AMOUNT = 1e15
+MAX_COUNT = 10**9  # consecutive checks, decreases in a day
+MAX_SLOT = 10**8  # half hours since 1970: the year 7675
+MAX_TEXT = 10_000  # characters of a reason, a time, a name
+ALARMS = ("high", "low", None)
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+            type(None): "null"}.get(type(value), repr(value))
+
+
+def _count(value: Any, where: str, most: int = MAX_COUNT) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
+        raise ValueError(f"{where}: {_short(value)}, not a whole number in 0..{most}")
+    return value
+
+
+def _amount(value: Any, where: str) -> float:
+    """A finite number in 0..MAX_AMOUNT (never NaN or infinite: 1e400 reads as infinite)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_AMOUNT:
+        raise ValueError(f"{where}: {_short(value)}, not a number in 0..{MAX_AMOUNT:g}")
+    return float(value)
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else _kind(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str) or len(value) > MAX_TEXT:
+        raise ValueError(f"{where}: {_short(value)}, not a string of at most {MAX_TEXT} characters")
+    return value
+
+
+def _day(value: Any, where: str) -> date:
+    try:
+        return date.fromisoformat(_text(value, where))
+    except ValueError:
+        raise ValueError(f"{where}: {_short(value)}, not a date (YYYY-MM-DD)") from None
+
+
+def _time(value: Any, where: str) -> datetime:
+    """An ISO-8601 time; one without an offset is UTC (this program writes UTC times)."""
+    try:
+        t = datetime.fromisoformat(_text(value, where))
+    except ValueError:
+        raise ValueError(f"{where}: {_short(value)}, not an ISO-8601 time") from None
+    return t if t.tzinfo is not None else t.replace(tzinfo=timezone.utc)
+
+
+def _maybe_time(value: Any, where: str) -> datetime | None:
+    return _time(value, where) if value else None
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: {_kind(value)}, not an object")
+    return value
+
+
+def _list(value: Any, where: str, most: int) -> list[Any]:
+    if not isinstance(value, list) or len(value) > most:
+        raise ValueError(f"{where}: {_kind(value)}" + (f" of {len(value)} items" if isinstance(value, list) else "")
+                         + f", not a list of at most {most} items")
+    return value
+
+
+def _decode_demand(raw: Any, where: str) -> DemandState:
+    d = _object(raw, where)
+    # a longer history than the policy keeps (another version's): its newest minutes
+    demand = _list(d.get("demand", []), f"{where}.demand", MAX_HISTORY)[-HISTORY_MINUTES:]
+    return DemandState(_maybe_time(d.get("last_minute"), f"{where}.last_minute"),
+                       tuple(_amount(x, f"{where}.demand") for x in demand),
+                       _amount(d.get("bucket", 0.0), f"{where}.bucket"))
+
+
+MAX_HISTORY = 100_000  # items of a list in a memory (the forecast's ring has RING)
 
 
 def _encode_forecast(f: ForecastState) -> dict[str, Any]:
@@ -152,12 +247,20 @@ def _encode_forecast(f: ForecastState) -> dict[str, Any]:
             "last_minute": f.last_minute.isoformat() if f.last_minute else None}
 
 
-def _decode_forecast(d: dict[str, Any]) -> ForecastState:
-    if len(d.get("slots", ())) != RING:  # kept with another slot layout: learn afresh
+def _decode_forecast(raw: Any, where: str) -> ForecastState:
+    d = _object(raw, where)
+    slots = _list(d.get("slots", []), f"{where}.slots", MAX_HISTORY)
+    if len(slots) != RING:  # kept with another slot layout: learn afresh
         return ForecastState()
-    return ForecastState(d.get("newest_slot"), tuple(float(x) for x in d.get("slots", ())), d.get("open_slot"),
-                         float(d.get("open_sum", 0.0)), int(d.get("open_minutes", 0)),
-                         datetime.fromisoformat(d["last_minute"]) if d.get("last_minute") else None)
+
+    def slot(value: Any, name: str) -> int | None:
+        return None if value is None else _count(value, f"{where}.{name}", MAX_SLOT)
+    return ForecastState(slot(d.get("newest_slot"), "newest_slot"),
+                         tuple(UNKNOWN if x == UNKNOWN else _amount(x, f"{where}.slots") for x in slots),
+                         slot(d.get("open_slot"), "open_slot"),
+                         _amount(d.get("open_sum", 0.0), f"{where}.open_sum"),
+                         _count(d.get("open_minutes", 0), f"{where}.open_minutes"),
+                         _maybe_time(d.get("last_minute"), f"{where}.last_minute"))
 
 
 def _encode_mode(mode: ModeMemory) -> dict[str, Any]:
@@ -168,40 +271,102 @@ def _encode_mode(mode: ModeMemory) -> dict[str, Any]:
                                                       mode.costs.throttled_share]}
 
 
-def _decode_mode(raw: dict[str, Any]) -> ModeMemory:
-    def when(text: str | None) -> datetime | None:
-        return datetime.fromisoformat(text) if text else None
-
-    costs = raw.get("costs")
-    return ModeMemory(tuple(datetime.fromisoformat(t) for t in raw.get("switches_to_on_demand", ())),
-                      when(raw.get("last_switch")), when(raw.get("history_read")),
-                      Costs(*(float(x) for x in costs)) if costs else None)
+def _decode_mode(raw: Any) -> ModeMemory:
+    d = _object(raw, "mode")
+    switches = _list(d.get("switches_to_on_demand", []), "mode.switches_to_on_demand", MAX_HISTORY)
+    costs = d.get("costs")
+    if costs:
+        costs = _list(costs, "mode.costs", 3)
+        if len(costs) != 3:
+            raise ValueError(f"mode.costs: {len(costs)} numbers, not 3")
+        share = _amount(costs[2], "mode.costs")
+        if share > 1:
+            raise ValueError(f"mode.costs: a throttled share of {share:g}, not in 0..1")
+    return ModeMemory(tuple(_time(t, "mode.switches_to_on_demand") for t in switches),
+                      _maybe_time(d.get("last_switch"), "mode.last_switch"),
+                      _maybe_time(d.get("history_read"), "mode.history_read"),
+                      Costs(*(_amount(x, "mode.costs") for x in costs)) if costs else None)
 
 
 def encode_memory(memory: Memory) -> dict[str, Any]:
-    """One target's memory as JSON-ready values (the state file's and the state table's encoding)."""
-    return _encode(memory)
+    """One target's memory as JSON-ready values (the state file's and the state table's encoding);
+    a field holding a NaN or an infinite number is left out with a warning."""
+    return _finite_encoding(memory, "State table")
 
 
-def decode_memory(raw: dict[str, Any]) -> Memory:
-    """The inverse of encode_memory; raises ValueError, KeyError or TypeError on a bad entry."""
+def _finite_encoding(memory: Memory, who: str) -> dict[str, Any]:
+    """The encoding of a memory without the fields that hold a number JSON cannot hold."""
+    out = _encode(memory)
+    try:
+        json.dumps(out, allow_nan=False)
+        return out
+    except ValueError:
+        pass
+    for f in fields(Memory):
+        try:
+            json.dumps(out[f.name], allow_nan=False)
+        except ValueError:
+            log.warning("%s: %s holds a number that is not finite (NaN or infinite); saved without it, "
+                        "so it starts fresh", who, f.name)
+            out[f.name] = f.default
+    return out
+
+
+def decode_memory(raw: Any) -> Memory:
+    """The inverse of encode_memory, every value checked (finite, in range, of its type);
+    ValueError naming the field when the memory is not one this program could have written."""
     return _decode(raw)
 
 
-def parse(data: Any) -> dict[EntryKey, Record]:
-    """The entries of a decoded state file; ValueError (and friends) when it is not one."""
+def parse(data: Any, dropped: list[tuple[str, str]] | None = None) -> dict[EntryKey, Record]:
+    """The entries of a decoded state file; ValueError when it is not one. An entry with values
+    this program could not have written (an infinite number, a negative count, a wrong type) is
+    left out, and (what it is, why) appended to `dropped`: the other entries keep their memory."""
     if not isinstance(data, dict) or data.get("version") not in READABLE_VERSIONS:
         raise ValueError(f"unknown version {data.get('version') if isinstance(data, dict) else None!r}")
+    entries = data.get("targets")
+    if not isinstance(entries, list):
+        raise ValueError("no 'targets' list" if entries is None else f"'targets' is {_kind(entries)}, not a list")
     records: dict[EntryKey, Record] = {}
-    for e in data["targets"]:
-        seen = e.get("last_seen")
-        records[((e.get("region"), e.get("role_arn")), Target(e["table"], e.get("index")))] = Record(
-            _decode(e["memory"]), e.get("incarnation"), datetime.fromisoformat(seen) if seen else None)
+    for n, e in enumerate(entries, 1):
+        try:
+            key, record = _entry(e)
+        except ValueError as problem:
+            if dropped is not None:
+                dropped.append((_entry_name(e, n), str(problem)))
+            continue
+        records[key] = record
     return records
 
 
-def render(records: Mapping[EntryKey, Record]) -> dict[str, Any]:
-    """The JSON document of some entries (those with nothing to remember are left out)."""
+def _entry(e: Any) -> tuple[EntryKey, Record]:
+    e = _object(e, "entry")
+
+    def name(key: str) -> str | None:
+        value = e.get(key)
+        return None if value is None else _text(value, key)
+    table = e.get("table")
+    if not isinstance(table, str) or not table or len(table) > MAX_TEXT:
+        raise ValueError(f"table: {_short(table)}, not a table name")
+    if "memory" not in e:
+        raise ValueError("no memory")
+    return ((name("region"), name("role_arn")), Target(table, name("index"))), Record(
+        _decode(e["memory"]), name("incarnation"), _maybe_time(e.get("last_seen"), "last_seen"))
+
+
+def _entry_name(e: Any, n: int) -> str:
+    """How a warning names an entry: its target and placement, else its place in the file."""
+    if not isinstance(e, dict) or not isinstance(e.get("table"), str):
+        return f"entry {n}"
+    target = str(Target(e["table"], e["index"] if isinstance(e.get("index"), str) else None))
+    where = ", ".join(str(e[k]) for k in ("region", "role_arn") if isinstance(e.get(k), str))
+    return f"{target} ({where})" if where else target
+
+
+def render(records: Mapping[EntryKey, Record], finite: bool = False, path: str = "") -> dict[str, Any]:
+    """The JSON document of some entries (those with nothing to remember are left out). With
+    `finite`, a field holding a NaN or an infinite number is left out of its entry with a warning
+    (JSON has no such numbers, and the reader would drop the whole entry)."""
     targets = []
     for ((region, role), t), r in sorted(records.items(), key=lambda kv: (kv[0][0][0] or "", kv[0][0][1] or "",
                                                                          str(kv[0][1]))):
@@ -216,7 +381,8 @@ def render(records: Mapping[EntryKey, Record]) -> dict[str, Any]:
             entry["incarnation"] = r.incarnation
         if r.last_seen is not None:
             entry["last_seen"] = r.last_seen.isoformat()
-        entry["memory"] = _encode(r.memory)
+        entry["memory"] = _finite_encoding(r.memory, f"State file {path}: {_entry_name(entry, 0)}") \
+            if finite else _encode(r.memory)
         targets.append(entry)
     return {"version": VERSION, "targets": targets}
 
@@ -240,9 +406,11 @@ def placed(records: Mapping[EntryKey, Record]) -> dict[PlacementKey, dict[Target
 
 
 def read(path: str, now: datetime | None = None, move_corrupt: bool = False,
-         say_missing: bool = True) -> dict[EntryKey, Record]:
+         say_missing: bool = True, said: set[tuple[str, str]] | None = None) -> dict[EntryKey, Record]:
     """The unexpired entries of a state file; a missing file is empty; a corrupt one is empty
-    with a warning, and moved aside to FILE.corrupt-TIMESTAMP when `move_corrupt`."""
+    with a warning, and moved aside to
+    FILE.corrupt-TIMESTAMP when `move_corrupt`. An entry with impossible values is left out with
+    a warning naming it (once per process for the entries in `said`, which collects them)."""
     try:
         raw = _read_regular(path)
     except FileNotFoundError:
@@ -252,13 +420,21 @@ def read(path: str, now: datetime | None = None, move_corrupt: bool = False,
     except OSError as e:
         log.warning("State file %s unreadable (%s); starting fresh", path, e.strerror or e)
         return {}
+    dropped: list[tuple[str, str]] = []
     try:
-        return fresh(parse(json.loads(raw.decode("utf-8"))), now)
+        records = parse(json.loads(raw.decode("utf-8")), dropped)
     except (ValueError, KeyError, TypeError, AttributeError) as e:
+        why = e
         aside = _move_aside(path, now) if move_corrupt else None
-        log.warning("State file %s unreadable (%s); starting fresh%s", path, e,
+        log.warning("State file %s unreadable (%s); starting fresh%s", path, why,
                     f", the old file kept as {aside}" if aside else "")
         return {}
+    for name, problem in dropped:
+        if said is None or (name, problem) not in said:
+            log.warning("State file %s: the entry of %s dropped, its memory starts fresh: %s", path, name, problem)
+        if said is not None:
+            said.add((name, problem))
+    return fresh(records, now)
 
 
 def _read_regular(path: str) -> bytes:
@@ -295,7 +471,10 @@ def write(path: str, records: Mapping[EntryKey, Record]) -> None:
     half): temporary file in the same directory, fsync, rename, fsync the directory.
     Raises OSError; the temporary file is gone either way."""
     directory = os.path.dirname(os.path.abspath(path))
-    data = json.dumps(render(records), indent=1).encode("utf-8")
+    try:  # never NaN or Infinity, which are not JSON: the next run could not read the file
+        data = json.dumps(render(records), indent=1, allow_nan=False).encode("utf-8")
+    except ValueError:
+        data = json.dumps(render(records, finite=True, path=path), indent=1, allow_nan=False).encode("utf-8")
     fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), dir=directory)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -332,6 +511,7 @@ class StateFile:
         self.path = path
         self._lock_fd: int | None = lock_fd
         self._failing = False  # a failed save is said once, not every pass
+        self._said: set[tuple[str, str]] = set()  # entries dropped with a warning, until the next write
 
     @classmethod
     def claim(cls, path: str) -> StateFile:
@@ -406,12 +586,12 @@ class StateFile:
 
     def load(self, now: datetime | None = None) -> dict[EntryKey, Record]:
         """The unexpired entries; a corrupt file is moved aside with a warning."""
-        return read(self.path, now, move_corrupt=True)
+        return read(self.path, now, move_corrupt=True, said=self._said)
 
     def save(self, owned: Mapping[EntryKey, Record | None], now: datetime) -> bool:
         """Write the run's own entries (None: remove it) over what the file holds now, keeping
         every other entry; drop the expired ones. False (warned once) when it cannot."""
-        records = read(self.path, now, move_corrupt=True, say_missing=False)
+        records = read(self.path, now, move_corrupt=True, say_missing=False, said=self._said)
         for key, record in owned.items():
             if record is None or record.memory == Memory():
                 records.pop(key, None)
@@ -427,6 +607,7 @@ class StateFile:
                             "and saved when it can be)", self.path, e.strerror or e)
             self._failing = True
             return False
+        self._said.clear()  # the entries dropped are gone from the file: a new bad one is said again
         if self._failing:
             log.info("State file %s written again", self.path)
             self._failing = False

@@ -235,7 +235,8 @@ class StateTable:
                 self.client.put_item(
                     TableName=self.name,
                     Item={"pk": {"S": f"state#{shard}"}, "sk": {"S": sk}, "token": {"N": str(token)},
-                          "memory": {"S": json.dumps(memory, sort_keys=True)}, "seen": {"N": f"{now:.0f}"}},
+                          "memory": {"S": json.dumps(memory, sort_keys=True, allow_nan=False)},
+                          "seen": {"N": f"{now:.0f}"}},
                     ConditionExpression="attribute_not_exists(sk) OR #t <= :tok",
                     ExpressionAttributeNames={"#t": "token"}, ExpressionAttributeValues={":tok": {"N": str(token)}})
             except (ClientError, BotoCoreError) as e:

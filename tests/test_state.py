@@ -353,3 +353,133 @@ def test_a_lock_file_that_is_a_symbolic_link_is_refused(tmp_path):
     with pytest.raises(state.StateError) as e:
         state.StateFile.claim(str(tmp_path / "s.json"))
     assert e.value.status == 2 and "lock file" in str(e.value)
+
+
+# ---- values checked on load, never NaN or infinite on save ------------------------------------
+
+from dynamic_dynamodb.demand import DemandState  # noqa: E402
+from dynamic_dynamodb.forecast import RING, ForecastState  # noqa: E402
+
+T0 = "2026-11-28T11:00:00+00:00"
+
+
+def a_file(tmp_path, orders_memory: str, users_memory: str = '{"read_checks": 2}') -> str:
+    path = tmp_path / "s.json"
+    path.write_text('{"version": 3, "targets": ['
+                    f'{{"table": "orders", "index": null, "region": "us-east-1", "memory": {orders_memory}}}, '
+                    f'{{"table": "users", "index": null, "region": "us-east-1", "memory": {users_memory}}}]}}')
+    return str(path)
+
+
+@pytest.mark.parametrize("memory, field", [
+    (f'{{"reads_demand": {{"last_minute": "{T0}", "demand": [1e400], "bucket": 0}}}}', "reads_demand.demand"),
+    ('{"writes_demand": {"demand": [NaN]}}', "writes_demand.demand"),
+    ('{"reads_demand": {"demand": [], "bucket": Infinity}}', "reads_demand.bucket"),
+    ('{"reads_demand": {"demand": [-1.0]}}', "reads_demand.demand"),
+    ('{"reads_demand": {"demand": [1e300]}}', "reads_demand.demand"),
+    ('{"reads_demand": {"demand": "12"}}', "reads_demand.demand"),
+    ('{"reads_demand": [1, 2]}', "reads_demand"),
+    ('{"read_checks": -1}', "read_checks"),
+    ('{"write_checks": 1.5}', "write_checks"),
+    ('{"decreases_today": true}', "decreases_today"),
+    ('{"read_checks": 100000000000000000000000}', "read_checks"),
+    ('{"decrease_day": "yesterday"}', "decrease_day"),
+    ('{"last_decrease": 5}', "last_decrease"),
+    ('{"alarm": "purple"}', "alarm"),
+    ('{"last_reason": ["x"]}', "last_reason"),
+    ('{"mode": {"costs": [1, 2]}}', "mode.costs"),
+    ('{"mode": {"costs": [1, 2, 3]}}', "mode.costs"),
+    ('{"mode": {"costs": [1, -Infinity, 0.5]}}', "mode.costs"),
+    ('{"mode": {"switches_to_on_demand": ["soon"]}}', "mode.switches_to_on_demand"),
+    ('{"reads_forecast": {"slots": [' + ", ".join(["1.0"] * (RING - 1)) + ', NaN]}}', "reads_forecast.slots"),
+    ('{"reads_forecast": {"slots": [' + ", ".join(["1.0"] * RING) + '], "newest_slot": -4}}',
+     "reads_forecast.newest_slot"),
+    ('{"reads_forecast": {"slots": [' + ", ".join(["1.0"] * RING) + '], "open_slot": 1e30}}',
+     "reads_forecast.open_slot"),
+    ('{"writes_forecast": {"slots": [' + ", ".join(["-1.0"] * RING) + '], "open_sum": NaN}}',
+     "writes_forecast.open_sum"),
+    ('{"reads_demand": {"demand": [' + ", ".join(["1"] * 100_001) + ']}}', "reads_demand.demand"),
+    ('"a string"', "memory"),
+])
+def test_an_entry_with_impossible_values_is_dropped_with_one_warning_naming_it(tmp_path, messages, memory, field):
+    path = a_file(tmp_path, memory)
+    held = state.StateFile.claim(path)
+    assert held.load(NOW) == {(EAST, Target("users")): state.Record(Memory(read_checks=2))}
+    held.save({}, NOW)  # the save reads the file again: not said a second time
+    held.release()
+    dropped = [m for m in messages if "dropped" in m]
+    assert len(dropped) == 1 and "the entry of orders (us-east-1) dropped" in dropped[0] and field in dropped[0]
+    assert set(t.table for _, t in state.read(path)) == {"users"}  # gone from the file, the rest kept
+    assert not list(tmp_path.glob("s.json.corrupt-*"))
+
+
+@pytest.mark.parametrize("entry, named", [
+    ('"orders"', "entry 1"),
+    ('{"index": null, "memory": {}}', "entry 1"),
+    ('{"table": "orders", "index": 3, "memory": {}}', "orders"),  # named by what can be read of it
+    ('{"table": "orders", "region": "us-east-1"}', "orders (us-east-1)"),
+    ('{"table": "orders", "memory": {}, "last_seen": "never"}', "orders"),
+    ('{"table": "orders", "memory": {}, "incarnation": 7}', "orders"),
+])
+def test_an_entry_that_is_not_one_is_dropped_naming_what_it_can(tmp_path, messages, entry, named):
+    path = tmp_path / "s.json"
+    path.write_text('{"version": 3, "targets": [' + entry + ', {"table": "users", "memory": {"read_checks": 1}}]}')
+    assert state.read(str(path)) == {(state.UNPLACED, Target("users")): state.Record(Memory(read_checks=1))}
+    assert any(f"the entry of {named} dropped" in m for m in messages), messages
+
+
+def test_valid_extremes_and_naive_times_are_kept(tmp_path):
+    path = a_file(tmp_path, '{"read_checks": 0, "decreases_today": 1000000000, "last_decrease": "2026-11-28T10:00:00", '
+                            '"reads_demand": {"demand": [0, 1e15], "bucket": 0}, "alarm": null}')
+    memory = state.read(path)[(EAST, Target("orders"))].memory
+    assert memory.decreases_today == 10**9 and memory.reads_demand == DemandState(None, (0.0, 1e15), 0.0)
+    assert memory.last_decrease == datetime(2026, 11, 28, 10, tzinfo=timezone.utc)  # this program writes UTC
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+                        st.sampled_from(["read_checks", "reads_demand", "demand", "bucket", "mode", "costs",
+                                         "last_minute", "alarm", "decrease_day", "writes_forecast", "slots"]),
+                        inner, max_size=4), max_leaves=12))
+def test_decode_memory_returns_a_memory_or_raises_value_error_never_anything_else(raw):
+    try:
+        state.decode_memory(raw)
+    except ValueError:
+        pass
+
+
+def test_a_non_finite_number_in_memory_is_never_written_and_the_rest_of_it_is(tmp_path, messages):
+    path = str(tmp_path / "s.json")
+    bad = Memory(read_checks=3, reads_demand=DemandState(None, (1.0, float("inf")), 0.0),
+                 writes_forecast=ForecastState(5, (float("nan"),) * RING))
+    state.write(path, {(EAST, Target("orders")): state.Record(bad), (EAST, Target("users")): record(2)})
+    text = open(path).read()
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} written"))
+    assert state.read(path)[(EAST, Target("orders"))].memory == Memory(read_checks=3)
+    assert state.read(path)[(EAST, Target("users"))] == record(2)
+    warned = [m for m in messages if "not finite" in m]
+    assert len(warned) == 2 and all("orders (us-east-1)" in m for m in warned)
+    assert "reads_demand" in warned[0] and "writes_forecast" in warned[1]
+
+
+def test_the_state_table_encoding_leaves_a_non_finite_field_out(messages):
+    bad = Memory(write_checks=1, writes_demand=DemandState(None, (float("nan"),), 0.0))
+    encoded = state.encode_memory(bad)
+    json.dumps(encoded, allow_nan=False)
+    assert state.decode_memory(encoded) == Memory(write_checks=1)
+    assert any("State table: writes_demand holds a number that is not finite" in m for m in messages)
+    with pytest.raises(ValueError, match="reads_demand.bucket"):
+        state.decode_memory({"reads_demand": {"demand": [], "bucket": float("inf")}})
+
+
+# ---- files that are not state files ------------------------------------------------------------
+
+@pytest.mark.parametrize("text, why", [
+    ('{"version": 3}', "no 'targets' list"),
+    ('{"version": 3, "targets": {"table": "orders"}}', "'targets' is an object, not a list"),
+])
+def test_a_file_without_a_targets_list_says_so(tmp_path, messages, text, why):
+    path = tmp_path / "s.json"
+    path.write_text(text)
+    assert state.read(str(path)) == {}
+    assert any(f"unreadable ({why}); starting fresh" in m for m in messages), messages

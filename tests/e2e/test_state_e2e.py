@@ -239,3 +239,40 @@ def test_an_unusable_state_directory_is_one_line_and_exit_2(tmp_path, rules_prox
     [line] = r.stderr.strip().splitlines()[-1:]
     assert "state directory" in line and str(tmp_path / "not-a-dir") in line, describe(r)
     assert not (tmp_path / "dynamic-dynamodb.default.pid").exists()
+
+
+def two_tables_on_demand_policy(tmp_path: Path, aws) -> Path:
+    for table in ("orders", "users"):
+        low_load(aws, table)
+    path = tmp_path / "dd.conf"
+    path.write_text("[global]\nregion: us-east-1\n\n[table: orders|users]\nscaling-policy: demand\n"
+                    "reads-lower-threshold: 30\nwrites-lower-threshold: 30\n", encoding="utf-8")
+    return path
+
+
+def entry(table: str, memory: str) -> str:
+    return f'{{"table": "{table}", "index": null, "region": "us-east-1", "memory": {memory}}}'
+
+
+@pytest.mark.parametrize("bad", [
+    '{"reads_demand": {"last_minute": "2026-01-01T00:00:00+00:00", "demand": [1e400], "bucket": 0}}',
+    '{"reads_demand": {"last_minute": null, "demand": [NaN], "bucket": Infinity}}',
+    '{"read_checks": -3}',
+    '{"mode": {"costs": [1, 2, "x"]}}',
+])
+def test_an_entry_with_impossible_values_is_dropped_with_one_warning_and_the_rest_is_kept(
+        tmp_path, rules_proxy, proxy_aws, bad):
+    conf, state_file = two_tables_on_demand_policy(tmp_path, proxy_aws), tmp_path / "s.json"
+    state_file.write_text('{"version": 3, "targets": [' + entry("orders", bad) + ", "
+                          + entry("users", '{"read_checks": 1, "last_reason": "kept"}') + "]}")
+    r = run_cli(["-c", conf, "--run-once", "--state-file", state_file], endpoint_url=rules_proxy.url)
+    assert r.returncode == 0, describe(r)
+    assert_no_traceback(r)
+    assert "Unexpected error" not in r.stderr, describe(r)
+    assert r.stderr.count("the entry of orders (us-east-1) dropped") == 1, describe(r)
+    saved = state_file.read_text()
+    assert "Infinity" not in saved and "NaN" not in saved
+    kept = entries(state_file)
+    assert kept[("us-east-1", "orders")]["memory"]["last_reason"]  # decided, afresh
+    assert kept[("us-east-1", "users")]["memory"]["last_reason"] != "kept"  # decided, with its memory
+    assert not list(tmp_path.glob("s.json.corrupt-*"))
