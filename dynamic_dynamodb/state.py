@@ -423,8 +423,8 @@ def read(path: str, now: datetime | None = None, move_corrupt: bool = False,
     dropped: list[tuple[str, str]] = []
     try:
         records = parse(json.loads(raw.decode("utf-8")), dropped)
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        why = e
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+        why = "nested too deeply" if isinstance(e, RecursionError) else e
         aside = _move_aside(path, now) if move_corrupt else None
         log.warning("State file %s unreadable (%s); starting fresh%s", path, why,
                     f", the old file kept as {aside}" if aside else "")

@@ -223,7 +223,7 @@ class StateTable:
         for item in self._query(f"state#{shard}"):
             try:
                 found[_s(item, "sk")] = (json.loads(_s(item, "memory")), _n(item, "seen"))
-            except (KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError, RecursionError):  # RecursionError: nested too deeply
                 log.warning("State table %s: unreadable memory item in shard %d skipped", self.name, shard)
         return found
 

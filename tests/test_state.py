@@ -474,6 +474,17 @@ def test_the_state_table_encoding_leaves_a_non_finite_field_out(messages):
 
 # ---- files that are not state files ------------------------------------------------------------
 
+def test_a_state_file_nested_too_deeply_is_moved_aside_with_one_warning(tmp_path, messages):
+    path = tmp_path / "s.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    held = state.StateFile.claim(str(path))
+    assert held.load(NOW) == {}
+    held.release()
+    assert [m for m in messages if "unreadable" in m] == [
+        f"State file {path} unreadable (nested too deeply); starting fresh, "
+        f"the old file kept as {path}.corrupt-20261128T120000Z"]
+
+
 @pytest.mark.parametrize("text, why", [
     ('{"version": 3}', "no 'targets' list"),
     ('{"version": 3, "targets": {"table": "orders"}}', "'targets' is an object, not a list"),

@@ -276,3 +276,15 @@ def test_an_entry_with_impossible_values_is_dropped_with_one_warning_and_the_res
     assert kept[("us-east-1", "orders")]["memory"]["last_reason"]  # decided, afresh
     assert kept[("us-east-1", "users")]["memory"]["last_reason"] != "kept"  # decided, with its memory
     assert not list(tmp_path.glob("s.json.corrupt-*"))
+
+
+@pytest.mark.parametrize("mode", ["--run-once", "--run-once --dry-run", "--status"])
+def test_a_state_file_nested_too_deeply_is_unreadable_not_a_traceback(tmp_path, rules_proxy, proxy_aws, mode):
+    low_load(proxy_aws, "orders")
+    conf, state_file = config(tmp_path / "dd.conf", "orders"), tmp_path / "s.json"
+    state_file.write_text("[" * 100_000 + "]" * 100_000)
+    r = run_cli(["-c", conf, *mode.split(), "--state-file", state_file], endpoint_url=rules_proxy.url)
+    assert r.returncode == 0, describe(r)
+    assert_no_traceback(r)
+    assert r.stderr.count("unreadable (nested too deeply)") == 1, describe(r)
+    assert bool(list(tmp_path.glob("s.json.corrupt-*"))) == (mode == "--run-once"), describe(r)
