@@ -520,7 +520,7 @@ class StateFile:
         path = os.path.abspath(path)
         directory = os.path.dirname(path)
         try:
-            os.makedirs(directory, mode=DIRECTORY_MODE, exist_ok=True)
+            _make_directories(directory)
         except OSError as e:
             raise StateError(f"state directory {directory}: cannot create it: {e.strerror or e}", 2) from None
         try:
@@ -618,6 +618,25 @@ class StateFile:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def _make_directories(directory: str) -> None:
+    """Create a directory and its missing parents, each mode 0700 (os.makedirs gives the
+    parents the umask's mode)."""
+    missing = []
+    while not os.path.isdir(directory):
+        missing.append(directory)
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, DIRECTORY_MODE)
+        except FileExistsError:
+            if not os.path.isdir(d):
+                raise
+
 
 
 def _read_holder(fd: int) -> int | None:

@@ -494,3 +494,14 @@ def test_a_file_without_a_targets_list_says_so(tmp_path, messages, text, why):
     path.write_text(text)
     assert state.read(str(path)) == {}
     assert any(f"unreadable ({why}); starting fresh" in m for m in messages), messages
+
+
+def test_every_directory_created_for_the_state_file_is_0700(tmp_path):
+    os.umask(old := os.umask(0o022))
+    try:
+        held = state.StateFile.claim(str(tmp_path / "c" / "new" / "deeper" / "st.json"))
+        held.release()
+    finally:
+        os.umask(old)
+    for d in ("c", "c/new", "c/new/deeper"):
+        assert stat.S_IMODE((tmp_path / d).stat().st_mode) == 0o700, d
