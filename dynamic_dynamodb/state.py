@@ -406,9 +406,10 @@ def placed(records: Mapping[EntryKey, Record]) -> dict[PlacementKey, dict[Target
 
 
 def read(path: str, now: datetime | None = None, move_corrupt: bool = False,
-         say_missing: bool = True, said: set[tuple[str, str]] | None = None) -> dict[EntryKey, Record]:
+         say_missing: bool = True, instead: str = "starting fresh",
+         said: set[tuple[str, str]] | None = None) -> dict[EntryKey, Record]:
     """The unexpired entries of a state file; a missing file is empty; a corrupt one is empty
-    with a warning, and moved aside to
+    with a warning (`instead`: what the caller does about it), and moved aside to
     FILE.corrupt-TIMESTAMP when `move_corrupt`. An entry with impossible values is left out with
     a warning naming it (once per process for the entries in `said`, which collects them)."""
     try:
@@ -418,7 +419,7 @@ def read(path: str, now: datetime | None = None, move_corrupt: bool = False,
             log.info("State file %s not found; starting fresh", path)
         return {}
     except OSError as e:
-        log.warning("State file %s unreadable (%s); starting fresh", path, e.strerror or e)
+        log.warning("State file %s unreadable (%s); %s", path, e.strerror or e, instead)
         return {}
     dropped: list[tuple[str, str]] = []
     try:
@@ -426,7 +427,7 @@ def read(path: str, now: datetime | None = None, move_corrupt: bool = False,
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
         why = "nested too deeply" if isinstance(e, RecursionError) else e
         aside = _move_aside(path, now) if move_corrupt else None
-        log.warning("State file %s unreadable (%s); starting fresh%s", path, why,
+        log.warning("State file %s unreadable (%s); %s%s", path, why, instead,
                     f", the old file kept as {aside}" if aside else "")
         return {}
     for name, problem in dropped:
@@ -591,7 +592,9 @@ class StateFile:
     def save(self, owned: Mapping[EntryKey, Record | None], now: datetime) -> bool:
         """Write the run's own entries (None: remove it) over what the file holds now, keeping
         every other entry; drop the expired ones. False (warned once) when it cannot."""
-        records = read(self.path, now, move_corrupt=True, say_missing=False, said=self._said)
+        # corrupted under the running process: what it remembers itself is saved all the same
+        records = read(self.path, now, move_corrupt=True, say_missing=False, said=self._said,
+                       instead="saving the memory this process holds in its place")
         for key, record in owned.items():
             if record is None or record.memory == Memory():
                 records.pop(key, None)

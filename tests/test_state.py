@@ -496,6 +496,19 @@ def test_a_file_without_a_targets_list_says_so(tmp_path, messages, text, why):
     assert any(f"unreadable ({why}); starting fresh" in m for m in messages), messages
 
 
+def test_a_file_corrupted_under_a_running_process_is_replaced_by_what_it_remembers(tmp_path, messages):
+    path = tmp_path / "s.json"
+    held = state.StateFile.claim(str(path))
+    assert held.save({(EAST, Target("orders")): record(1)}, NOW)
+    path.write_text("{not json")
+    assert held.save({(EAST, Target("orders")): record(2)}, NOW)
+    held.release()
+    [line] = [m for m in messages if "unreadable" in m]
+    assert "saving the memory this process holds in its place, the old file kept as" in line
+    assert "starting fresh" not in line
+    assert state.read(str(path)) == {(EAST, Target("orders")): record(2)}
+
+
 def test_every_directory_created_for_the_state_file_is_0700(tmp_path):
     os.umask(old := os.umask(0o022))
     try:
