@@ -248,3 +248,19 @@ def test_free_decreases_are_not_timed():
     quiet = observed(40)._replace(series=minutes(40, start=T0))
     d, _ = decide(status(500, 500, decreases_today=2), quiet, quiet, RULES_80, memory, now)
     assert d.reads.new < 500 and d.reads.code is Reason.DEMAND_DOWN
+
+
+@given(values=st.lists(st.floats(0, 1000), min_size=11, max_size=30), cur=st.integers(1, 2000),
+       ago=st.integers(60, 200), now_reads=st.floats(0, 1000))
+def test_a_timed_decrease_waits_at_most_twenty_minutes_past_the_hour_and_holds_only_decreases(values, cur, ago,
+                                                                                               now_reads):
+    state = DemandState(T0 - timedelta(minutes=1), tuple(values), BURST_SECONDS * cur / 2)
+    now = T0 + timedelta(minutes=1)
+    st_ = status(reads=cur, writes=cur, decreases_today=4, last_decrease=now - timedelta(minutes=ago))
+    obs = observed(now_reads)._replace(series=minutes(now_reads, start=T0))
+    d, _ = decide(st_, obs, obs, RULES_80, Memory(reads_demand=state, writes_demand=state), now)
+    for dim in d.dims():
+        if dim.code is Reason.DECREASE_TIMED:
+            assert ago < 60 + 20 and dim.new == dim.current
+        else:
+            assert dim.code is not Reason.BUDGET_SPENT  # an hour after the last, the budget allows it
