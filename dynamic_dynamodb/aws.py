@@ -747,3 +747,26 @@ class SnsNotifier:
         # the answer's only field is the MessageId, which we do not use: an answer botocore
         # cannot read is an error, one it reads is enough
         call(lambda: self._client(topic_arn).publish(TopicArn=topic_arn, Subject=subject[:100], Message=message))
+
+
+def profile_problem() -> str | None:
+    """One line when the profile that AWS_DEFAULT_PROFILE or AWS_PROFILE names is in neither
+    the AWS config file nor the credentials file (botocore's ProfileNotFound: no session or
+    client can be built), else None. Reads those two files only: no client, no network call."""
+    from botocore.exceptions import ProfileNotFound
+
+    # botocore's order: the first of the two that is set names the profile in use
+    variable = next((name for name in ("AWS_DEFAULT_PROFILE", "AWS_PROFILE") if name in os.environ), None)
+    if variable is None:
+        return None  # the default profile, which may well be absent (keys, roles, SSO, ...)
+    core = botocore.session.Session()
+    try:
+        core.get_scoped_config()
+    except ProfileNotFound:
+        config_file, credentials_file = (os.path.expanduser(str(core.get_config_variable(name)))
+                                         for name in ("config_file", "credentials_file"))
+        return (f"{variable}: expected a profile of AWS config file {config_file} or credentials file "
+                f"{credentials_file}, got {os.environ[variable]!r}")
+    except (BotoCoreError, ValueError, OSError):
+        return None  # an unreadable file: make_session says so
+    return None

@@ -1613,6 +1613,7 @@ def load_settings(argv: Sequence[str]) -> Settings:
     if args.backtest_days is not None and not args.backtest:
         warnings.append("--days has no effect without --backtest")
 
+    _check_profile()
     region, region_source = _region(glob)
     keyed = {attr: item.value for attr, item in glob.items()}  # every [global]/[logging] field, merged
     keyed.update(region=region, aws_access_key_id=key_id, aws_secret_access_key=secret, circuit_breaker_url=cb_url,
@@ -1642,6 +1643,18 @@ def load_settings(argv: Sequence[str]) -> Settings:
         tables=tuple(tables),
         warnings=tuple(warnings),
     )
+
+
+def _check_profile() -> None:
+    """AWS_PROFILE (or AWS_DEFAULT_PROFILE) naming a profile that is in no AWS file is a
+    config error, like a bad AWS_REGION: every session and client would fail on it."""
+    if "AWS_PROFILE" not in os.environ and "AWS_DEFAULT_PROFILE" not in os.environ:
+        return  # the default profile: nothing to check, and no boto3 imported for it
+    from .aws import profile_problem
+
+    problem = profile_problem()
+    if problem is not None:
+        raise ConfigError(problem)
 
 
 def _region(glob: Mapping[str, _Value]) -> tuple[str, str]:

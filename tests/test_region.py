@@ -75,3 +75,37 @@ def test_the_regions_line_names_each_region_once_with_its_source(env, tmp_path):
     listed = config.load_settings(["--config", str(path), "--region", "sa-east-1"])
     assert listed.region_origins() == {"sa-east-1": "command line --region",
                                        "ap-southeast-2": "region of [table: events]"}
+
+
+@pytest.mark.parametrize("variables, shown", [
+    ({"AWS_PROFILE": "nosuch"}, "AWS_PROFILE: expected a profile of {files}, got 'nosuch'"),
+    ({"AWS_PROFILE": ""}, "AWS_PROFILE: expected a profile of {files}, got ''"),
+    ({"AWS_DEFAULT_PROFILE": "nosuch"}, "AWS_DEFAULT_PROFILE: expected a profile of {files}, got 'nosuch'"),
+    # botocore reads AWS_DEFAULT_PROFILE first: that is the profile in use
+    ({"AWS_DEFAULT_PROFILE": "gone", "AWS_PROFILE": "prod"},
+     "AWS_DEFAULT_PROFILE: expected a profile of {files}, got 'gone'"),
+], ids=["unknown", "empty", "AWS_DEFAULT_PROFILE", "both set"])
+@pytest.mark.parametrize("argv", [[], ["--region", "eu-west-1"]], ids=["chain", "--region"])
+def test_a_profile_that_does_not_exist_is_a_config_error(env, monkeypatch, tmp_path, variables, shown, argv):
+    # every AWS client would fail on it (botocore's ProfileNotFound): said once, at start-up
+    credentials = tmp_path / "aws-credentials"
+    credentials.write_text("", encoding="utf-8")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    env("[default]\nregion = ap-south-1\n[profile prod]\nregion = sa-east-1\n", **variables)
+    files = f"AWS config file {tmp_path / 'aws-config'} or credentials file {credentials}"
+    with pytest.raises(ConfigError) as raised:
+        config.load_settings(["--table-name", "orders", *argv])
+    assert str(raised.value) == shown.format(files=files)
+
+
+@pytest.mark.parametrize("profile_text, credentials_text", [
+    ("[profile prod]\nregion = sa-east-1\n", ""),
+    ("", "[prod]\naws_access_key_id = k\naws_secret_access_key = s\n"),  # in the credentials file only
+], ids=["config file", "credentials file"])
+def test_a_profile_of_either_file_is_accepted(env, monkeypatch, tmp_path, profile_text, credentials_text):
+    credentials = tmp_path / "aws-credentials"
+    credentials.write_text(credentials_text, encoding="utf-8")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    env(profile_text, AWS_PROFILE="prod")
+    settings = config.load_settings(["--table-name", "orders"])
+    assert settings.region == ("sa-east-1" if profile_text else "us-east-1")

@@ -8,6 +8,8 @@ provisioned x 100.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import signal
 
 import pytest
 from support import metrics as M
@@ -385,14 +387,13 @@ def test_missing_config_file_is_exit_2(cli, tmp_path):
 
 # --------------------------------------------------------------------------- broken AWS set-up
 @pytest.mark.parametrize("env, message", [
-    ({"AWS_PROFILE": "no-such-profile"}, "The config profile (no-such-profile) could not be found"),
     ({"AWS_ENDPOINT_URL_DYNAMODB": "not-a-url"}, "Invalid endpoint: not-a-url"),
     ({"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None, "AWS_SESSION_TOKEN": None,
       "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": None,
       "AWS_CONTAINER_CREDENTIALS_FULL_URI": None}, "Unable to locate credentials"),
-], ids=["AWS_PROFILE naming no profile", "a malformed endpoint URL", "no credentials at all"])
+], ids=["a malformed endpoint URL", "no credentials at all"])
 def test_a_broken_aws_setup_is_one_error_line_and_exit_1(tmp_path, env, message):
-    # the first two were tracebacks from building the clients
+    # the first was a traceback from building the clients
     from support.cli import run_cli
 
     env = {"HOME": str(tmp_path), "AWS_CONFIG_FILE": str(tmp_path / "none"),
@@ -403,6 +404,51 @@ def test_a_broken_aws_setup_is_one_error_line_and_exit_1(tmp_path, env, message)
     assert r.returncode == 1, describe(r)
     errors = [line for line in r.stderr.splitlines() if " - ERROR - " in line]
     assert len(errors) == 1 and message in errors[0], describe(r)
+
+
+@pytest.mark.parametrize("profile", ["nosuch", ""], ids=["unknown", "empty"])
+@pytest.mark.parametrize("mode", [["--run-once"], ["--status"], ["--daemon", "start"], ["--daemon", "foreground"]],
+                         ids=["run-once", "status", "daemon start", "daemon foreground"])
+def test_aws_profile_naming_no_profile_is_a_usage_error_before_anything_runs(tmp_path, profile, mode):
+    # it was started (rc 0, "Regions: us-east-1 (built-in default)") and failed every pass
+    from support.cli import run_cli
+    from support.processes import looks_like_ours
+
+    from dynamic_dynamodb.daemon import process_alive, read_pid
+
+    aws_config, credentials = tmp_path / "aws-config", tmp_path / "aws-credentials"
+    aws_config.write_text("[profile prod]\nregion = eu-west-1\n")
+    credentials.write_text("")
+    env = {"HOME": str(tmp_path), "AWS_CONFIG_FILE": str(aws_config), "AWS_SHARED_CREDENTIALS_FILE": str(credentials),
+           "AWS_PROFILE": profile, "AWS_REGION": None, "AWS_DEFAULT_REGION": None}
+    run = tmp_path / "run"
+    run.mkdir()
+    r = run_cli(["-c", REPO / "examples" / "recommended.conf", *mode, "--pid-file-dir", run, "--instance", "np",
+                 "--state-file", run / "np.json", "--log-file", run / "np.log"], env_extra=env,
+                endpoint_url="http://127.0.0.1:9", timeout=30)
+    pid = read_pid(str(run / "dynamic-dynamodb.np.pid"))
+    if pid is not None and process_alive(pid) and looks_like_ours(pid):
+        os.kill(pid, signal.SIGKILL)  # started by mistake
+    assert_no_traceback(r)
+    assert r.returncode == 2, describe(r)
+    assert r.stderr.splitlines() == [
+        f"dynamic-dynamodb: error: AWS_PROFILE: expected a profile of AWS config file {aws_config} or credentials "
+        f"file {credentials}, got {profile!r}"], describe(r)
+    assert r.stdout == "" and list(run.iterdir()) == [], describe(r)  # no pid, log or state file
+
+
+def test_a_profile_of_the_credentials_file_runs(rules_proxy, proxy_aws, tmp_path):
+    from support.cli import run_cli
+
+    M.create_table(proxy_aws.dynamodb, "orders")
+    credentials = tmp_path / "aws-credentials"
+    credentials.write_text("[prod]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    env = {"AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(credentials),
+           "AWS_PROFILE": "prod", "AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None}
+    r = run_cli(["-t", "orders", "--run-once", "--dry-run"], env_extra=env, endpoint_url=rules_proxy.url,
+                state_file=tmp_path / "s.json")
+    assert_no_traceback(r)
+    assert r.returncode == 0, describe(r)
 
 
 # --------------------------------------------------------------------------- the demand policy
