@@ -244,6 +244,34 @@ def running_pid(path: str) -> int | None:
     return None
 
 
+class PidFile(TimeoutPIDLockFile):
+    """The daemon's pid file, which a start that created it but could not write its pid (a
+    full disk) removes again: an empty pid file would stay behind."""
+
+    def acquire(self, timeout: float | None = None, *args: Any, **kwargs: Any) -> None:
+        """Create the pid file; lockfile.LockFailed when it cannot, and then none is left of ours."""
+        try:
+            super().acquire(timeout, *args, **kwargs)
+        except lockfile.LockFailed as e:
+            cause = e.__context__
+            # os.open's error names the file: it was not created. A failed write names none.
+            if isinstance(cause, OSError) and cause.filename is None:
+                try:
+                    with open(self.path, encoding="ascii", errors="replace") as fh:
+                        text = fh.read(64)
+                    if f"{os.getpid()}\n".startswith(text):  # nothing, or a part of our pid
+                        os.unlink(self.path)
+                except OSError:
+                    pass
+            raise
+
+
+def lock_failure(error: lockfile.LockFailed) -> str:
+    """Why the pid file could not be created: the OS's reason (No space left on device)."""
+    cause = error.__context__
+    return (cause.strerror if isinstance(cause, OSError) else None) or str(error)
+
+
 def _check_pid_dir(directory: str) -> None:
     if not os.path.isdir(directory):
         raise DaemonError(f"pid-file-dir {directory}: no such directory")
@@ -353,7 +381,7 @@ def _daemon_main(path: str, report_fd: int, run: Callable[[], int], prepare: Cal
             working_directory="/",
             umask=0o022,
             detach_process=True,
-            pidfile=TimeoutPIDLockFile(path, acquire_timeout=0),
+            pidfile=PidFile(path, acquire_timeout=0),
             files_preserve=[report_fd],
             # SIGTERM before cli.serve installs its handlers: SystemExit, so the pid file goes;
             # SIGHUP until then: ignored (its default would kill the daemon).
@@ -374,7 +402,7 @@ def _daemon_main(path: str, report_fd: int, run: Callable[[], int], prepare: Cal
             os._exit(EXIT_FAILURE)
         except lockfile.LockFailed as e:
             context = None
-            _report(fd, f"ERR 1 cannot create pid file {path}: {e}")
+            _report(fd, f"ERR 1 cannot create pid file {path}: {lock_failure(e)}")
             os._exit(EXIT_FAILURE)
         except Exception as e:
             context = None
@@ -464,8 +492,14 @@ def report_status(path: str, heartbeat: str, name: str = "default") -> int:
         say(f"instance '{name}' is not running (no pid file {path})")
         return LSB_NOT_RUNNING
     pid = read_pid(path)
-    if pid is None or not process_alive(pid) or not_this_instance(pid, path) is not None:
-        say(f"instance '{name}' is dead but its pid file {path} is left (pid {pid or '?'})")
+    if pid is None:
+        time.sleep(0.2)  # a daemon writing its pid file right now: let it finish
+        pid = read_pid(path)
+    if pid is None:  # left by a start that could not write it (a full disk), or not a pid file
+        say(f"instance '{name}' is not running (its pid file {path} holds no pid; start removes it)")
+        return LSB_NOT_RUNNING
+    if not process_alive(pid) or not_this_instance(pid, path) is not None:
+        say(f"instance '{name}' is dead but its pid file {path} is left (pid {pid})")
         return LSB_DEAD_PID_FILE
     try:
         up = _duration(time.time() - os.stat(path).st_mtime)  # the daemon writes its pid file at start

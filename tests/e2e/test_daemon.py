@@ -277,6 +277,41 @@ def test_start_errors_are_one_line_without_traceback(instance, proxy_aws, case, 
     assert not inst.pid_file.exists()
 
 
+def no_file_growth() -> None:
+    """In the started process: every write that grows a file fails (EFBIG), as on a full disk."""
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # inherited: the write fails instead of killing
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+
+
+def test_a_pid_file_that_cannot_be_written_is_removed_and_status_says_not_running(instance, proxy_aws):
+    # a full disk left an empty pid file, which `status` reported as a dead daemon's (exit 1)
+    inst = instance("fullpid", table_config("daemon_orders"))
+    result = subprocess.run([sys.executable, "-m", "dynamic_dynamodb", *inst.args("start")],
+                            env=cli_env(inst.endpoint, {"PYTHONDONTWRITEBYTECODE": "1"}), cwd=str(REPO),
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+                            preexec_fn=no_file_growth)
+    assert_no_traceback(result)
+    assert result.returncode == 1, describe(result)
+    assert result.stderr.splitlines()[-1:] == [
+        f"dynamic-dynamodb: error: cannot create pid file {inst.pid_file}: File too large"], describe(result)
+    assert not inst.pid_file.exists(), describe(result)
+    status = inst.run("status")
+    assert status.returncode == 3, describe(status)
+
+
+def test_status_of_an_empty_pid_file_is_not_running_and_leaves_it(instance):
+    inst = instance("emptypid", table_config("daemon_orders"))
+    inst.pid_file.write_text("")
+    status = inst.run("status")
+    assert status.returncode == 3, describe(status)
+    assert status.stdout.splitlines() == [
+        f"dynamic-dynamodb: instance '{inst.name}' is not running (its pid file {inst.pid_file} holds no pid; "
+        f"start removes it)"], describe(status)
+    assert inst.pid_file.exists()  # status reports, never removes
+
+
 # ---- --daemon with a mode of its own -------------------------------------------------
 
 OTHER_MODES = {
