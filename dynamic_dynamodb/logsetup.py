@@ -4,8 +4,11 @@ from __future__ import annotations
 import logging
 import logging.config
 import logging.handlers
+import os
+import stat
 import sys
 import time
+from io import TextIOWrapper
 
 from .edge import LOGGER, PROG  # noqa: F401  (LOGGER re-exported: the name used to live here)
 from .settings import ConfigError, Settings
@@ -88,13 +91,31 @@ def _remove_handlers(logger: logging.Logger) -> None:
 class FallbackFileHandler(logging.handlers.WatchedFileHandler):
     """A log file (reopened after logrotate moves it) that a full disk or a failing device does
     not silence: the first failure is one warning on stderr, and while writing fails each line
-    goes to stderr instead (unless a console handler already puts it there); no traceback."""
+    goes to stderr instead (unless a console handler already puts it there); no traceback.
+    A write cut short leaves part of a line in the file: the next line starts on its own."""
 
     def __init__(self, path: str, to_stderr: bool = True) -> None:
         super().__init__(path)
         self.to_stderr = to_stderr
         self.failing = False  # the last line could not be written: warned already
         self._failed_now = False
+
+    def _open(self) -> TextIOWrapper:
+        """The file, opened for appending (at start, after logrotate, after a failed write);
+        when it ends in part of a line (a write that failed half-way), a newline first."""
+        stream = super()._open()
+        try:
+            info = os.fstat(stream.fileno())
+            cut_short = False
+            if stat.S_ISREG(info.st_mode) and info.st_size > 0:  # not a pipe, a terminal, /dev/full
+                with open(self.baseFilename, "rb") as fh:
+                    fh.seek(info.st_size - 1)
+                    cut_short = fh.read(1) not in (b"\n", b"")
+        except OSError:
+            cut_short = False
+        if cut_short:
+            stream.write("\n")  # goes out with the next line
+        return stream
 
     def emit(self, record: logging.LogRecord) -> None:
         super().emit(record)  # calls handleError on failure

@@ -187,6 +187,54 @@ def test_a_log_file_on_a_full_disk_is_one_warning_then_stderr(capsys, to_stderr)
         [f"INFO line {i}" for i in range(5)] if to_stderr else [])
 
 
+HALF_WRITTEN = """\
+import logging, resource, signal, sys
+from dynamic_dynamodb import logsetup
+
+path, limit = sys.argv[1], int(sys.argv[2])
+handler = logsetup.FallbackFileHandler(path, to_stderr=False)
+handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+logger = logging.getLogger("half-written")
+logger.propagate = False
+logger.addHandler(handler)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG), as on a full disk
+hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))  # the write that crosses it is cut short
+for i in range(10):
+    logger.warning("record %d of the full disk", i)
+resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))  # space again
+logger.warning("after the disk was full")
+logger.warning("and the next one")
+handler.close()
+"""
+
+
+def test_a_record_cut_short_by_a_full_disk_does_not_swallow_the_next_one(tmp_path):
+    # the next record was appended to the partial one: '... - INFO 2026-12-02T16:19:50.803Z - ...'
+    import subprocess
+
+    path = tmp_path / "dd.log"
+    record = "WARNING record 0 of the full disk\n"
+    result = subprocess.run([sys.executable, "-c", HALF_WRITTEN, str(path), str(len(record) + 10)],
+                            capture_output=True, text=True, timeout=30,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert result.returncode == 0, result.stderr
+    assert "cannot write (File too large)" in result.stderr
+    lines = path.read_text().splitlines()
+    assert lines[0] == record.strip() and lines[1] == record.strip().replace("0", "1")[:10]  # cut short
+    assert lines[2:] == ["WARNING after the disk was full", "WARNING and the next one"]
+
+
+def test_a_log_file_left_ending_mid_line_gets_the_next_line_on_its_own(tmp_path):
+    path = tmp_path / "dd.log"
+    path.write_text("WARNING a record a full disk cut sh")  # by an earlier run
+    handler = logsetup.FallbackFileHandler(str(path))
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.emit(logging.LogRecord("x", logging.INFO, __file__, 1, "started", None, None))
+    handler.close()
+    assert path.read_text() == "WARNING a record a full disk cut sh\nstarted\n"
+
+
 def test_the_log_file_handler_writes_and_reopens_after_a_failure(tmp_path, capsys):
     path = tmp_path / "dd.log"
     handler = logsetup.FallbackFileHandler(str(path))
