@@ -4,6 +4,10 @@ Clients honour boto3's own endpoint settings (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL
 AWS_ENDPOINT_URL_CLOUDWATCH, AWS_ENDPOINT_URL_SNS, AWS_ENDPOINT_URL_STS) and credential chain;
 retries are botocore's `standard` mode, set explicitly. With a role ARN the session's
 credentials come from STS AssumeRole and are refreshed by botocore before they expire.
+
+Every call is bounded (CallGuard): its attempts and retries end within CALL_BUDGET seconds, an
+endpoint that timed out is not asked again in the same pass, and a call in flight is given up
+as soon as the daemon is told to stop.
 """
 from __future__ import annotations
 
@@ -12,12 +16,14 @@ import logging
 import math
 import os
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 import boto3
 import botocore.session
@@ -28,7 +34,14 @@ from botocore.credentials import (
     CredentialResolver,
     DeferredRefreshableCredentials,
 )
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+from urllib3.exceptions import ReadTimeoutError as BodyReadTimeout
 
 from .edge import LOGGER
 from .model import (
@@ -72,18 +85,24 @@ NAMESPACE = "AWS/DynamoDB"
 # seconds; control-plane calls answer in well under a second, a big GetMetricData in a few
 CONNECT_TIMEOUT = 5
 READ_TIMEOUT = {"default": 10, "cloudwatch": 15}
+# seconds one call may take, its retries included: a retry after a timeout is made only when
+# it can time out within this too (CloudWatch: two attempts, DynamoDB: three)
+CALL_BUDGET = 32.0
+WAIT_STEP = 0.1  # seconds between two looks of a waiting call at the stop event
 LIMITS_REFRESH = timedelta(hours=1)  # DescribeLimits: the maxima change only when a quota is raised
 # GetMetricData's per-series StatusCode for a series CloudWatch could not answer
 FAILED_SERIES = ("InternalError", "Forbidden")
-# A GetMetricData batch whose answer could not be read, or that CloudWatch refused for its
-# content, or that took too long, is tried again in halves: a smaller batch may well pass.
-# Failures every half would share (throttling, permissions, connections, 5xx after
-# botocore's retries) are not split. A fetch makes at most MAX_SPLIT_CALLS calls in
-# halves: one bad query in 500 costs about 2 x 9 of them.
+# A GetMetricData batch whose answer could not be read (cut, too large for the parser), or that
+# CloudWatch refused for its content, is tried again in halves: a smaller batch may well pass.
+# Failures every half would share are not split: throttling, permissions, connections, 5xx
+# after botocore's retries, and timeouts (an endpoint that does not answer a batch in time
+# does not answer its halves either: the pass goes on without these metrics, the next pass
+# asks again). A fetch makes at most MAX_SPLIT_CALLS calls in halves, and starts none after
+# SPLIT_SECONDS: one bad query in 500 costs about 2 x 9 of them.
 SPLIT_ON = ("UnreadableAnswer", "SeriesFailed", "InvalidParameterValue", "InvalidParameterCombination",
-            "InvalidParameterValueException", "ValidationError", "MissingParameter", "InvalidNextToken",
-            "ReadTimeoutError")
+            "InvalidParameterValueException", "ValidationError", "MissingParameter", "InvalidNextToken")
 MAX_SPLIT_CALLS = 64
+SPLIT_SECONDS = 30.0
 MAX_ERROR_TEXT = 300  # characters of an unreadable answer's explanation kept in the message
 
 _ERRORS: Mapping[str, type[AwsError]] = {
@@ -259,13 +278,14 @@ def _assume_role_session(source: boto3.Session, conn: Connection) -> boto3.Sessi
 def make_client(session: boto3.Session, service: str, conn: Connection, region: str | None = None,
                 **credentials: Any) -> Any:
     """The one place clients are built: standard retries, bounded timeouts, a pool for threads.
-    `region` overrides the session's (SNS topics live in their own region). The timeouts bound
-    a call to an endpoint that accepts but never answers to about half a minute, retries
-    included (CONNECT_TIMEOUT, READ_TIMEOUT). A client that cannot be built raises AwsError."""
+    `region` overrides the session's (SNS topics live in their own region). A call to an
+    endpoint that accepts but never answers ends within CALL_BUDGET seconds, retries included
+    (see CallGuard). A client that cannot be built raises AwsError."""
+    read_timeout = READ_TIMEOUT.get(service, READ_TIMEOUT["default"])
     config = Config(
         retries={"mode": "standard", "total_max_attempts": conn.max_attempts},
         connect_timeout=CONNECT_TIMEOUT,
-        read_timeout=READ_TIMEOUT.get(service, READ_TIMEOUT["default"]),
+        read_timeout=read_timeout,
         max_pool_connections=conn.pool_size,
         user_agent_extra="dynamic-dynamodb",
     )
@@ -275,7 +295,155 @@ def make_client(session: boto3.Session, service: str, conn: Connection, region: 
         raise _setup_error(f"{service} client", e) from None
     if service == "dynamodb":
         refuse_limit_retries(client)
+    CallGuard(CONNECT_TIMEOUT, read_timeout).attach(client)
     return client
+
+
+class Stopping(AwsError):
+    """The call was not sent, or was given up in flight: the daemon is stopping."""
+
+
+class TimedOutEarlier(AwsError):
+    """The call was not sent: a call to the same endpoint timed out earlier in this pass."""
+
+
+_GUARDS: WeakKeyDictionary[Any, CallGuard] = WeakKeyDictionary()
+
+
+def begin_pass(client: Any, stop: threading.Event | None) -> None:
+    """A pass begins for this client (see CallGuard.begin_pass); a client that make_client did
+    not build (a test's fake) has no guard: nothing to do."""
+    guard = _GUARDS.get(client)
+    if guard is not None:
+        guard.begin_pass(stop)
+
+
+class CallGuard:
+    """What keeps one client's calls bounded, through botocore's events.
+
+    - Each attempt is sent from a thread of its own while the calling thread waits: a waiting
+      call gives up (Stopping) as soon as the pass's `stop` event is set, so SIGTERM ends a
+      daemon within a fraction of a second even while an endpoint hangs; the abandoned attempt
+      ends by its own timeout (its thread is a daemon thread, it never holds the exit). An
+      attempt not answered in full within the connect and read timeouts together is a read
+      timeout, even when the endpoint sends a byte now and then.
+    - A retry is made only when it can end within CALL_BUDGET seconds of the call's start
+      (botocore's standard mode would make three attempts of a full read timeout each), and
+      none once the daemon is stopping.
+    - Within a pass (from begin_pass to the next), once a call of this client has failed on a
+      timeout, the others are not sent (TimedOutEarlier), nor retried, and those in flight are
+      given up: an endpoint that does not answer costs a pass one call's time, not one per
+      call. The next pass asks again. Outside a pass (a client nothing begins passes on: STS,
+      the state table) only the first two hold.
+    """
+
+    def __init__(self, connect_timeout: float, read_timeout: float) -> None:
+        self.read_timeout = read_timeout
+        self.attempt_limit = connect_timeout + read_timeout
+        self.stop: threading.Event | None = None
+        self.in_pass = False
+        self.timed_out: AwsError | None = None  # the first timeout of this pass
+        self.endpoint = ""
+        self._lock = threading.Lock()
+
+    def attach(self, client: Any) -> None:
+        """Register the guard's handlers on the client's events (each client has its own)."""
+        self.endpoint = str(client.meta.endpoint_url)
+        # the sending itself: botocore's Endpoint._send calls http_session.send, unless a
+        # before-send handler answered (a test's fake answers, moto's in-process mock)
+        client._endpoint.http_session = _GuardedSession(client._endpoint.http_session, self)
+        events = client.meta.events
+        events.register("before-call", self._before_call, unique_id="dynamic-dynamodb-guard-call")
+        # at the service's level, first: botocore's own retry handler sits there, and handlers of
+        # a more specific event name are asked before those of a shorter one
+        service = client.meta.service_model.service_id.hyphenize()
+        events.register_first(f"needs-retry.{service}", self._needs_retry, unique_id="dynamic-dynamodb-guard-retry")
+        events.register("after-call-error", self._after_error, unique_id="dynamic-dynamodb-guard-error")
+        _GUARDS[client] = self
+
+    def begin_pass(self, stop: threading.Event | None) -> None:
+        """A new pass: the endpoint is asked again whatever the last pass saw; `stop` gives up
+        the calls in flight once it is set."""
+        with self._lock:
+            self.stop, self.in_pass, self.timed_out = stop, True, None
+
+    def refusal(self) -> AwsError | None:
+        """Why no call (or attempt) of this client may be sent now, if there is a reason."""
+        if self.stop is not None and self.stop.is_set():
+            return Stopping("not sent: stopping", "Stopping")
+        timed_out = self.timed_out
+        if timed_out is not None:
+            return TimedOutEarlier(f"not sent: {self.endpoint} timed out earlier in this pass ({timed_out})",
+                                   "TimedOutEarlier")
+        return None
+
+    def _before_call(self, context: dict[str, Any] | None = None, **_: Any) -> None:
+        refused = self.refusal()
+        if refused is not None:
+            raise refused
+        if context is not None:
+            context["dynamic-dynamodb-started"] = time.monotonic()
+
+    def send(self, send: Callable[[Any], Any], request: Any) -> Any:
+        """One attempt: `send(request)` in a thread of its own, waited for as the class says."""
+        outcome: dict[str, Any] = {}
+        done = threading.Event()
+
+        def attempt() -> None:
+            try:
+                response = send(request)
+                response.content  # noqa: B018 - the body too: a stalled body is a timeout like a stalled answer
+                outcome["response"] = response
+            except BodyReadTimeout:
+                outcome["error"] = ReadTimeoutError(endpoint_url=request.url)
+            except BaseException as e:  # noqa: BLE001 - handed to the calling thread as it is
+                outcome["error"] = e
+            finally:
+                done.set()
+
+        threading.Thread(target=attempt, name="dynamic-dynamodb-aws", daemon=True).start()
+        deadline = time.monotonic() + self.attempt_limit
+        while not done.wait(WAIT_STEP):
+            refused = self.refusal()
+            if refused is not None:
+                raise refused
+            if time.monotonic() > deadline:
+                raise ReadTimeoutError(endpoint_url=request.url)
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["response"]
+
+    def _needs_retry(self, caught_exception: Exception | None = None, request_dict: Any = None,
+                     **_: Any) -> bool | None:
+        """False (no retry) when the daemon stops, the endpoint timed out in this pass, or a
+        timeout would be tried again past CALL_BUDGET; else None: botocore decides."""
+        if isinstance(caught_exception, AwsError) or self.refusal() is not None:
+            return False
+        if isinstance(caught_exception, (ReadTimeoutError, ConnectTimeoutError)):
+            context = (request_dict or {}).get("context", {})
+            started = context.get("dynamic-dynamodb-started", time.monotonic())
+            if time.monotonic() - started + self.read_timeout > CALL_BUDGET:
+                return False
+        return None
+
+    def _after_error(self, exception: Exception | None = None, **_: Any) -> None:
+        if self.in_pass and isinstance(exception, (ReadTimeoutError, ConnectTimeoutError)):
+            with self._lock:
+                if self.timed_out is None:
+                    self.timed_out = translate(exception)
+
+
+class _GuardedSession:
+    """botocore's HTTP session, each send waited for by a CallGuard."""
+
+    def __init__(self, session: Any, guard: CallGuard) -> None:
+        self._session, self._guard = session, guard
+
+    def send(self, request: Any) -> Any:
+        return self._guard.send(self._session.send, request)
+
+    def __getattr__(self, name: str) -> Any:  # close() and the rest: the session's own
+        return getattr(self._session, name)
 
 
 def _when(value: Any) -> datetime | None:
@@ -404,6 +572,10 @@ class DynamoTables:
     def __init__(self, client: Any) -> None:
         self.client = client
 
+    def begin_pass(self, stop: threading.Event | None) -> None:
+        """A pass begins: see CallGuard.begin_pass."""
+        begin_pass(self.client, stop)
+
     def list_tables(self) -> list[str]:
         """Every table name, following the pages."""
         def read() -> list[str]:
@@ -472,6 +644,10 @@ class DynamoLimits:
         self._failed_at: datetime | None = None
         self._unsupported = False  # the endpoint answered that it has no such operation
 
+    def begin_pass(self, stop: threading.Event | None) -> None:
+        """A pass begins: see CallGuard.begin_pass."""
+        begin_pass(self.client, stop)
+
     def current(self, now: datetime) -> CapacityLimits | None:
         """The cached maxima, read again once `refresh` has passed; None (with one warning) when
         DescribeLimits fails: no clamp this pass (the pass's tables share its `now`), another
@@ -529,6 +705,10 @@ class CloudWatchMetrics:
         self.calls = 0
         self._lock = threading.Lock()
 
+    def begin_pass(self, stop: threading.Event | None) -> None:
+        """A pass begins: see CallGuard.begin_pass."""
+        begin_pass(self.client, stop)
+
     def fetch(self, queries: Sequence[MetricQuery]) -> dict[MetricQuery, Datapoints]:
         """Sums per bucket for every query, oldest first; no data gives an empty list.
 
@@ -543,7 +723,7 @@ class CloudWatchMetrics:
             by_window[(q.start, q.end)].append(q)
         batches = [(start, end, batch) for (start, end), group in by_window.items()
                    for batch in _chunks(group, self.batch_size)]
-        budget = _SplitBudget(MAX_SPLIT_CALLS)
+        budget = _SplitBudget(MAX_SPLIT_CALLS, time.monotonic() + SPLIT_SECONDS)
         if len(batches) > 1 and self.concurrency > 1:
             with ThreadPoolExecutor(max_workers=min(self.concurrency, len(batches))) as pool:
                 outcomes = list(pool.map(lambda b: self._fetch_halving(b[0], b[1], b[2], budget), batches))
@@ -651,15 +831,16 @@ class CloudWatchMetrics:
 
 
 class _SplitBudget:
-    """How many calls in halves one fetch may still make (shared by its threads)."""
+    """How many calls in halves one fetch may still make, and until when (shared by its threads)."""
 
-    def __init__(self, calls: int) -> None:
+    def __init__(self, calls: int, until: float = math.inf) -> None:
         self.left = calls
+        self.until = until  # time.monotonic()
         self._lock = threading.Lock()
 
     def take(self, calls: int) -> bool:
         with self._lock:
-            if self.left < calls:
+            if self.left < calls or time.monotonic() > self.until:
                 return False
             self.left -= calls
             return True
@@ -732,6 +913,11 @@ class SnsNotifier:
         self.client = client
         self.client_for_region = client_for_region
         self._regional: dict[str, Any] = {}
+
+    def begin_pass(self, stop: threading.Event | None) -> None:
+        """A pass begins for the client and those of other regions: see CallGuard.begin_pass."""
+        for client in (self.client, *self._regional.values()):
+            begin_pass(client, stop)
 
     def _client(self, topic_arn: str) -> Any:
         parts = topic_arn.split(":")

@@ -62,7 +62,8 @@ NEW_MEMORY = Memory()  # what a target new to this process starts from (frozen: 
 
 @dataclass
 class Ports:
-    """The outside world of a pass."""
+    """The outside world of a pass. An adapter with a `begin_pass(stop)` method is told when a
+    pass begins, with the event that stops the daemon (the AWS adapters: see aws.CallGuard)."""
 
     tables: TableAdmin
     metrics: MetricsSource
@@ -156,6 +157,7 @@ class Scaler:
         """One pass over every matched table at time `now` (tz-aware UTC)."""
         report = PassReport()
         self._aws_errors = report.aws_errors
+        _begin_pass(self.live_ports, self.stop)
         try:
             names = self.live_ports.tables.list_tables()
         except AwsError as e:
@@ -168,6 +170,9 @@ class Scaler:
         self._warn_unmatched(names, pairs)
         pairs = [(name, s) for name, s in pairs if self.owns(name)]
         jobs = self._gather(pairs, now, report)
+        if self.stop.is_set():
+            log.info("Stopping: %d table(s) left unchanged until the next run", len(pairs))
+            return report
         # with no job (on-demand tables only, say) nothing is fetched, but the pre-warm step still runs
         jobs, by_table = self._scale(jobs, now, report) if jobs else (jobs, {})
         if not self.stop.is_set():
@@ -219,6 +224,8 @@ class Scaler:
     def _gather(self, pairs: list[tuple[str, TableSection]], now: datetime, report: PassReport) -> list[Job]:
         """DescribeTable for every matched table (a few at a time) and the jobs that follow."""
         def describe(name: str) -> TableDescription | Decision:
+            if self.stop.is_set():  # stopping: the pass ends after the describes (run_pass says so)
+                return _unknown(name, Reason.AWS_ERROR, "not described: stopping")
             try:
                 return self.live_ports.tables.describe(name)
             except TableNotFound as e:
@@ -303,6 +310,8 @@ class Scaler:
             report.failures += len(errors)
             return dict(e.data)
         except AwsError as e:
+            if self.stop.is_set():  # given up: the pass leaves every table unchanged (_scale says so)
+                return {}
             tables = {job.status.target.table for job in jobs}
             log.error("Cannot read CloudWatch metrics, no decrease this pass for %d table(s): %s", len(tables), e)
             report.aws_errors.append(("GetMetricData", e.code))
@@ -371,8 +380,9 @@ class Scaler:
         try:
             found = fetch_history([q for plan in cold for q in plan.queries])
         except AwsError as e:
-            log.warning("Cannot read the recent history of %d target(s) from CloudWatch (%s); deciding from "
-                        "this pass's window", len(cold), e)
+            if not self.stop.is_set():
+                log.warning("Cannot read the recent history of %d target(s) from CloudWatch (%s); deciding from "
+                            "this pass's window", len(cold), e)
             found = {}
         for plan in cold:
             cr, tr, cw, tw = plan.queries
@@ -620,6 +630,14 @@ class Scaler:
             self._aws_errors.append(("Publish", e.code))
 
 
+def _begin_pass(ports: Ports, stop: threading.Event) -> None:
+    """Tell the adapters that have a begin_pass that a pass begins (see Ports)."""
+    for port in (ports.tables, ports.metrics, ports.limits, ports.notifier):
+        begin = getattr(port, "begin_pass", None)
+        if begin is not None:
+            begin(stop)
+
+
 def _remember(memory: Memory, decision: Decision, now: datetime) -> Memory:
     """The memory with the decision's reason code and time, for --status (kept as text: plain JSON)."""
     # now.strftime("%Y-%m-%dT%H:%M:%SZ"), a third quicker
@@ -753,7 +771,8 @@ def run_forever(run_pass: Callable[[datetime], PassReport], interval: Callable[[
                 wait: Callable[[float], object] | None = None) -> None:
     """Passes on a fixed period (no drift); an overrunning pass is logged and the next starts at once.
 
-    `stop` ends the loop mid-sleep; the pass in progress always finishes first. `wake` (set
+    `stop` ends the loop mid-sleep; a pass in progress ends first, after the table in progress
+    (the AWS adapters give up a call still waiting for its answer: see Ports). `wake` (set
     when shards of a stopped daemon were taken over) runs an extra pass at once, off the period.
     The clocks and the sleep (`wait`, by default stop.wait) are given so that tests need not sleep.
     """
@@ -769,7 +788,7 @@ def run_forever(run_pass: Callable[[datetime], PassReport], interval: Callable[[
         period = interval()
         next_start += period
         now = monotonic()
-        if now > next_start:
+        if now > next_start and not stop.is_set():
             log.warning("Pass took %.1f s, longer than the check interval of %g s; starting the next at once",
                         now - started, period)
             next_start = now

@@ -346,3 +346,11 @@ def test_describe_limits_round_trip_with_the_stubber():
     with Stubber(ddb) as stub:
         stub.add_response("describe_limits", dict(LIMITS, TableMaxReadCapacityUnits=120))
         assert aws.DynamoLimits(ddb).current(START).table == Capacity(120, 40000)
+
+
+def test_no_halves_are_started_once_the_fetch_has_run_its_split_seconds(monkeypatch):
+    monkeypatch.setattr(aws, "SPLIT_SECONDS", 0.0)
+    cw = PoisonedCloudWatch({"t037"})
+    with pytest.raises(UnreadableAnswer):
+        aws.CloudWatchMetrics(cw, concurrency=1).fetch(fleet_queries(125))
+    assert cw.calls == [500]

@@ -19,6 +19,7 @@ import pytest
 from support.cli import REPO, assert_no_traceback, cli_env, describe, run_cli
 from support.metrics import create_table, provisioned, put_consumption
 from support.processes import looks_like_ours
+from support.silent import SilentServer
 from support.wait import wait_for
 
 from dynamic_dynamodb.daemon import process_alive, read_pid
@@ -448,6 +449,38 @@ def test_foreground_exits_0_within_seconds_on_a_signal_mid_sleep(tmp_path, rules
     text = console.read_text()
     assert f"Received {signal.Signals(signum).name}" in text and text.rstrip().endswith("Stopped")
     assert "Traceback" not in text
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_ends_a_daemon_stuck_on_a_cloudwatch_that_never_answers_within_seconds(tmp_path, rules_proxy,
+                                                                                        proxy_aws, signum):
+    # without giving up the call in flight, the pass would go on for minutes (each batch's
+    # timeouts, then its halves') and `--daemon stop` would give up after 30 s
+    create_table(proxy_aws.dynamodb, "daemon_orders")
+    config = tmp_path / "dd.conf"
+    config.write_text(table_config("daemon_orders", interval=5))
+    console = tmp_path / "console.txt"
+    with SilentServer() as silent, open(console, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "dynamic_dynamodb", "-c", str(config), "--daemon", "fg",
+                                 "--pid-file-dir", str(tmp_path), "--state-file", str(tmp_path / "state.json")],
+                                env=cli_env(rules_proxy.url, {"AWS_ENDPOINT_URL_CLOUDWATCH": silent.url}),
+                                cwd=str(REPO), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: silent.connections, 15, "the pass to wait on CloudWatch")
+            time.sleep(0.5)
+            started = time.monotonic()
+            proc.send_signal(signum)
+            assert proc.wait(timeout=10) == 0
+            assert time.monotonic() - started < 5  # the same bound as a signal mid-sleep
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    text = console.read_text()
+    assert f"Received {signal.Signals(signum).name}" in text and text.rstrip().endswith("Stopped"), text
+    assert "Traceback" not in text and "ERROR" not in text, text
+    assert "Stopping: 1 table(s) left unchanged until the next run" in text, text
+    assert provisioned(proxy_aws.dynamodb, "daemon_orders") == (5, 5)
 
 
 # ---- logging ----------------------------------------------------------------------------
