@@ -584,10 +584,12 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
     cap = status.capacity
     rules, scheduled = schedule.effective_rules(rules, now)
     scaling = POLICIES[rules.scaling_policy]
-    keep_for = kept_for(rules, now)
+    spent, last_decrease = decreases_spent(status, memory, now)
+    # a scheduled floor's end matters only once the free decreases it would keep one of are nearly spent
+    near = rules.schedules and spent >= FREE_DECREASES_PER_DAY - rules.reserved_decreases - 1
+    keep_for = kept_for(rules, now) if near else None
     reserved = _reserved(rules, keep_for)
     # the day's free decreases spent: the next decrease is an hour after the last (policies with a history plan for it)
-    spent, last_decrease = decreases_spent(status, memory, now) if scaling.keeps_history else (0, None)
     spaced = scaling.keeps_history and spent >= FREE_DECREASES_PER_DAY - reserved
     dr, mr = decide_with(scaling, Dim.READS, cap.reads, reads, rules.reads, rules, memory.dim(Dim.READS), now, spaced)
     dw, mw = decide_with(scaling, Dim.WRITES, cap.writes, writes, rules.writes, rules, memory.dim(Dim.WRITES), now,
