@@ -585,10 +585,7 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
     rules, scheduled = schedule.effective_rules(rules, now)
     scaling = POLICIES[rules.scaling_policy]
     spent, last_decrease = decreases_spent(status, memory, now)
-    # a scheduled floor's end matters only once the free decreases it would keep one of are nearly spent
-    near = rules.schedules and spent >= FREE_DECREASES_PER_DAY - rules.reserved_decreases - 1
-    keep_for = kept_for(rules, now) if near else None
-    reserved = _reserved(rules, keep_for)
+    reserved, keep_for = reserve(rules, now, spent)
     # the day's free decreases spent: the next decrease is an hour after the last (policies with a history plan for it)
     spaced = scaling.keeps_history and spent >= FREE_DECREASES_PER_DAY - reserved
     dr, mr = decide_with(scaling, Dim.READS, cap.reads, reads, rules.reads, rules, memory.dim(Dim.READS), now, spaced)
@@ -683,22 +680,24 @@ def _deeper_decrease_in(dr: DimDecision, dw: DimDecision, rules: TargetRules, me
     return best if saved(best) * 60.0 / (60.0 + best) > at_once else None
 
 
-def reserved_for_schedules(rules: TargetRules, now: datetime) -> int:
-    """Free decreases kept back: the configured ones, and one more for a scheduled floor ending today."""
-    return _reserved(rules, kept_for(rules, now))
+class Reserve(NamedTuple):
+    """What the decrease budget keeps back for a target (the planner's and --status's view)."""
+
+    free: int  # free decreases of the day kept unspent: the configured ones, one more for a floor's end
+    until: datetime | None  # the end of a scheduled floor later this UTC day, a decrease kept for it
 
 
-def _reserved(rules: TargetRules, keep_for: datetime | None) -> int:
-    """reserved_for_schedules, with the floor's end (kept_for) known."""
-    if keep_for is not None:
-        return min(rules.reserved_decreases + 1, FREE_DECREASES_PER_DAY - 1)
-    return rules.reserved_decreases
-
-
-def kept_for(rules: TargetRules, now: datetime) -> datetime | None:
-    """The end of the next scheduled floor when it is later this UTC day: a decrease is kept for it."""
-    end = schedule.next_floor_end(rules.schedules, now) if rules.schedules else None
-    return end if end is not None and end.date() == now.date() else None
+def reserve(rules: TargetRules, now: datetime, spent: int = 0) -> Reserve:
+    """The target's Reserve at `now`, `spent` decreases into the day. The schedules are looked at
+    only once the free decreases a floor's end would keep one of are nearly spent: before that
+    the reserve cannot matter, and a pass need not work out the floor's end."""
+    free = rules.reserved_decreases
+    if not rules.schedules or spent < FREE_DECREASES_PER_DAY - free - 1:
+        return Reserve(free, None)
+    end = schedule.next_floor_end(rules.schedules, now)
+    if end is None or end.date() != now.date():
+        return Reserve(free, None)
+    return Reserve(min(free + 1, FREE_DECREASES_PER_DAY - 1), end)
 
 
 def _schedule_note(d: DimDecision, scheduled: tuple) -> DimDecision:

@@ -45,8 +45,7 @@ def status_row(status: TargetStatus, region: str, memory: Memory, now: datetime,
     in_force: tuple = ()
     keep_for = None
     if rules is not None:
-        reserved = policy.reserved_for_schedules(rules, now)
-        keep_for = policy.kept_for(rules, now)
+        reserved, keep_for = policy.reserve(rules, now, spent)
         in_force = schedule.in_force(rules.schedules, now) if rules.schedules else ()
     allowed_at = policy.next_decrease_at(status, memory, now, reserved, keep_for)
     last = None

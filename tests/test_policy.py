@@ -445,3 +445,16 @@ LIMIT_CASES = [
 def test_a_capacity_outside_the_limits_names_the_bound_that_set_it(r, cur, text, code):
     d = policy._limited(Dim.READS, cur, Observed(None, None, 300), r, cur, Reason.NO_DATA, "no data")
     assert (d.reason, d.code) == (text, code) and d.new == policy.clamp(cur, r)
+
+
+@given(spent=st.integers(0, 6), minute=st.integers(0, 24 * 60 - 1), ago=st.integers(1, 24 * 60),
+       configured=st.integers(0, 3))
+def test_the_reserve_looked_at_lazily_gives_the_answers_of_the_full_one(spent, minute, ago, configured):
+    # the floor's end is worked out only once the free decreases are nearly spent: the answers are the same
+    sales = Schedule("sales", (Window(time(16), time(22)),), lead_minutes=0, min_reads=1000)
+    rules = TargetRules(schedules=(sales,), reserved_decreases=configured)
+    now = datetime(2026, 11, 30, tzinfo=timezone.utc) + timedelta(minutes=minute)
+    st_ = status(decreases_today=spent, last_decrease=now - timedelta(minutes=ago) if spent else None)
+    lazy, full = policy.reserve(rules, now, spent), policy.reserve(rules, now, policy.FREE_DECREASES_PER_DAY)
+    assert policy.decrease_allowed(st_, Memory(), now, *lazy) == policy.decrease_allowed(st_, Memory(), now, *full)
+    assert policy.next_decrease_at(st_, Memory(), now, *lazy) == policy.next_decrease_at(st_, Memory(), now, *full)
