@@ -39,6 +39,7 @@ from botocore.exceptions import (
     ClientError,
     ConnectTimeoutError,
     NoCredentialsError,
+    ProfileNotFound,
     ReadTimeoutError,
 )
 from urllib3.exceptions import ReadTimeoutError as BodyReadTimeout
@@ -566,15 +567,21 @@ def table_incarnation(table: Mapping[str, Any]) -> str | None:
     return f"created {created.isoformat()}" if created else None
 
 
-class DynamoTables:
-    """TableAdmin over a boto3 DynamoDB client."""
+class _OverOneClient:
+    """An adapter over one client that make_client built: told when a pass begins (see Ports)."""
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
+    client: Any
 
     def begin_pass(self, stop: threading.Event | None) -> None:
         """A pass begins: see CallGuard.begin_pass."""
         begin_pass(self.client, stop)
+
+
+class DynamoTables(_OverOneClient):
+    """TableAdmin over a boto3 DynamoDB client."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
 
     def list_tables(self) -> list[str]:
         """Every table name, following the pages."""
@@ -633,7 +640,7 @@ def refuse_limit_retries(client: Any) -> None:
                                       unique_id="dynamic-dynamodb-no-limit-retry")
 
 
-class DynamoLimits:
+class DynamoLimits(_OverOneClient):
     """LimitsSource over DescribeLimits, asked at most once per `refresh` per client."""
 
     def __init__(self, client: Any, refresh: timedelta = LIMITS_REFRESH) -> None:
@@ -643,10 +650,6 @@ class DynamoLimits:
         self._read_at: datetime | None = None
         self._failed_at: datetime | None = None
         self._unsupported = False  # the endpoint answered that it has no such operation
-
-    def begin_pass(self, stop: threading.Event | None) -> None:
-        """A pass begins: see CallGuard.begin_pass."""
-        begin_pass(self.client, stop)
 
     def current(self, now: datetime) -> CapacityLimits | None:
         """The cached maxima, read again once `refresh` has passed; None (with one warning) when
@@ -694,7 +697,7 @@ def _dimensions(target: Target) -> list[dict[str, str]]:
     return dims
 
 
-class CloudWatchMetrics:
+class CloudWatchMetrics(_OverOneClient):
     """MetricsSource over GetMetricData: all series of a pass in as few calls as the API allows."""
 
     def __init__(self, client: Any, batch_size: int = MAX_QUERIES_PER_CALL,
@@ -704,10 +707,6 @@ class CloudWatchMetrics:
         self.concurrency = max(1, concurrency)
         self.calls = 0
         self._lock = threading.Lock()
-
-    def begin_pass(self, stop: threading.Event | None) -> None:
-        """A pass begins: see CallGuard.begin_pass."""
-        begin_pass(self.client, stop)
 
     def fetch(self, queries: Sequence[MetricQuery]) -> dict[MetricQuery, Datapoints]:
         """Sums per bucket for every query, oldest first; no data gives an empty list.
@@ -939,8 +938,6 @@ def profile_problem() -> str | None:
     """One line when the profile that AWS_DEFAULT_PROFILE or AWS_PROFILE names is in neither
     the AWS config file nor the credentials file (botocore's ProfileNotFound: no session or
     client can be built), else None. Reads those two files only: no client, no network call."""
-    from botocore.exceptions import ProfileNotFound
-
     # botocore's order: the first of the two that is set names the profile in use
     variable = next((name for name in ("AWS_DEFAULT_PROFILE", "AWS_PROFILE") if name in os.environ), None)
     if variable is None:
