@@ -675,9 +675,8 @@ def _deeper_decrease_in(dr: DimDecision, dw: DimDecision, rules: TargetRules, me
             total += UNIT_PRICE[d.dim] * (d.current - new)
         return total
 
-    at_once = saved(0)
-    best = max(candidates, key=lambda k: saved(k) * 60.0 / (60.0 + k))
-    return best if saved(best) * 60.0 / (60.0 + best) > at_once else None
+    per_hour, sooner = max((saved(k) * 60.0 / (60.0 + k), -k) for k in candidates)  # a tie: the sooner
+    return -sooner if per_hour > saved(0) else None
 
 
 class Reserve(NamedTuple):
