@@ -22,7 +22,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -125,37 +125,19 @@ def _encode(memory: Memory) -> dict[str, Any]:
 
 def _decode(raw: Any) -> Memory:
     """A memory from its encoding, every value checked; ValueError naming the field that is not possible."""
-    if not isinstance(raw, dict):
-        raise ValueError(f"memory: {_kind(raw)}, not an object")
-    known = {f.name for f in fields(Memory)}
     values: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key not in known or value is None:
-            continue
-        if key in ("read_checks", "write_checks", "decreases_today"):
-            values[key] = _count(value, key)
-        elif key in ("decrease_day", "budget_notified"):
-            if value:
-                values[key] = _day(value, key)
-        elif key in ("last_decrease", "prewarm_until"):
-            if value:
-                values[key] = _time(value, key)
-        elif key == "alarm":
-            if value not in ALARMS:
-                raise ValueError(f"alarm: {value!r}, not one of {', '.join(a for a in ALARMS if a)}")
-            values[key] = value
-        elif key in ("last_reason", "last_decided"):
-            values[key] = _text(value, key)
-        elif key in ("reads_demand", "writes_demand"):
-            if value:
-                values[key] = _decode_demand(value, key)
-        elif key == "mode":
-            if value:
-                values[key] = _decode_mode(value)
-        elif key in ("reads_forecast", "writes_forecast"):
-            if value:
-                values[key] = _decode_forecast(value, key)
+    for key, value in _object(raw, "memory").items():
+        decoder = _FIELDS.get(key)
+        # null is the default; so is an empty date, time, history or mode (what older versions wrote)
+        if decoder is not None and value is not None and (value or key not in _EMPTY_IS_DEFAULT):
+            values[key] = decoder(value, key)
     return Memory(**values)
+
+
+def _alarm(value: Any, where: str) -> str:
+    if value not in ALARMS:
+        raise ValueError(f"{where}: {value!r}, not one of {', '.join(ALARMS)}")
+    return value
 
 
 # the largest number a memory may hold: units per second (or units, or dollars) far past any table's
@@ -163,7 +145,7 @@ MAX_AMOUNT = 1e15
 MAX_COUNT = 10**9  # consecutive checks, decreases in a day
 MAX_SLOT = 10**8  # half hours since 1970: the year 7675
 MAX_TEXT = 10_000  # characters of a reason, a time, a name
-ALARMS = ("high", "low", None)
+ALARMS = ("high", "low")
 
 
 def _kind(value: Any) -> str:
@@ -271,21 +253,33 @@ def _encode_mode(mode: ModeMemory) -> dict[str, Any]:
                                                       mode.costs.throttled_share]}
 
 
-def _decode_mode(raw: Any) -> ModeMemory:
-    d = _object(raw, "mode")
-    switches = _list(d.get("switches_to_on_demand", []), "mode.switches_to_on_demand", MAX_HISTORY)
-    costs = d.get("costs")
-    if costs:
-        costs = _list(costs, "mode.costs", 3)
-        if len(costs) != 3:
-            raise ValueError(f"mode.costs: {len(costs)} numbers, not 3")
-        share = _amount(costs[2], "mode.costs")
-        if share > 1:
-            raise ValueError(f"mode.costs: a throttled share of {share:g}, not in 0..1")
-    return ModeMemory(tuple(_time(t, "mode.switches_to_on_demand") for t in switches),
-                      _maybe_time(d.get("last_switch"), "mode.last_switch"),
-                      _maybe_time(d.get("history_read"), "mode.history_read"),
-                      Costs(*(_amount(x, "mode.costs") for x in costs)) if costs else None)
+def _decode_mode(raw: Any, where: str) -> ModeMemory:
+    d = _object(raw, where)
+    switches = _list(d.get("switches_to_on_demand", []), f"{where}.switches_to_on_demand", MAX_HISTORY)
+    costs = None
+    if d.get("costs"):
+        values = _list(d["costs"], f"{where}.costs", 3)
+        if len(values) != 3:
+            raise ValueError(f"{where}.costs: {len(values)} numbers, not 3")
+        costs = Costs(*(_amount(x, f"{where}.costs") for x in values))
+        if costs.throttled_share > 1:
+            raise ValueError(f"{where}.costs: a throttled share of {costs.throttled_share:g}, not in 0..1")
+    return ModeMemory(tuple(_time(t, f"{where}.switches_to_on_demand") for t in switches),
+                      _maybe_time(d.get("last_switch"), f"{where}.last_switch"),
+                      _maybe_time(d.get("history_read"), f"{where}.history_read"), costs)
+
+
+# how each field of a Memory is read back (a field missing here would be lost across a restart:
+# tests/test_state.py checks that every field has its reader)
+_FIELDS: dict[str, Callable[[Any, str], Any]] = {
+    "read_checks": _count, "write_checks": _count, "decreases_today": _count,
+    "decrease_day": _day, "budget_notified": _day, "last_decrease": _time, "prewarm_until": _time,
+    "alarm": _alarm, "last_reason": _text, "last_decided": _text,
+    "reads_demand": _decode_demand, "writes_demand": _decode_demand, "mode": _decode_mode,
+    "reads_forecast": _decode_forecast, "writes_forecast": _decode_forecast,
+}
+_EMPTY_IS_DEFAULT = frozenset({"decrease_day", "budget_notified", "last_decrease", "prewarm_until", "reads_demand",
+                               "writes_demand", "mode", "reads_forecast", "writes_forecast"})
 
 
 def encode_memory(memory: Memory) -> dict[str, Any]:
@@ -306,10 +300,15 @@ def _finite_encoding(memory: Memory, who: str) -> dict[str, Any]:
         try:
             json.dumps(out[f.name], allow_nan=False)
         except ValueError:
-            log.warning("%s: %s holds a number that is not finite (NaN or infinite); saved without it, "
-                        "so it starts fresh", who, f.name)
+            if (who, f.name) not in _UNSAVABLE:  # said once: the process keeps the value, each save meets it
+                _UNSAVABLE.add((who, f.name))
+                log.warning("%s: %s holds a number that is not finite (NaN or infinite); saved without it, "
+                            "so a restart begins it afresh", who, f.name)
             out[f.name] = f.default
     return out
+
+
+_UNSAVABLE: set[tuple[str, str]] = set()  # (where, field) said to hold a number JSON cannot hold
 
 
 def decode_memory(raw: Any) -> Memory:

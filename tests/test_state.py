@@ -510,7 +510,7 @@ def test_a_file_corrupted_under_a_running_process_is_replaced_by_what_it_remembe
 
 
 def test_every_directory_created_for_the_state_file_is_0700(tmp_path):
-    os.umask(old := os.umask(0o022))
+    old = os.umask(0o022)  # the mode must not depend on the umask the tests run under
     try:
         held = state.StateFile.claim(str(tmp_path / "c" / "new" / "deeper" / "st.json"))
         held.release()
@@ -518,3 +518,25 @@ def test_every_directory_created_for_the_state_file_is_0700(tmp_path):
         os.umask(old)
     for d in ("c", "c/new", "c/new/deeper"):
         assert stat.S_IMODE((tmp_path / d).stat().st_mode) == 0o700, d
+
+
+def test_every_field_of_a_memory_has_its_reader():
+    # a field without one would be dropped on load: lost across every restart
+    from dataclasses import fields
+
+    assert set(state._FIELDS) == {f.name for f in fields(Memory)}
+
+
+def test_a_memory_with_every_field_set_round_trips():
+    from dynamic_dynamodb.capacity_mode import Costs, ModeMemory
+
+    t = datetime(2026, 11, 28, 10, 5, tzinfo=timezone.utc)
+    history = DemandState(t, (1.5, 2.0, 0.0), 120.0)
+    learned = ForecastState(7, tuple(float(i % 5) for i in range(RING)), 8, 3.5, 2, t)
+    memory = Memory(read_checks=2, write_checks=1, decrease_day=date(2026, 11, 28), decreases_today=3,
+                    last_decrease=t, alarm="low", budget_notified=date(2026, 11, 28), reads_demand=history,
+                    writes_demand=history, mode=ModeMemory((t,), t, t, Costs(1.25, 2.5, 0.01)),
+                    reads_forecast=learned, writes_forecast=learned, last_reason="demand_down",
+                    last_decided="2026-11-28T10:05:00Z", prewarm_until=t)
+    assert all(getattr(memory, name) not in (None, 0) for name in state._FIELDS)
+    assert state.decode_memory(json.loads(json.dumps(state.encode_memory(memory)))) == memory
