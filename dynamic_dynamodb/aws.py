@@ -169,14 +169,14 @@ def default_region(environ: Mapping[str, str] = os.environ) -> tuple[str, str]:
         value = environ.get(variable, "").strip()
         if value:
             return value, variable
-    profile = environ.get("AWS_PROFILE") or environ.get("AWS_DEFAULT_PROFILE") or "default"
     try:
         core = botocore.session.Session()
         region = core.get_scoped_config().get("region")
     except (BotoCoreError, ValueError, OSError):
         region = None  # no such profile, an unreadable file: make_session says so later
     if isinstance(region, str) and region.strip():
-        return region.strip(), f"profile {profile}"
+        # botocore's own answer (AWS_DEFAULT_PROFILE before AWS_PROFILE), not a guess at its order
+        return region.strip(), f"profile {core.profile or 'default'}"
     return FALLBACK_REGION, "built-in default"
 
 

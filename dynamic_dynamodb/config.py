@@ -179,7 +179,7 @@ def to_path(text: str) -> str:
 def to_region(text: str) -> str:
     """An AWS region name such as eu-west-1."""
     value = text.strip()
-    if not re.fullmatch(r"[a-z]+(-[a-z]+)+-\d+", value):
+    if not re.fullmatch(r"[a-z]+(-[a-z]+)+-[0-9]+", value):
         raise ValueError(f"expected an AWS region such as us-east-1, got {text!r}")
     return value
 
@@ -195,7 +195,7 @@ def to_regions(text: str) -> tuple[str, ...]:
     return tuple(regions)
 
 
-_ROLE_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
+_ROLE_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}", re.ASCII)
 
 
 def to_role_arn(text: str) -> str:
@@ -232,7 +232,7 @@ def to_scale(text: str) -> dict:
     return dict(sorted(value.items()))
 
 
-_WINDOW = re.compile(r"(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})")
+_WINDOW = re.compile(r"([0-9]{1,2}):([0-9]{2})\s*-\s*([0-9]{1,2}):([0-9]{2})")
 
 
 def _clock(hours: str, minutes: str, window: str, last: str = "23:59") -> time:
@@ -289,7 +289,7 @@ def to_sns_types(text: str) -> tuple[str, ...]:
 def to_sns_arn(text: str) -> str:
     """An SNS topic ARN such as arn:aws:sns:us-east-1:123456789012:my-topic."""
     value = text.strip()
-    if not re.fullmatch(r"arn:[\w-]+:sns:[\w-]+:\d{12}:[\w.-]+", value):
+    if not re.fullmatch(r"arn:[\w-]+:sns:[\w-]+:[0-9]{12}:[\w.-]+", value, re.ASCII):
         raise ValueError(f"expected an SNS topic ARN such as arn:aws:sns:us-east-1:123456789012:topic, got {text!r}")
     return value
 

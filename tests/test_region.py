@@ -34,6 +34,9 @@ def env(monkeypatch, tmp_path):
     ({"AWS_PROFILE": "prod"}, "[default]\nregion = ap-south-1\n[profile prod]\nregion = sa-east-1\n",
      ("sa-east-1", "profile prod")),
     ({"AWS_DEFAULT_REGION": "eu-west-2"}, "[default]\nregion = ap-south-1\n", ("eu-west-2", "AWS_DEFAULT_REGION")),
+    # both set: botocore reads AWS_DEFAULT_PROFILE first, and the source names the profile it read
+    ({"AWS_DEFAULT_PROFILE": "a", "AWS_PROFILE": "b"},
+     "[profile a]\nregion = eu-west-1\n[profile b]\nregion = eu-central-1\n", ("eu-west-1", "profile a")),
     # a profile that does not exist names no region; building the session says what is wrong
     ({"AWS_PROFILE": "missing"}, "[default]\nregion = ap-south-1\n", ("us-east-1", "built-in default")),
     ({}, "this is not an ini file", ("us-east-1", "built-in default")),

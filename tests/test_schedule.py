@@ -320,6 +320,7 @@ BAD = [
     ("a min with an underscore", "min-provisioned-reads: 1_000", "min-provisioned-reads: expected an integer"),
     ("hour 25", "hours: 16:00-25:00", "hours: expected times from 00:00 to 24:00"),
     ("minute 60", "hours: 16:00-17:60", "hours: expected times from 00:00 to 24:00"),
+    ("a digit of another script", "hours: \u0661\u0666:00-22:00", "hours: expected intervals like 16:00-22:00"),
     ("past 24:00", "hours: 16:00-24:01", "hours: expected times from 00:00 to 24:00"),
     ("24:00 as a start", "hours: 24:00-02:00", "hours: 24:00 ends a day, a start at midnight is 00:00"),
     ("an empty hours", "hours:", "hours: empty value"),
