@@ -155,24 +155,4 @@ def _file_handler(settings: Settings, to_stderr: bool = True) -> logging.Handler
     try:
         return FallbackFileHandler(path, to_stderr)
     except OSError as e:
-        raise ConfigError(f"{log_file_source(settings)}: cannot open {path}: {e.strerror}") from None
-
-
-def log_file_source(settings: Settings) -> str:
-    """Where the log file was given, named as the config errors name a key: `command line
-    --log-file` or `FILE [logging] log-file` (`log-file` for settings built in Python).
-
-    A detached daemon whose config file gives a relative log-file has it on its command line
-    as well, made absolute (daemon.absolute_paths): that one is named as the command line's."""
-    if settings.argv:
-        from .config import build_parser  # late: only for the error, and logsetup needs no parser
-
-        try:
-            given = build_parser().parse_args(list(settings.argv)).log_file
-        except SystemExit:  # already parsed once, so not expected: then say no more than the key
-            return "log-file"
-        if given is not None:
-            return "command line --log-file"
-    if settings.config_file:
-        return f"{settings.config_file} [logging] log-file"
-    return "log-file"
+        raise ConfigError(f"{settings.log_file_source}: cannot open {path}: {e.strerror}") from None

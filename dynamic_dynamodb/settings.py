@@ -84,6 +84,7 @@ class Settings:
     throttle_causes: bool = True  # also fetch the throttle events by cause (8 more series per target)
     # [logging]
     log_file: str | None = None
+    log_file_source: str = "log-file"  # how an error names where log_file was given
     log_level: str = "info"
     log_config_file: str | None = None
     log_format: str = "text"  # text or json
