@@ -245,13 +245,23 @@ def _clock(hours: str, minutes: str, window: str, last: str = "23:59") -> time:
 
 def to_windows(text: str) -> tuple[Window, ...]:
     """Comma-separated UTC windows HH:MM-HH:MM; a window may wrap midnight."""
+    return _intervals(text, "windows like 22:00-23:59,00:00-06:00")
+
+
+def _intervals(text: str, example: str, day_end: bool = False) -> tuple[Window, ...]:
+    """The HH:MM-HH:MM intervals of a comma-separated list (maintenance windows, schedule hours);
+    with `day_end`, 24:00 is an end: the midnight that ends the day, kept as 00:00."""
+    last = "24:00" if day_end else "23:59"
     windows = []
-    for part in text.split(","):
-        match = _WINDOW.fullmatch(part.strip())
+    for part in (p.strip() for p in text.split(",")):
+        match = _WINDOW.fullmatch(part)
         if not match:
-            raise ValueError(f"expected windows like 22:00-23:59,00:00-06:00, got {part.strip()!r} in {text!r}")
+            raise ValueError(f"expected {example}, got {part!r} in {text!r}")
         h1, m1, h2, m2 = match.groups()
-        windows.append(Window(_clock(h1, m1, part.strip()), _clock(h2, m2, part.strip())))
+        if day_end and (int(h1), int(m1)) == (24, 0):
+            raise ValueError(f"24:00 ends a day, a start at midnight is 00:00, got {part!r}")
+        end = time(0) if day_end and (int(h2), int(m2)) == (24, 0) else _clock(h2, m2, part, last)
+        windows.append(Window(_clock(h1, m1, part, last), end))
     return tuple(windows)
 
 
@@ -349,17 +359,7 @@ def to_hours(text: str) -> tuple[Window, ...]:
     is on the next day, so equal ends are the whole day round (00:00-24:00 is 00:00-00:00)."""
     if not text.strip():
         raise ValueError("expected at least one interval such as 16:00-22:00, got nothing")
-    windows = []
-    for part in (p.strip() for p in text.split(",")):
-        match = _WINDOW.fullmatch(part)
-        if not match:
-            raise ValueError(f"expected intervals like 16:00-22:00,00:00-24:00, got {part!r} in {text!r}")
-        h1, m1, h2, m2 = match.groups()
-        if (int(h1), int(m1)) == (24, 0):
-            raise ValueError(f"24:00 ends a day, a start at midnight is 00:00, got {part!r}")
-        end = time(0) if (int(h2), int(m2)) == (24, 0) else _clock(h2, m2, part, "24:00")
-        windows.append(Window(_clock(h1, m1, part, "24:00"), end))
-    return tuple(windows)
+    return _intervals(text, "intervals like 16:00-22:00,00:00-24:00", day_end=True)
 
 
 WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
