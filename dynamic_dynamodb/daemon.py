@@ -225,10 +225,7 @@ def running_pid(path: str) -> int | None:
     """The pid of the live daemon of this pid file, or None; a stale pid file is removed."""
     if not os.path.lexists(path):
         return None
-    pid = read_pid(path)
-    if pid is None:
-        time.sleep(0.2)  # a daemon writing its pid file right now: let it finish
-        pid = read_pid(path)
+    pid = _settled_pid(path)
     if pid is None or pid == 1 or pid == os.getpid():
         why = "no daemon's pid in it"  # init, or ourselves: never a detached daemon of ours
     elif not process_alive(pid):
@@ -242,6 +239,16 @@ def running_pid(path: str) -> int | None:
     _remove(path)
     warn(f"removed stale pid file {path} ({why})")
     return None
+
+
+def _settled_pid(path: str) -> int | None:
+    """The pid in the pid file, read again a moment later when there is none yet: a daemon
+    may be writing it right now."""
+    pid = read_pid(path)
+    if pid is None:
+        time.sleep(0.2)
+        pid = read_pid(path)
+    return pid
 
 
 class PidFile(TimeoutPIDLockFile):
@@ -491,10 +498,7 @@ def report_status(path: str, heartbeat: str, name: str = "default") -> int:
     if not os.path.lexists(path):
         say(f"instance '{name}' is not running (no pid file {path})")
         return LSB_NOT_RUNNING
-    pid = read_pid(path)
-    if pid is None:
-        time.sleep(0.2)  # a daemon writing its pid file right now: let it finish
-        pid = read_pid(path)
+    pid = _settled_pid(path)
     if pid is None:  # left by a start that could not write it (a full disk), or not a pid file
         say(f"instance '{name}' is not running (its pid file {path} holds no pid; start removes it)")
         return LSB_NOT_RUNNING
