@@ -1613,7 +1613,8 @@ def load_settings(argv: Sequence[str]) -> Settings:
     if args.backtest_days is not None and not args.backtest:
         warnings.append("--days has no effect without --backtest")
 
-    _check_profile()
+    if not (args.simulate or args.show_config):  # both run without AWS: no profile is used
+        _check_profile()
     region, region_source = _region(glob)
     keyed = {attr: item.value for attr, item in glob.items()}  # every [global]/[logging] field, merged
     keyed.update(region=region, aws_access_key_id=key_id, aws_secret_access_key=secret, circuit_breaker_url=cb_url,

@@ -99,6 +99,9 @@ def test_a_profile_that_does_not_exist_is_a_config_error(env, monkeypatch, tmp_p
     with pytest.raises(ConfigError) as raised:
         config.load_settings(["--table-name", "orders", *argv])
     assert str(raised.value) == shown.format(files=files)
+    # a simulation and --show-config use no AWS account: the profile is not looked at
+    for offline in (["--simulate", str(tmp_path / "trace.csv")], ["--show-config"]):
+        config.load_settings(["--table-name", "orders", *argv, *offline])
 
 
 @pytest.mark.parametrize("profile_text, credentials_text", [
