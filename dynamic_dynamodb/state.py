@@ -591,6 +591,8 @@ class StateFile:
     def save(self, owned: Mapping[EntryKey, Record | None], now: datetime) -> bool:
         """Write the run's own entries (None: remove it) over what the file holds now, keeping
         every other entry; drop the expired ones. False (warned once) when it cannot."""
+        if not self._still_locked():
+            return False
         # corrupted under the running process: what it remembers itself is saved all the same
         records = read(self.path, now, move_corrupt=True, say_missing=False, said=self._said,
                        instead="saving the memory this process holds in its place")
@@ -613,6 +615,47 @@ class StateFile:
         if self._failing:
             log.info("State file %s written again", self.path)
             self._failing = False
+        return True
+
+    def _still_locked(self) -> bool:
+        """True when the lock file on disk is still the one locked here, made again (and locked)
+        if somebody removed it; False (an error each pass) when another process locked a new one."""
+        fd = self._lock_fd
+        if fd is None:
+            return False
+        lock = lock_path(self.path)
+        held = os.fstat(fd)
+        try:
+            on_disk = os.stat(lock, follow_symlinks=False)
+            if (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino):
+                return True
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return True  # cannot tell (a directory gone unreadable): the save itself will say more
+        # removed, or replaced: lock the file now at that name, as a second process would
+        try:
+            new = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        except OSError:
+            return True  # nor could another process lock it (the directory is gone, say): the save says why
+        try:
+            fcntl.flock(new, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _read_holder(new)
+            os.close(new)
+            log.error("State file %s: its lock file %s was replaced and another process holds it (pid %s): "
+                      "this process no longer saves it; stop one of them (one process per state file)",
+                      self.path, lock, holder or "?")
+            return False
+        try:
+            os.ftruncate(new, 0)
+            os.write(new, f"{os.getpid()}\n".encode("ascii"))
+        except OSError:
+            pass
+        os.close(fd)
+        self._lock_fd = new
+        log.warning("State file %s: its lock file %s was removed while this process held it; locked again",
+                    self.path, lock)
         return True
 
     def release(self) -> None:

@@ -225,7 +225,36 @@ def test_a_save_that_fails_warns_once_and_says_when_it_works_again(tmp_path, mes
     assert sum("Cannot write state file" in m for m in messages) == 1
     directory.mkdir()
     assert held.save({(EAST, Target("t")): record(1)}, NOW)
-    assert "written again" in messages[-1] and list(directory.iterdir()) == [directory / "s.json"]
+    assert "written again" in messages[-1]
+    assert sorted(directory.iterdir()) == [directory / "s.json", directory / "s.json.lock"]  # locked again
+    held.release()
+
+
+def test_a_removed_lock_file_is_made_again_and_a_second_process_is_then_refused(tmp_path, messages):
+    path = str(tmp_path / "s.json")
+    held = state.StateFile.claim(path)
+    (tmp_path / "s.json.lock").unlink()
+    assert held.save({(EAST, Target("t")): record(1)}, NOW)
+    assert any("was removed while this process held it; locked again" in m for m in messages)
+    with pytest.raises(state.StateError) as e:
+        state.StateFile.claim(path)
+    assert e.value.status == 1 and f"pid {os.getpid()}" in str(e.value)
+    held.release()
+
+
+def test_a_lock_file_replaced_and_held_by_another_process_stops_the_saves(tmp_path, messages):
+    path = str(tmp_path / "s.json")
+    held = state.StateFile.claim(path)
+    held.save({(EAST, Target("t")): record(1)}, NOW)
+    (tmp_path / "s.json.lock").unlink()
+    newcomer = state.StateFile.claim(path)  # started after the removal: it is not refused
+    newcomer.save({(EAST, Target("t")): record(5)}, NOW)
+    for _ in range(2):
+        assert not held.save({(EAST, Target("t")): record(9)}, NOW)
+    assert state.read(path)[(EAST, Target("t"))].memory == record(5).memory  # the newcomer's, not clobbered
+    lost = [m for m in messages if "another process holds it" in m]
+    assert len(lost) == 2 and path in lost[0] and "stop one of them" in lost[0]
+    newcomer.release()
     held.release()
 
 
