@@ -1624,6 +1624,7 @@ def load_settings(argv: Sequence[str]) -> Settings:
         argv=tuple(argv),
         config_file=path,
         region_source=region_source,
+        regions_source=glob["regions"].where,  # "FILE [global] regions"
         log_file_source=glob["log_file"].where,  # "command line --log-file" or "FILE [logging] log-file"
         **keyed,
         status="json" if args.status_json else "table" if args.status else None,

@@ -69,6 +69,7 @@ class Settings:
     # [global]
     region: str = "us-east-1"
     region_source: str = "built-in default"  # --region, the config file, AWS_REGION, a profile...
+    regions_source: str = "[global] regions"  # where [global] regions was given: "FILE [global] regions"
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
     check_interval: int = 300
@@ -128,8 +129,9 @@ class Settings:
             for region in section.regions:
                 origins.setdefault(region, f"region of [table: {section.key}]")
             if not section.regions:
+                source = self.regions_source if self.regions else self.region_source
                 for region in self.regions or (self.region,):
-                    origins.setdefault(region, self.region_source)
+                    origins.setdefault(region, source)
         return origins
 
     def regions_line(self) -> str:

@@ -101,3 +101,15 @@ def test_foreground_logs_no_match_every_pass_and_an_unscaled_gsi_once(rules_prox
     errors = [line for line in missing.splitlines() if " - ERROR - No table matches any section" in line]
     assert len(errors) >= 3 and len(errors) == missing.count("Pass done"), missing
     assert "Traceback" not in scaled + missing
+
+
+def test_regions_from_global_regions_are_named_as_such(rules_proxy, tmp_path, cli, config_file):
+    for region in ("eu-west-1", "ap-southeast-2"):
+        ddb, _ = regional(rules_proxy.url, region)
+        M.create_table(ddb, "orders", 10, 10)
+    path = config_file("[global]\nregions: eu-west-1, ap-southeast-2\n[table: orders]\n")
+    result = once(cli, tmp_path, "--config", str(path), "--dry-run", env=NO_REGION)
+    assert result.returncode == 0, describe(result)
+    # not "(built-in default)" nor "(profile default)": [global] region was not used
+    assert (f"Regions: eu-west-1 ({path} [global] regions), ap-southeast-2 ({path} [global] regions)"
+            in result.stderr), describe(result)
