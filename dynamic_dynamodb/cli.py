@@ -123,25 +123,23 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def mode_conflict(settings: Settings) -> str | None:
-    """The usage error of a --daemon command given with another mode of this process, or None.
+    """The usage error of two modes of this process given together, or None.
 
     --simulate, --backtest, --status/--status-json and --run-once each do their one job in
     this process and exit; every --daemon command (start, restart, foreground, stop, status)
-    runs or controls the scaling loop instead. Given both, neither is done: a read-only mode
+    runs or controls the scaling loop instead. Given two, neither is done: a read-only mode
     must never start a loop that changes tables, and none of them is silently dropped."""
-    if settings.daemon is None:
+    modes = [mode for given, mode in (
+        (settings.simulate, "--simulate TRACE.csv"),
+        (settings.backtest, "--backtest"),
+        (settings.status, "--status-json" if settings.status == "json" else "--status"),
+        (settings.run_once, "--run-once"),
+    ) if given]
+    if settings.daemon is not None:
+        modes = modes[:1] + [f"--daemon {settings.daemon}"]
+    if len(modes) < 2:
         return None
-    if settings.simulate:
-        mode = "--simulate TRACE.csv"
-    elif settings.backtest:
-        mode = "--backtest"
-    elif settings.status:
-        mode = "--status-json" if settings.status == "json" else "--status"
-    elif settings.run_once:
-        mode = "--run-once"
-    else:
-        return None
-    return f"give {mode} or --daemon {settings.daemon}, not both"
+    return f"give {modes[0]} or {modes[1]}, not both"
 
 
 def _stop_settings(argv: Sequence[str]) -> Settings | None:

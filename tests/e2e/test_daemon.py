@@ -368,6 +368,21 @@ def test_fg_is_named_as_foreground_in_the_usage_error(tmp_path):
     assert result.stderr.splitlines() == ["dynamic-dynamodb: error: give --run-once or --daemon foreground, not both"]
 
 
+@pytest.mark.parametrize("args, shown", [
+    (["--status", "--run-once"], "give --status or --run-once, not both"),
+    (["--status-json", "--run-once"], "give --status-json or --run-once, not both"),
+    (["--simulate", "trace.csv", "--status"], "give --simulate TRACE.csv or --status, not both"),
+    (["--backtest", "--run-once"], "give --backtest or --run-once, not both"),
+])
+def test_two_one_shot_modes_together_are_a_usage_error_and_neither_runs(tmp_path, args, shown):
+    result = run_cli(["-t", "my_table", *args, "--state-file", tmp_path / "dd.state.json"],
+                     endpoint_url="http://127.0.0.1:9", cwd=tmp_path)
+    assert_no_traceback(result)
+    assert result.returncode == 2, describe(result)
+    assert result.stderr.splitlines() == [f"dynamic-dynamodb: error: {shown}"], describe(result)
+    assert result.stdout == "" and list(tmp_path.iterdir()) == [], describe(result)
+
+
 # ---- signals ----------------------------------------------------------------------------
 
 
