@@ -11,6 +11,8 @@ as soon as the daemon is told to stop.
 """
 from __future__ import annotations
 
+import ast
+import configparser
 import itertools
 import logging
 import math
@@ -26,6 +28,7 @@ from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
 import boto3
+import botocore.configloader
 import botocore.session
 from botocore.config import Config
 from botocore.credentials import (
@@ -37,6 +40,7 @@ from botocore.credentials import (
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConfigParseError,
     ConnectTimeoutError,
     NoCredentialsError,
     ProfileNotFound,
@@ -934,22 +938,50 @@ class SnsNotifier:
         call(lambda: self._client(topic_arn).publish(TopicArn=topic_arn, Subject=subject[:100], Message=message))
 
 
+def _parse_error(error: BaseException | None) -> str:
+    """Where and what configparser found wrong in an AWS file, as the end of one line."""
+    if isinstance(error, configparser.MissingSectionHeaderError):
+        return f", line {error.lineno}: expected a [profile] header first, got {error.line.strip()!r}"
+    if isinstance(error, configparser.ParsingError) and error.errors:
+        lineno, line = error.errors[0]  # configparser keeps the line's repr
+        try:
+            line = ast.literal_eval(line)
+        except (ValueError, SyntaxError):
+            pass
+        return f", line {lineno}: expected name = value, got {str(line).strip()!r}"
+    if isinstance(error, configparser.DuplicateSectionError):
+        return f", line {error.lineno}: expected each [{error.section}] once, got it twice"
+    if isinstance(error, configparser.DuplicateOptionError):
+        return f", line {error.lineno}: expected {error.option} once in [{error.section}], got it twice"
+    return f": cannot be parsed ({type(error).__name__ if error is not None else 'not an INI file'})"
+
+
 def profile_problem() -> str | None:
-    """One line when the profile that AWS_DEFAULT_PROFILE or AWS_PROFILE names is in neither
-    the AWS config file nor the credentials file (botocore's ProfileNotFound: no session or
-    client can be built), else None. Reads those two files only: no client, no network call."""
+    """One line when the AWS config file or credentials file cannot be parsed, or when the
+    profile that AWS_DEFAULT_PROFILE or AWS_PROFILE names is in neither (botocore's
+    ConfigParseError, ProfileNotFound: no session or client can be built), else None.
+    Reads those two files only: no client, no network call."""
+    core = botocore.session.Session()
+    files = {name: os.path.expanduser(os.path.expandvars(str(core.get_config_variable(name))))
+             for name in ("config_file", "credentials_file")}
+    for name, path in files.items():
+        if not os.path.isfile(path):
+            continue  # neither file is needed: keys, roles and SSO work without them
+        try:
+            botocore.configloader.raw_config_parse(path)
+        except ConfigParseError as e:
+            return f"AWS {name.replace('_file', '').replace('_', ' ')} file {path}{_parse_error(e.__context__)}"
+        except (BotoCoreError, OSError):
+            return None  # unreadable (permissions, a directory): make_session says so
     # botocore's order: the first of the two that is set names the profile in use
     variable = next((name for name in ("AWS_DEFAULT_PROFILE", "AWS_PROFILE") if name in os.environ), None)
     if variable is None:
         return None  # the default profile, which may well be absent (keys, roles, SSO, ...)
-    core = botocore.session.Session()
     try:
         core.get_scoped_config()
     except ProfileNotFound:
-        config_file, credentials_file = (os.path.expanduser(str(core.get_config_variable(name)))
-                                         for name in ("config_file", "credentials_file"))
-        return (f"{variable}: expected a profile of AWS config file {config_file} or credentials file "
-                f"{credentials_file}, got {os.environ[variable]!r}")
+        return (f"{variable}: expected a profile of AWS config file {files['config_file']} or credentials file "
+                f"{files['credentials_file']}, got {os.environ[variable]!r}")
     except (BotoCoreError, ValueError, OSError):
         return None  # an unreadable file: make_session says so
     return None

@@ -1649,10 +1649,14 @@ def load_settings(argv: Sequence[str]) -> Settings:
 
 
 def _check_profile() -> None:
-    """AWS_PROFILE (or AWS_DEFAULT_PROFILE) naming a profile that is in no AWS file is a
-    config error, like a bad AWS_REGION: every session and client would fail on it."""
-    if "AWS_PROFILE" not in os.environ and "AWS_DEFAULT_PROFILE" not in os.environ:
-        return  # the default profile: nothing to check, and no boto3 imported for it
+    """An AWS config or credentials file that cannot be parsed, or AWS_PROFILE (or
+    AWS_DEFAULT_PROFILE) naming a profile that is in no AWS file, is a config error, like a
+    bad AWS_REGION: every session and client would fail on it."""
+    files = (os.environ.get("AWS_CONFIG_FILE", "~/.aws/config"),
+             os.environ.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"))
+    if ("AWS_PROFILE" not in os.environ and "AWS_DEFAULT_PROFILE" not in os.environ
+            and not any(os.path.isfile(os.path.expanduser(path)) for path in files)):
+        return  # nothing to check, and no boto3 imported for it
     from .aws import profile_problem
 
     problem = profile_problem()

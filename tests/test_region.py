@@ -104,6 +104,30 @@ def test_a_profile_that_does_not_exist_is_a_config_error(env, monkeypatch, tmp_p
         config.load_settings(["--table-name", "orders", *argv, *offline])
 
 
+@pytest.mark.parametrize("text, shown", [
+    ("[default\nregion = x\n", "line 1: expected a [profile] header first, got '[default'"),
+    ("region = x\n", "line 1: expected a [profile] header first, got 'region = x'"),
+    ("[default]\nregion = x\nnot a pair\n", "line 3: expected name = value, got 'not a pair'"),
+    ("[default]\nregion = x\n[default]\n", "line 3: expected each [default] once, got it twice"),
+    ("[default]\nregion = x\nregion = y\n", "line 3: expected region once in [default], got it twice"),
+], ids=["header", "no header", "no pair", "section twice", "option twice"])
+@pytest.mark.parametrize("which", ["config", "credentials"])
+def test_an_aws_file_that_cannot_be_parsed_is_a_config_error_that_says_where(env, monkeypatch, tmp_path,
+                                                                             text, shown, which):
+    # botocore would fail every session on it ("Unable to parse config file"): said once, at start-up
+    broken = tmp_path / f"aws-{which}"
+    env(text if which == "config" else "")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
+    if which == "credentials":
+        broken.write_text(text, encoding="utf-8")
+    for argv in (["--table-name", "orders"], ["--table-name", "orders", "--region", "eu-west-1"]):
+        with pytest.raises(ConfigError) as raised:
+            config.load_settings(argv)
+        assert str(raised.value) == f"AWS {which} file {broken}, {shown}"
+    for offline in (["--simulate", str(tmp_path / "trace.csv")], ["--show-config"]):
+        config.load_settings(["--table-name", "orders", *offline])
+
+
 @pytest.mark.parametrize("profile_text, credentials_text", [
     ("[profile prod]\nregion = sa-east-1\n", ""),
     ("", "[prod]\naws_access_key_id = k\naws_secret_access_key = s\n"),  # in the credentials file only
