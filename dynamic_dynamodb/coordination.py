@@ -74,6 +74,8 @@ class Coordinator:
         self._to_release: set[int] = set()  # the plan's surplus, given back before the next pass
         # set when a shard is taken whose tables are overdue (their holder died): the loop runs a pass now
         self.wake = threading.Event()
+        # state-table calls that failed since the last pass ended: that pass's failures (a run-once exits 1)
+        self._failures = 0
 
     # ---- the background round -------------------------------------------------------------
 
@@ -106,6 +108,7 @@ class Coordinator:
             members = self.table.members(now)
         except StateTableError as e:
             log.error("State table %s: %s; keeping the leases held until they expire", self.table.name, e)
+            self._failed()
             return
         wanted = plan(self.me, now, leases, members, self.shards)
         with self._lock:
@@ -125,6 +128,16 @@ class Coordinator:
         if wanted.take:
             log.info("Leases: %d of %d shard(s) held by %s (%d daemon(s) live)", len(self._held), self.shards,
                      self.me, len(members | {self.me}))
+
+    def _failed(self) -> None:
+        with self._lock:
+            self._failures += 1
+
+    def take_failures(self) -> int:
+        """State-table calls that failed since this was last asked (each pass asks once, at its end)."""
+        with self._lock:
+            failures, self._failures = self._failures, 0
+        return failures
 
     def _update(self, shard: int, change: Callable[[_Held], _Held]) -> None:
         with self._lock:
@@ -190,6 +203,7 @@ class Coordinator:
                     self._load(shard, scalers, at)
                 except StateTableError as e:
                     log.error("Memory of shard %d not loaded: %s; its tables wait", shard, e)
+                    self._failed()
                     continue
                 self._update(shard, lambda h: _Held(h.lease, True))
         for placement, scaler in scalers.items():
@@ -239,6 +253,7 @@ class Coordinator:
             return self.table.holds(shard, self.me, lease.token, self.clock())
         except StateTableError as e:
             log.error("Lease check for %s failed: %s; no update", table, e)
+            self._failed()
             return False
 
     def end_pass(self, scalers: dict[Placement, Any], now: datetime) -> None:
@@ -269,6 +284,7 @@ class Coordinator:
                 self._update(shard, lambda h: _Held(_replace(h.lease, decided_at=at), h.loaded))
             except StateTableError as e:
                 log.warning("Memory of shard %d not saved: %s", shard, e)
+                self._failed()
 
 
 def _fingerprint(memory: dict[str, Any]) -> str:

@@ -254,6 +254,8 @@ class Fleet:
             total.failures += 1
         if self.coordinator is not None:
             self.coordinator.end_pass(self.scalers, now)
+            # a state table that failed (leases, memory) cost this pass tables or their memory
+            total.failures += self.coordinator.take_failures()
         warmed = sum(1 for _, code in total.prewarms if code is Reason.PRE_WARMED)
         log.info("Pass done in %.1f s: %d table(s) and GSI(s) decided in %d table(s), %d region/account "
                  "group(s); %d update(s), %d skipped, %d failure(s)%s", time.monotonic() - started,

@@ -260,3 +260,22 @@ def test_a_pass_that_stalled_past_its_lease_no_longer_owns_its_tables():
     assert a.owns(HERE, "orders")
     clock.t += 31  # the pass hangs past the 30 s lease (no round could renew it)
     assert not a.owns(HERE, "orders")
+
+
+def test_each_state_table_failure_is_counted_once_for_the_pass_that_asks():
+    table, clock = FakeStateTable(), Clock()
+    a = coordinator(table, clock, "a")
+    a.round()
+    assert a.take_failures() == 0
+    scalers = {HERE: FakeScaler()}
+    table.down = True
+    a.round()  # heartbeat: one failure
+    a.begin_pass(scalers, at(clock))  # the memory of every held, unloaded shard: one each
+    held = len(a.held_shards())
+    assert held == SHARDS
+    assert a.fence(HERE, "orders") is False  # the lease check: one
+    scalers[HERE].memory[Target("orders")] = Memory(decreases_today=1)
+    a.decidable = set(a.held_shards())
+    a.end_pass(scalers, at(clock))  # mark_decided of every decidable shard: one each
+    assert a.take_failures() == 1 + held + 1 + held
+    assert a.take_failures() == 0, "asked again: nothing new failed"

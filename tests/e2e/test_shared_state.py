@@ -159,6 +159,23 @@ def test_a_run_once_creates_the_state_table_and_keeps_its_memory_there(cli, prox
     assert leases(proxy_aws.dynamodb) == {}, "a run-once gives its leases back on the way out"
 
 
+def test_a_run_once_whose_state_table_fails_decides_nothing_and_exits_1(cli, proxy_aws, rules_proxy, tmp_path):
+    # it exited 0: the heartbeat failed, no lease was taken, and no table was decided
+    M.create_table(proxy_aws.dynamodb, "shared-quiet", 100, 100)
+    M.put_consumption(proxy_aws.cloudwatch, "shared-quiet", read_per_second=5, write_per_second=5)
+    conf = config(tmp_path)
+    assert cli(["--config", str(conf), "--run-once", "--dry-run"]).returncode == 0  # creates the state table
+    rules_proxy.add_faults([{"operation": "PutItem", "table": STATE_TABLE, "times": 100,
+                             "status": 500, "code": "InternalServerError", "message": "we are sorry"}])
+    result = cli(["--config", str(conf), "--run-once"])
+    assert_no_traceback(result)
+    assert result.returncode == 1, describe(result)
+    assert f"State table {STATE_TABLE}: " in result.stderr, describe(result)
+    assert re.search(r"Pass done in \S+ s: 0 table\(s\) and GSI\(s\) decided .* [1-9]\d* failure\(s\)",
+                     result.stderr), describe(result)
+    assert M.provisioned(proxy_aws.dynamodb, "shared-quiet") == (100, 100)
+
+
 def test_state_table_create_never_refuses_a_missing_table(cli, proxy_aws, tmp_path):
     result = cli(["--config", str(config(tmp_path)), "--run-once", "--state-table-create", "never"])
     assert_no_traceback(result)
