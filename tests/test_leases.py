@@ -279,3 +279,26 @@ def test_each_state_table_failure_is_counted_once_for_the_pass_that_asks():
     a.end_pass(scalers, at(clock))  # mark_decided of every decidable shard: one each
     assert a.take_failures() == 1 + held + 1 + held
     assert a.take_failures() == 0, "asked again: nothing new failed"
+
+
+@pytest.mark.parametrize("sk, raw", [
+    ("nonsense", encode_memory(Memory(decreases_today=3))),  # not REGION|ROLE|TABLE|INDEX
+    ("us-east-1||orders|", [1, 2]),
+    ("us-east-1||orders|", {"decreases_today": "many"}),
+    ("us-east-1||orders|", {"decreases_today": -3}),
+    ("us-east-1||orders|", {"last_decrease": "yesterday"}),
+    ("us-east-1||orders|", None),
+], ids=["sort key", "a list", "a word", "negative", "no time", "null"])
+def test_an_impossible_memory_item_is_skipped_and_the_others_are_loaded(caplog, sk, raw):
+    # written by another version, or by hand: it costs that item, never the shard or the pass
+    table, clock = FakeStateTable(), Clock()
+    a = coordinator(table, clock, "a")
+    a.round()
+    shard, other = a.shard(HERE, "orders"), a.shard(HERE, "events")
+    table.memory.setdefault(shard, {})[sk] = (raw, clock.t)
+    table.memory.setdefault(other, {})["us-east-1||events|"] = (encode_memory(Memory(decreases_today=2)), clock.t)
+    scalers = {HERE: FakeScaler()}
+    a.begin_pass(scalers, at(clock))
+    assert scalers[HERE].memory == {Target("events"): Memory(decreases_today=2)}
+    assert f"State table: memory of {sk} unreadable" in caplog.text
+    assert a.take_failures() == 0, "an unreadable item is a warning, not a failed call"
