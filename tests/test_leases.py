@@ -302,3 +302,35 @@ def test_an_impossible_memory_item_is_skipped_and_the_others_are_loaded(caplog, 
     assert scalers[HERE].memory == {Target("events"): Memory(decreases_today=2)}
     assert f"State table: memory of {sk} unreadable" in caplog.text
     assert a.take_failures() == 0, "an unreadable item is a warning, not a failed call"
+
+
+class _Pages:
+    """The query paginator of a client whose table holds these items."""
+
+    def __init__(self, items: list) -> None:
+        self.items = items
+
+    def get_paginator(self, name: str) -> _Pages:
+        assert name == "query"
+        return self
+
+    def paginate(self, **kwargs) -> list:
+        return [{"Items": self.items}]
+
+
+def test_a_state_item_that_cannot_be_read_is_skipped_by_the_state_table(caplog):
+    from dynamic_dynamodb.statetable import StateTable
+
+    good = {"pk": {"S": "state#3"}, "sk": {"S": "us-east-1||orders|"}, "memory": {"S": '{"decreases_today": 1}'},
+            "seen": {"N": "1000"}}
+    broken = [
+        {"pk": {"S": "state#3"}, "sk": {"S": "a"}},  # no memory
+        {"pk": {"S": "state#3"}, "sk": {"S": "b"}, "memory": {"S": "{not json"}},
+        {"pk": {"S": "state#3"}, "sk": {"S": "c"}, "memory": {"N": "1"}},  # not a string
+        {"pk": {"S": "state#3"}, "sk": {"S": "d"}, "memory": {"S": "{}"}, "seen": {"N": "soon"}},
+        {"pk": {"S": "state#3"}, "sk": {"S": "e"}, "memory": {"S": "[" * 100_000 + "]" * 100_000}},
+        {"pk": {"S": "state#3"}, "memory": {"S": "{}"}},  # no sort key
+    ]
+    found = StateTable(_Pages([*broken, good]), "dd-state").load(3)
+    assert found == {"us-east-1||orders|": ({"decreases_today": 1}, 1000.0)}
+    assert caplog.text.count("unreadable memory item in shard 3 skipped") == len(broken)
