@@ -406,19 +406,18 @@ def test_a_broken_aws_setup_is_one_error_line_and_exit_1(tmp_path, env, message)
     assert len(errors) == 1 and message in errors[0], describe(r)
 
 
-@pytest.mark.parametrize("profile", ["nosuch", ""], ids=["unknown", "empty"])
-@pytest.mark.parametrize("mode", [["--run-once"], ["--status"], ["--daemon", "start"], ["--daemon", "foreground"]],
-                         ids=["run-once", "status", "daemon start", "daemon foreground"])
-def test_aws_profile_naming_no_profile_is_a_usage_error_before_anything_runs(tmp_path, profile, mode):
-    # it was started (rc 0, "Regions: us-east-1 (built-in default)") and failed every pass
+def _refused_before_anything_runs(tmp_path, mode, config_text: str, credentials_text: str, profile: str | None,
+                                  expected: str) -> None:
+    """Run MODE with these AWS files: exit 2 with the one line `expected` ({config}, {credentials}: their
+    paths), and no pid, log or state file, a daemon started by mistake killed."""
     from support.cli import run_cli
     from support.processes import looks_like_ours
 
     from dynamic_dynamodb.daemon import process_alive, read_pid
 
     aws_config, credentials = tmp_path / "aws-config", tmp_path / "aws-credentials"
-    aws_config.write_text("[profile prod]\nregion = eu-west-1\n")
-    credentials.write_text("")
+    aws_config.write_text(config_text)
+    credentials.write_text(credentials_text)
     env = {"HOME": str(tmp_path), "AWS_CONFIG_FILE": str(aws_config), "AWS_SHARED_CREDENTIALS_FILE": str(credentials),
            "AWS_PROFILE": profile, "AWS_REGION": None, "AWS_DEFAULT_REGION": None}
     run = tmp_path / "run"
@@ -431,39 +430,29 @@ def test_aws_profile_naming_no_profile_is_a_usage_error_before_anything_runs(tmp
         os.kill(pid, signal.SIGKILL)  # started by mistake
     assert_no_traceback(r)
     assert r.returncode == 2, describe(r)
-    assert r.stderr.splitlines() == [
-        f"dynamic-dynamodb: error: AWS_PROFILE: expected a profile of AWS config file {aws_config} or credentials "
-        f"file {credentials}, got {profile!r}"], describe(r)
-    assert r.stdout == "" and list(run.iterdir()) == [], describe(r)  # no pid, log or state file
+    shown = expected.format(config=aws_config, credentials=credentials)
+    assert r.stderr.splitlines() == [f"dynamic-dynamodb: error: {shown}"], describe(r)
+    assert r.stdout == "" and list(run.iterdir()) == [], describe(r)
+
+
+@pytest.mark.parametrize("profile", ["nosuch", ""], ids=["unknown", "empty"])
+@pytest.mark.parametrize("mode", [["--run-once"], ["--status"], ["--daemon", "start"], ["--daemon", "foreground"]],
+                         ids=["run-once", "status", "daemon start", "daemon foreground"])
+def test_aws_profile_naming_no_profile_is_a_usage_error_before_anything_runs(tmp_path, profile, mode):
+    # it was started (rc 0, "Regions: us-east-1 (built-in default)") and failed every pass
+    _refused_before_anything_runs(
+        tmp_path, mode, "[profile prod]\nregion = eu-west-1\n", "", profile,
+        "AWS_PROFILE: expected a profile of AWS config file {config} or credentials file {credentials}, "
+        f"got {profile!r}")
 
 
 @pytest.mark.parametrize("mode", [["--run-once"], ["--daemon", "start"]], ids=["run-once", "daemon start"])
 def test_an_aws_credentials_file_that_cannot_be_parsed_is_a_usage_error_before_anything_runs(tmp_path, mode):
     # it was started and said "Unable to parse config file" every pass
-    from support.cli import run_cli
-    from support.processes import looks_like_ours
-
-    from dynamic_dynamodb.daemon import process_alive, read_pid
-
-    aws_config, credentials = tmp_path / "aws-config", tmp_path / "aws-credentials"
-    aws_config.write_text("[default]\nregion = eu-west-1\n")
-    credentials.write_text("[default]\naws_access_key_id = testing\naws_secret_access_key\n")
-    env = {"HOME": str(tmp_path), "AWS_CONFIG_FILE": str(aws_config), "AWS_SHARED_CREDENTIALS_FILE": str(credentials),
-           "AWS_PROFILE": None, "AWS_REGION": None, "AWS_DEFAULT_REGION": None}
-    run = tmp_path / "run"
-    run.mkdir()
-    r = run_cli(["-c", REPO / "examples" / "recommended.conf", *mode, "--pid-file-dir", run, "--instance", "np",
-                 "--state-file", run / "np.json", "--log-file", run / "np.log"], env_extra=env,
-                endpoint_url="http://127.0.0.1:9", timeout=30)
-    pid = read_pid(str(run / "dynamic-dynamodb.np.pid"))
-    if pid is not None and process_alive(pid) and looks_like_ours(pid):
-        os.kill(pid, signal.SIGKILL)  # started by mistake
-    assert_no_traceback(r)
-    assert r.returncode == 2, describe(r)
-    assert r.stderr.splitlines() == [
-        f"dynamic-dynamodb: error: AWS credentials file {credentials}, line 3: expected name = value, "
-        "got 'aws_secret_access_key'"], describe(r)
-    assert r.stdout == "" and list(run.iterdir()) == [], describe(r)
+    _refused_before_anything_runs(
+        tmp_path, mode, "[default]\nregion = eu-west-1\n",
+        "[default]\naws_access_key_id = testing\naws_secret_access_key\n", None,
+        "AWS credentials file {credentials}, line 3: expected name = value, got 'aws_secret_access_key'")
 
 
 def test_a_profile_of_the_credentials_file_runs(rules_proxy, proxy_aws, tmp_path):
