@@ -962,17 +962,17 @@ def profile_problem() -> str | None:
     ConfigParseError, ProfileNotFound: no session or client can be built), else None.
     Reads those two files only: no client, no network call."""
     core = botocore.session.Session()
-    files = {name: os.path.expanduser(os.path.expandvars(str(core.get_config_variable(name))))
-             for name in ("config_file", "credentials_file")}
-    for name, path in files.items():
+    files = {kind: os.path.expanduser(os.path.expandvars(str(core.get_config_variable(f"{kind}_file"))))
+             for kind in ("config", "credentials")}
+    for kind, path in files.items():
         if not os.path.isfile(path):
             continue  # neither file is needed: keys, roles and SSO work without them
         try:
             botocore.configloader.raw_config_parse(path)
         except ConfigParseError as e:
-            return f"AWS {name.replace('_file', '').replace('_', ' ')} file {path}{_parse_error(e.__context__)}"
+            return f"AWS {kind} file {path}{_parse_error(e.__context__)}"
         except (BotoCoreError, OSError):
-            return None  # unreadable (permissions, a directory): make_session says so
+            continue  # unreadable: make_session says so; the other file and the profile are still checked
     # botocore's order: the first of the two that is set names the profile in use
     variable = next((name for name in ("AWS_DEFAULT_PROFILE", "AWS_PROFILE") if name in os.environ), None)
     if variable is None:
@@ -980,8 +980,8 @@ def profile_problem() -> str | None:
     try:
         core.get_scoped_config()
     except ProfileNotFound:
-        return (f"{variable}: expected a profile of AWS config file {files['config_file']} or credentials file "
-                f"{files['credentials_file']}, got {os.environ[variable]!r}")
+        return (f"{variable}: expected a profile of AWS config file {files['config']} or credentials file "
+                f"{files['credentials']}, got {os.environ[variable]!r}")
     except (BotoCoreError, ValueError, OSError):
         return None  # an unreadable file: make_session says so
     return None

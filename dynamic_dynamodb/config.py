@@ -1652,12 +1652,6 @@ def _check_profile() -> None:
     """An AWS config or credentials file that cannot be parsed, or AWS_PROFILE (or
     AWS_DEFAULT_PROFILE) naming a profile that is in no AWS file, is a config error, like a
     bad AWS_REGION: every session and client would fail on it."""
-    # botocore's own defaults, spelled out here so that a machine without either file imports no boto3
-    files = (os.environ.get("AWS_CONFIG_FILE", "~/.aws/config"),
-             os.environ.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"))
-    if ("AWS_PROFILE" not in os.environ and "AWS_DEFAULT_PROFILE" not in os.environ
-            and not any(os.path.isfile(os.path.expanduser(os.path.expandvars(path))) for path in files)):
-        return  # nothing to check, and no boto3 imported for it
     from .aws import profile_problem
 
     problem = profile_problem()

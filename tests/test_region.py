@@ -128,6 +128,16 @@ def test_an_aws_file_that_cannot_be_parsed_is_a_config_error_that_says_where(env
         config.load_settings(["--table-name", "orders", *offline])
 
 
+def test_an_aws_file_that_is_not_text_is_a_config_error(env, monkeypatch, tmp_path):
+    env()
+    credentials = tmp_path / "aws-credentials"
+    credentials.write_bytes(b"[default]\naws_access_key_id = \xff\xfe\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    with pytest.raises(ConfigError) as raised:
+        config.load_settings(["--table-name", "orders", "--region", "eu-west-1"])
+    assert str(raised.value) == f"AWS credentials file {credentials}: cannot be parsed (UnicodeDecodeError)"
+
+
 @pytest.mark.parametrize("profile_text, credentials_text", [
     ("[profile prod]\nregion = sa-east-1\n", ""),
     ("", "[prod]\naws_access_key_id = k\naws_secret_access_key = s\n"),  # in the credentials file only
