@@ -165,16 +165,17 @@ def call(read: Callable[[], T]) -> T:
 FALLBACK_REGION = "us-east-1"  # the original's default, when nothing names a region
 
 
-def default_region(environ: Mapping[str, str] = os.environ) -> tuple[str, str]:
+def default_region(environ: Mapping[str, str] = os.environ, profile: str | None = None) -> tuple[str, str]:
     """The region boto3's chain names when none is configured, and where it came from:
     AWS_REGION (read here: this botocore reads only AWS_DEFAULT_REGION), AWS_DEFAULT_REGION,
-    the profile's `region`, else us-east-1. No client is built."""
+    the `region` of the profile (`profile`, else the one the environment names), else
+    us-east-1. No client is built."""
     for variable in ("AWS_REGION", "AWS_DEFAULT_REGION"):
         value = environ.get(variable, "").strip()
         if value:
             return value, variable
     try:
-        core = botocore.session.Session()
+        core = botocore.session.Session(profile=profile)
         region = core.get_scoped_config().get("region")
     except (BotoCoreError, ValueError, OSError):
         region = None  # no such profile, an unreadable file: make_session says so later
@@ -194,6 +195,7 @@ class Connection:
     max_attempts: int = 3  # botocore's standard-mode default
     pool_size: int = 16
     role_arn: str | None = None  # assumed with the credentials above (or the default chain)
+    profile: str | None = None  # of the AWS files, instead of the environment's; never with the keys
 
 
 _loader_lock = threading.Lock()
@@ -226,7 +228,7 @@ def make_session(conn: Connection) -> boto3.Session:
             source = _session(aws_access_key_id=conn.access_key_id, aws_secret_access_key=conn.secret_access_key,
                               region_name=conn.region)
         else:
-            source = _session(region_name=conn.region)
+            source = _session(botocore.session.Session(profile=conn.profile), region_name=conn.region)
         if conn.role_arn is None:
             return source
         return _assume_role_session(source, conn)
@@ -956,12 +958,13 @@ def _parse_error(error: BaseException | None) -> str:
     return f": cannot be parsed ({type(error).__name__ if error is not None else 'not an INI file'})"
 
 
-def profile_problem() -> str | None:
+def profile_problem(given: tuple[str, str] | None = None) -> str | None:
     """One line when the AWS config file or credentials file cannot be parsed, or when the
-    profile that AWS_DEFAULT_PROFILE or AWS_PROFILE names is in neither (botocore's
-    ConfigParseError, ProfileNotFound: no session or client can be built), else None.
+    profile in use is in neither (botocore's ConfigParseError, ProfileNotFound: no session or
+    client can be built), else None. The profile in use: `given` (its name, and where it was
+    given, for the message), else the one AWS_DEFAULT_PROFILE or AWS_PROFILE names.
     Reads those two files only: no client, no network call."""
-    core = botocore.session.Session()
+    core = botocore.session.Session(profile=None if given is None else given[0])
     files = {kind: os.path.expanduser(os.path.expandvars(str(core.get_config_variable(f"{kind}_file"))))
              for kind in ("config", "credentials")}
     for kind, path in files.items():
@@ -973,15 +976,19 @@ def profile_problem() -> str | None:
             return f"AWS {kind} file {path}{_parse_error(e.__context__)}"
         except (BotoCoreError, OSError):
             continue  # unreadable: make_session says so; the other file and the profile are still checked
-    # botocore's order: the first of the two that is set names the profile in use
-    variable = next((name for name in ("AWS_DEFAULT_PROFILE", "AWS_PROFILE") if name in os.environ), None)
-    if variable is None:
-        return None  # the default profile, which may well be absent (keys, roles, SSO, ...)
+    if given is not None:
+        where, name = given[1], given[0]
+    else:
+        # botocore's order: the first of the two that is set names the profile in use
+        variable = next((name for name in ("AWS_DEFAULT_PROFILE", "AWS_PROFILE") if name in os.environ), None)
+        if variable is None:
+            return None  # the default profile, which may well be absent (keys, roles, SSO, ...)
+        where, name = variable, os.environ[variable]
     try:
         core.get_scoped_config()
     except ProfileNotFound:
-        return (f"{variable}: expected a profile of AWS config file {files['config']} or credentials file "
-                f"{files['credentials']}, got {os.environ[variable]!r}")
+        return (f"{where}: expected a profile of AWS config file {files['config']} or credentials file "
+                f"{files['credentials']}, got {name!r}")
     except (BotoCoreError, ValueError, OSError):
         return None  # an unreadable file: make_session says so
     return None

@@ -176,6 +176,14 @@ def to_path(text: str) -> str:
     return os.path.expanduser(to_str(text))
 
 
+def to_profile(text: str) -> str:
+    """The name of an AWS profile, such as prod (no spaces or brackets: the files could not hold it)."""
+    value = text.strip()
+    if not re.fullmatch(r"[^\s\[\]]+", value):
+        raise ValueError(f"expected an AWS profile name such as prod, got {text!r}")
+    return value
+
+
 def to_region(text: str) -> str:
     """An AWS region name such as eu-west-1."""
     value = text.strip()
@@ -423,6 +431,7 @@ TYPE_NAMES: dict[Callable[[str], Any], str] = {
     to_daemon: "command",
     to_path: "path",
     to_instance: "string",
+    to_profile: "profile",
     to_region: "region",
     to_regions: "list of regions",
     to_role_arn: "ARN",
@@ -671,6 +680,9 @@ GLOBAL_KEYS: tuple[Option, ...] = (
         help="AWS secret access key (the odd -id suffix is the original's name)."),
     _global_key(GLOBAL, "aws-secret-access-key", "aws_secret_access_key", to_str, flag="--aws-secret-access-key",
         help="Alias of aws-secret-access-key-id."),
+    _global_key(GLOBAL, "profile", "profile", to_profile, flag="--profile",
+        help="AWS profile of the AWS config and credentials files (its credentials, role, SSO and region) "
+             "instead of the one AWS_PROFILE names; not together with an access key."),
     _global_key(GLOBAL, "region", "region", to_region, "AWS region of the tables, CloudWatch and SNS; without it, "
         "AWS_REGION, AWS_DEFAULT_REGION, the AWS profile's region, else us-east-1.", flag="--region"),
     _global_key(GLOBAL, "regions", "regions", to_regions,
@@ -936,6 +948,9 @@ CLI_OPTIONS: tuple[CliOption, ...] = (
     CliOption(("-r", "--region"), DYNAMODB, dest="region", convert=to_region, metavar="REGION",
         default_text="AWS_REGION, AWS_DEFAULT_REGION, the profile's region, else us-east-1",
         help="AWS region; overrides [global] region."),
+    _global_flag("profile", DYNAMODB, metavar="NAME",
+        help="AWS profile to use (credentials, role, SSO, region) instead of AWS_PROFILE's; overrides [global] "
+             "profile."),
     CliOption(("-t", "--table-name"), DYNAMODB, dest="table_name", convert=to_str, metavar="REGEX",
         help="Regular expression matched against whole table names (re.fullmatch); the table options then come from "
              "the command line and the config file's [table:] and [gsi:] sections are ignored."),
@@ -1572,6 +1587,10 @@ def load_settings(argv: Sequence[str]) -> Settings:
         given = "aws-access-key-id" if secret is None else "aws-secret-access-key"
         warnings.append(f"{given} given without the other half of the key pair; using the AWS credential chain")
         key_id = secret = None
+    profile = glob["profile"]
+    if profile.value is not None and key_id is not None:
+        # which account the run acts in would depend on a rule the user may not know: refused
+        raise ConfigError(f"{profile.where}: give a profile or an access key pair, not both")
     if args.aws_secret_access_key is not None:
         warnings.append(
             "--aws-secret-access-key is readable by other users in the process list until the process masks "
@@ -1614,7 +1633,7 @@ def load_settings(argv: Sequence[str]) -> Settings:
         warnings.append("--days has no effect without --backtest")
 
     if not (args.simulate or args.show_config):  # both run without AWS: no profile is used
-        _check_profile()
+        _check_profile(profile)
     region, region_source = _region(glob)
     keyed = {attr: item.value for attr, item in glob.items()}  # every [global]/[logging] field, merged
     keyed.update(region=region, aws_access_key_id=key_id, aws_secret_access_key=secret, circuit_breaker_url=cb_url,
@@ -1648,13 +1667,13 @@ def load_settings(argv: Sequence[str]) -> Settings:
     )
 
 
-def _check_profile() -> None:
-    """An AWS config or credentials file that cannot be parsed, or AWS_PROFILE (or
-    AWS_DEFAULT_PROFILE) naming a profile that is in no AWS file, is a config error, like a
-    bad AWS_REGION: every session and client would fail on it."""
+def _check_profile(profile: _Value) -> None:
+    """An AWS config or credentials file that cannot be parsed, or the profile option (else
+    AWS_PROFILE or AWS_DEFAULT_PROFILE) naming a profile that is in no AWS file, is a config
+    error, like a bad AWS_REGION: every session and client would fail on it."""
     from .aws import profile_problem
 
-    problem = profile_problem()
+    problem = profile_problem(None if profile.value is None else (profile.value, profile.where))
     if problem is not None:
         raise ConfigError(problem)
 
@@ -1669,7 +1688,7 @@ def _region(glob: Mapping[str, _Value]) -> tuple[str, str]:
         return given.value, source
     from .aws import default_region  # late: boto3 is imported only by runs that need it
 
-    region, source = default_region(os.environ)
+    region, source = default_region(os.environ, glob["profile"].value)
     try:
         return to_region(region), source
     except ValueError as error:

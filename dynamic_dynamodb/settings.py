@@ -72,6 +72,7 @@ class Settings:
     regions_source: str = "[global] regions"  # where [global] regions was given: "FILE [global] regions"
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
+    profile: str | None = None  # AWS profile of the config and credentials files; None: the default chain's
     check_interval: int = 300
     circuit_breaker_url: str | None = None
     circuit_breaker_timeout: float = 10000.0

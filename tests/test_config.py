@@ -1294,7 +1294,7 @@ EXPECTED_GROUPS = {
         "--status-json",
     ],
     "Daemon options": ["--daemon", "--instance", "--pid-file-dir"],
-    "DynamoDB options": ["-r", "--region", "-t", "--table-name"],
+    "DynamoDB options": ["-r", "--region", "--profile", "-t", "--table-name"],
     "Read units scaling properties": [
         "--reads-upper-threshold",
         "--reads-lower-threshold",

@@ -149,3 +149,85 @@ def test_a_profile_of_either_file_is_accepted(env, monkeypatch, tmp_path, profil
     env(profile_text, AWS_PROFILE="prod")
     settings = config.load_settings(["--table-name", "orders"])
     assert settings.region == ("sa-east-1" if profile_text else "us-east-1")
+
+
+PROFILES = "[default]\nregion = ap-south-1\n[profile prod]\nregion = sa-east-1\n[profile staging]\nregion = eu-west-1\n"
+
+
+@pytest.mark.parametrize("variables, expected", [
+    ({}, ("eu-west-1", "profile staging")),
+    ({"AWS_PROFILE": "prod"}, ("eu-west-1", "profile staging")),
+    ({"AWS_DEFAULT_PROFILE": "prod"}, ("eu-west-1", "profile staging")),
+    ({"AWS_DEFAULT_REGION": "eu-west-2"}, ("eu-west-2", "AWS_DEFAULT_REGION")),  # a region variable comes first
+])
+def test_the_region_of_a_given_profile_comes_before_aws_profiles(env, variables, expected):
+    # AWS_PROFILE names another profile: the one given wins, as the AWS CLI's --profile does
+    env(PROFILES, **variables)
+    assert aws.default_region(profile="staging") == expected
+
+
+@pytest.mark.parametrize("argv, file_text", [
+    (["--profile", "staging"], ""),
+    ([], "[global]\nprofile: staging\n"),
+    (["--profile", "staging"], "[global]\nprofile: prod\n"),  # the command line wins
+], ids=["--profile", "[global] profile", "both"])
+def test_the_profile_option_names_the_profile_and_its_region(env, tmp_path, argv, file_text):
+    env(PROFILES, AWS_PROFILE="prod")
+    path = tmp_path / "dd.conf"
+    path.write_text(file_text + "[table: orders]\n", encoding="utf-8")
+    settings = config.load_settings(["--config", str(path), *argv])
+    assert (settings.profile, settings.region, settings.region_source) == ("staging", "eu-west-1",
+                                                                          "profile staging")
+    assert config.load_settings(["--config", str(path), *argv, "--region", "us-west-2"]).region == "us-west-2"
+
+
+@pytest.mark.parametrize("argv, file_text, where", [
+    (["--profile", "nosuch"], "", "command line --profile"),
+    ([], "[global]\nprofile: nosuch\n", "{path} [global] profile"),
+], ids=["--profile", "[global] profile"])
+def test_a_given_profile_that_does_not_exist_is_a_config_error_naming_the_option(env, monkeypatch, tmp_path, argv,
+                                                                                 file_text, where):
+    credentials = tmp_path / "aws-credentials"
+    credentials.write_text("[prod]\naws_access_key_id = k\naws_secret_access_key = s\n", encoding="utf-8")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    env(PROFILES, AWS_PROFILE="prod")  # a profile that exists: the one given is the one checked
+    path = tmp_path / "dd.conf"
+    path.write_text(file_text + "[table: orders]\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        config.load_settings(["--config", str(path), *argv])
+    assert str(raised.value) == (f"{where.format(path=path)}: expected a profile of AWS config file "
+                                 f"{tmp_path / 'aws-config'} or credentials file {credentials}, got 'nosuch'")
+    config.load_settings(["--config", str(path), *argv, "--show-config"])  # no AWS account used: not checked
+
+
+def test_a_profile_and_an_access_key_together_are_a_config_error(env, tmp_path):
+    env(PROFILES)
+    path = tmp_path / "dd.conf"
+    path.write_text("[global]\naws-access-key-id: AKIAEXAMPLE\naws-secret-access-key: s3cr3t\n[table: orders]\n",
+                    encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        config.load_settings(["--config", str(path), "--profile", "staging"])
+    assert str(raised.value) == "command line --profile: give a profile or an access key pair, not both"
+    assert "s3cr3t" not in str(raised.value)
+
+
+@pytest.mark.parametrize("name", ["", "two words", "[prod]"])
+def test_a_profile_name_the_aws_files_cannot_hold_is_refused(env, tmp_path, name):
+    path = tmp_path / "dd.conf"
+    path.write_text(f"[global]\nprofile: {name}\n[table: orders]\n", encoding="utf-8")
+    refused = r"\[global\] profile: (empty value|expected an AWS profile name such as prod)"
+    with pytest.raises(ConfigError, match=refused):
+        config.load_settings(["--config", str(path)])
+
+
+def test_a_session_of_a_given_profile_has_its_credentials(env, monkeypatch, tmp_path):
+    credentials = tmp_path / "aws-credentials"
+    credentials.write_text("[staging]\naws_access_key_id = AKIASTAGING\naws_secret_access_key = s\n"
+                           "[prod]\naws_access_key_id = AKIAPROD\naws_secret_access_key = s\n", encoding="utf-8")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    env(PROFILES, AWS_PROFILE="prod")
+    session = aws.make_session(aws.Connection("eu-west-1", profile="staging"))
+    assert session.get_credentials().access_key == "AKIASTAGING"
+    assert aws.make_session(aws.Connection("eu-west-1")).get_credentials().access_key == "AKIAPROD"

@@ -113,3 +113,26 @@ def test_regions_from_global_regions_are_named_as_such(rules_proxy, tmp_path, cl
     # not "(built-in default)" nor "(profile default)": [global] region was not used
     assert (f"Regions: eu-west-1 ({path} [global] regions), ap-southeast-2 ({path} [global] regions)"
             in result.stderr), describe(result)
+
+
+@pytest.mark.parametrize("how", ["--profile", "[global] profile"])
+def test_the_profile_option_picks_the_profiles_region_and_credentials_over_aws_profile(rules_proxy, tmp_path, cli,
+                                                                                     config_file, how):
+    ddb, cw = regional(rules_proxy.url, "eu-west-1")
+    M.create_table(ddb, "orders", 10, 10)
+    M.put_consumption(cw, "orders", read_per_second=9.5, write_per_second=5)
+    aws_config, credentials = tmp_path / "aws-config", tmp_path / "aws-credentials"
+    aws_config.write_text("[profile staging]\nregion = eu-west-1\n[profile other]\nregion = us-east-1\n")
+    # the keys are the profile's only: without it, the run has none (and AWS_PROFILE's has none either)
+    credentials.write_text("[staging]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    env = {**NO_REGION, "AWS_CONFIG_FILE": str(aws_config), "AWS_SHARED_CREDENTIALS_FILE": str(credentials),
+           "AWS_PROFILE": "other", "AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None}
+    given = ["--profile", "staging"] if how == "--profile" else []
+    path = config_file(("" if given else "[global]\nprofile: staging\n") + "[table: orders]\n")
+    result = once(cli, tmp_path, "--config", str(path), "--dry-run", *given, env=env)
+    assert result.returncode == 0, describe(result)
+    assert "Regions: eu-west-1 (profile staging)" in result.stderr, describe(result)
+    assert re.search(r"orders: reads 95\.0% of 10 -> 15", result.stderr), describe(result)
+    # AWS_PROFILE's own profile: us-east-1 and no keys, so the same run fails there
+    without = once(cli, tmp_path, "--config", str(config_file("[table: orders]\n")), "--dry-run", env=env)
+    assert without.returncode == 1 and "Regions: us-east-1 (profile other)" in without.stderr, describe(without)
