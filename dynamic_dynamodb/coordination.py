@@ -244,17 +244,21 @@ class Coordinator:
         return lease is not None and lease.expires_at > self.clock()
 
     def fence(self, placement: Placement, table: str) -> bool:
-        """Just before an UpdateTable: do we still hold the table's lease (a consistent read)?"""
+        """Just before an UpdateTable: do we still hold the table's lease (a consistent read)? Says why not."""
         shard = self.shard(placement, table)
         lease = self.held_shards().get(shard)
         if lease is None:
+            log.warning("%s: this daemon no longer holds the lease of its shard %d; no update", table, shard)
             return False
         try:
-            return self.table.holds(shard, self.me, lease.token, self.clock())
+            held = self.table.holds(shard, self.me, lease.token, self.clock())
         except StateTableError as e:
             log.error("Lease check for %s failed: %s; no update", table, e)
             self._failed()
             return False
+        if not held:
+            log.warning("%s: the lease of its shard %d was lost to another daemon; no update", table, shard)
+        return held
 
     def end_pass(self, scalers: dict[Placement, Any], now: datetime) -> None:
         """Save the changed memory of our shards (fenced) and record that their pass is done."""

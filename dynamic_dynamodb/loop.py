@@ -118,7 +118,7 @@ class Scaler:
         self._aws_errors: list[tuple[str, str]] = []  # the pass's PassReport.aws_errors, for SNS failures
         self.last_report: PassReport | None = None  # set by Fleet.run_pass, read by the metrics
         # with several daemons sharing the tables (coordination.py): which tables are ours this pass,
-        # and the lease check just before an UpdateTable
+        # and the lease check just before an UpdateTable (False: no update; it logs why)
         self.owns: Callable[[str], bool] = lambda table: True
         self.fence: Callable[[str], bool] = lambda table: True
         self.causes_reported: dict[tuple[Target, str], datetime] = {}  # (target, kind) -> last report
@@ -476,8 +476,7 @@ class Scaler:
             for d in changed:
                 log.info("%s: dry run, would set %d reads and %d writes", d.target, d.reads.new, d.writes.new)
             return
-        if not self.fence(table):
-            log.warning("%s: the lease on this table was lost to another daemon; no update", table)
+        if not self.fence(table):  # it logs why not: the lease lost or expired, or its check failed
             report.skipped += 1
             return
         self._send(table, changed, now, report)

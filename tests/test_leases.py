@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from datetime import datetime, timezone
 
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dynamic_dynamodb.coordination import Coordinator
+from dynamic_dynamodb.edge import LOGGER
 from dynamic_dynamodb.leases import SHARDS, Lease, account_of, plan, shard_of
 from dynamic_dynamodb.model import Target
 from dynamic_dynamodb.policy import Memory
@@ -217,6 +219,28 @@ def test_a_daemon_that_lost_its_lease_in_a_partition_never_updates_nor_saves():
     assert table.writes == writes, "the state write of a lost lease is refused"
     a.round()
     assert a.held_shards() == {} or shard not in a.held_shards()
+
+
+def test_the_lease_check_says_once_why_there_is_no_update(caplog):
+    table, clock = FakeStateTable(), Clock()
+    a = coordinator(table, clock, "a")
+    a.round()
+    a.begin_pass({HERE: FakeScaler()}, at(clock))
+    shard = a.shard(HERE, "orders")
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        assert a.fence(HERE, "orders") is True
+        assert caplog.records == []
+        table.down = True  # the check itself fails: an error, not a lost lease
+        assert a.fence(HERE, "orders") is False
+        table.down = False
+        clock.t += 31  # expired: another daemon takes it
+        b = coordinator(table, clock, "b")
+        b.round()
+        assert a.fence(HERE, "orders") is False
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert len(lines) == 2, lines
+    assert lines[0][0] == "ERROR" and lines[0][1].startswith("Lease check for orders failed: "), lines
+    assert lines[1] == ("WARNING", f"orders: the lease of its shard {shard} was lost to another daemon; no update")
 
 
 def test_memory_moves_with_its_shard():
