@@ -67,6 +67,7 @@ from .model import (
     Update,
     WarmThroughput,
 )
+from .settings import Settings
 
 # What the daemon calls, for the IAM policy in the docs (tests check the docs list them).
 REQUIRED_IAM_ACTIONS = (
@@ -198,6 +199,12 @@ class Connection:
     profile: str | None = None  # of the AWS files, instead of the environment's; never with the keys
 
 
+def connection(settings: Settings, region: str, role_arn: str | None = None) -> Connection:
+    """A run's Connection in a region: its keys or profile, and the role assumed there, if any."""
+    return Connection(region, settings.aws_access_key_id, settings.aws_secret_access_key, role_arn=role_arn,
+                      profile=settings.profile)
+
+
 _loader_lock = threading.Lock()
 _loader: Any = None
 
@@ -228,7 +235,7 @@ def make_session(conn: Connection) -> boto3.Session:
             source = _session(aws_access_key_id=conn.access_key_id, aws_secret_access_key=conn.secret_access_key,
                               region_name=conn.region)
         else:
-            source = _session(botocore.session.Session(profile=conn.profile), region_name=conn.region)
+            source = _session(profile_name=conn.profile, region_name=conn.region)
         if conn.role_arn is None:
             return source
         return _assume_role_session(source, conn)
@@ -277,7 +284,8 @@ def _assume_role_session(source: boto3.Session, conn: Connection) -> boto3.Sessi
     fetcher = AssumeRoleCredentialFetcher(sts_client, _SourceCredentials(source), conn.role_arn,
                                           extra_args={"RoleSessionName": ROLE_SESSION_NAME})
     credentials = DeferredRefreshableCredentials(fetcher.fetch_credentials, method=_RoleProvider.METHOD)
-    core = botocore.session.Session()
+    # the profile's other settings (endpoints, ...) hold for the role's clients too; its credentials are replaced
+    core = botocore.session.Session(profile=conn.profile)
     core.register_component("credential_provider", CredentialResolver([_RoleProvider(credentials)]))
     return _session(core, region_name=conn.region)
 

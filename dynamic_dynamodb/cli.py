@@ -30,8 +30,7 @@ def build_ports(settings: Settings, placement: Placement | None = None) -> Ports
     from .breaker import HttpBreaker
 
     placement = placement or Placement(settings.region, settings.role_arn)
-    conn = aws.Connection(placement.region, settings.aws_access_key_id, settings.aws_secret_access_key,
-                          role_arn=placement.role_arn, profile=settings.profile)
+    conn = aws.connection(settings, placement.region, placement.role_arn)
     session = aws.make_session(conn)
     wants_sns = any(s.rules.sns_topic_arn or any(g.rules.sns_topic_arn for g in s.gsis) for s in settings.tables)
     notifier = None
@@ -158,8 +157,7 @@ def state_table_of(settings: Settings) -> StateTable:
     from . import aws
 
     region = settings.state_table_region or next(iter(settings.placements())).region
-    conn = aws.Connection(region, settings.aws_access_key_id, settings.aws_secret_access_key,
-                          profile=settings.profile)
+    conn = aws.connection(settings, region)
     return StateTable(aws.make_client(aws.make_session(conn), "dynamodb", conn), settings.state_table or "")
 
 

@@ -208,7 +208,6 @@ def test_a_profile_and_an_access_key_together_are_a_config_error(env, tmp_path):
     with pytest.raises(ConfigError) as raised:
         config.load_settings(["--config", str(path), "--profile", "staging"])
     assert str(raised.value) == "command line --profile: give a profile or an access key pair, not both"
-    assert "s3cr3t" not in str(raised.value)
 
 
 @pytest.mark.parametrize("name", ["", "two words", "[prod]"])
@@ -228,6 +227,10 @@ def test_a_session_of_a_given_profile_has_its_credentials(env, monkeypatch, tmp_
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name, raising=False)
     env(PROFILES, AWS_PROFILE="prod")
-    session = aws.make_session(aws.Connection("eu-west-1", profile="staging"))
+    settings = config.load_settings(["--table-name", "orders", "--profile", "staging"])
+    session = aws.make_session(aws.connection(settings, settings.region))
     assert session.get_credentials().access_key == "AKIASTAGING"
     assert aws.make_session(aws.Connection("eu-west-1")).get_credentials().access_key == "AKIAPROD"
+    # a role is assumed with the profile's keys, and its clients keep the profile's other settings
+    role = aws.make_session(aws.connection(settings, "eu-west-1", "arn:aws:iam::123456789012:role/dd"))
+    assert role.profile_name == "staging"

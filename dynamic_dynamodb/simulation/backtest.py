@@ -70,8 +70,7 @@ def connect(settings: Settings, placement: Placement) -> tuple[TableAdmin, Histo
     """The real adapters, with clients built by aws.py's factory."""
     from .. import aws  # boto3 is slow to import; a --simulate run never needs it
 
-    conn = aws.Connection(placement.region, settings.aws_access_key_id, settings.aws_secret_access_key,
-                          role_arn=placement.role_arn, profile=settings.profile)
+    conn = aws.connection(settings, placement.region, placement.role_arn)
     session = aws.make_session(conn)
     return (aws.DynamoTables(aws.make_client(session, "dynamodb", conn)),
             aws.CloudWatchMetrics(aws.make_client(session, "cloudwatch", conn), settings.metrics_batch_size))
