@@ -7,13 +7,10 @@ pass goes on; the process never dies of them.
 """
 from __future__ import annotations
 
-import functools
 import logging
-import math
-import operator
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -25,8 +22,6 @@ from .edge import LOGGER
 from .frozen import evolve
 from .model import (
     CONSUMED_METRIC,
-    THROTTLE_CAUSE_METRIC,
-    THROTTLE_CAUSES,
     THROTTLE_METRIC,
     AwsError,
     Breaker,
@@ -47,7 +42,8 @@ from .model import (
     TargetStatus,
     Update,
 )
-from .policy import Decision, Memory, Observed
+from .observe import CLOUDWATCH_DELAY_MINUTES, observed, queries, remember, series
+from .policy import Decision, Memory
 from .reasons import Reason
 from .rules import TargetRules
 from .settings import Settings, TableSection, matching_sections
@@ -56,7 +52,6 @@ log = logging.getLogger(LOGGER)
 
 DESCRIBE_CONCURRENCY = 8
 MIN_PASS_PERIOD = 1.0  # check-interval: 0 means passes back to back, at most one a second
-CLOUDWATCH_DELAY_MINUTES = 3  # a minute's datapoint is usually published within two or three
 NEW_MEMORY = Memory()  # what a target new to this process starts from (frozen: one value shared, not rebuilt)
 
 
@@ -197,7 +192,7 @@ class Scaler:
                 decision = self._decide(job, cast("list[Datapoints]", found), breaker, now)
             if decision.skipped is None:  # metrics unavailable: nothing remembered, as the policy saw nothing
                 target = job.status.target
-                self.memory[target] = _remember(self.memory.get(target, NEW_MEMORY), decision, now)
+                self.memory[target] = remember(self.memory.get(target, NEW_MEMORY), decision, now)
             report.decisions.append(decision)
             by_table.setdefault(job.status.target.table, []).append(decision)
         for done, (table, decisions) in enumerate(by_table.items()):
@@ -272,7 +267,7 @@ class Scaler:
             for status, rules in targets:
                 if self._skip(status, rules, report):
                     continue
-                jobs.append(Job(status, rules, _queries(status.target, rules, now, self.settings.check_interval,
+                jobs.append(Job(status, rules, queries(status.target, rules, now, self.settings.check_interval,
                                                         causes=self.settings.throttle_causes)))
         return jobs
 
@@ -386,7 +381,7 @@ class Scaler:
             found = {}
         for plan in cold:
             cr, tr, cw, tw = plan.queries
-            reads, writes = _series(found.get(cr, ()), found.get(tr, ())), _series(found.get(cw, ()), found.get(tw, ()))
+            reads, writes = series(found.get(cr, ()), found.get(tr, ())), series(found.get(cw, ()), found.get(tw, ()))
             target, capacity = plan.job.status.target, plan.job.status.capacity
             memory = self.memory.get(target, NEW_MEMORY)
             if plan.forecast:
@@ -423,14 +418,7 @@ class Scaler:
 
     def _decide(self, job: Job, found: Sequence[Datapoints], breaker: dict[tuple, bool], now: datetime) -> Decision:
         """The decision from the datapoints of the job's queries, in their order."""
-        window = int((job.queries[0].end - job.queries[0].start).total_seconds())
-        cr, cw, tr, tw = found[:4]
-        causes = _by_cause(job.queries[4:], found[4:]) if len(found) > 4 else None
-        if causes is not None:
-            tr = throttle_causes.capacity_throttles(tr, causes[Dim.READS])
-            tw = throttle_causes.capacity_throttles(tw, causes[Dim.WRITES])
-        reads = Observed(_total(cr), _total(tr), window, _series(cr, tr))
-        writes = Observed(_total(cw), _total(tw), window, _series(cw, tw))
+        reads, writes, causes = observed(job.queries, found)
         key = self._breaker_key(job)
         closed = breaker.get(key, True) if key is not None else True
         target = job.status.target
@@ -637,12 +625,6 @@ def _begin_pass(ports: Ports, stop: threading.Event) -> None:
             begin(stop)
 
 
-def _remember(memory: Memory, decision: Decision, now: datetime) -> Memory:
-    """The memory with the decision's reason code and time, for --status (kept as text: plain JSON)."""
-    # now.strftime("%Y-%m-%dT%H:%M:%SZ"), a third quicker
-    return evolve(memory, last_reason=decision.code.value, last_decided=now.isoformat(timespec="seconds")[:19] + "Z")
-
-
 def _log_decision(decision: Decision, json_lines: bool) -> None:
     """The decision line: one per target in text, one per dimension with its fields in JSON."""
     target = decision.target
@@ -675,20 +657,6 @@ def _unknown(table: str, code: Reason, why: str) -> Decision:
     return policy.skipped(TargetStatus(Target(table), "UNKNOWN", "", Capacity(0, 0)), code, why)
 
 
-def _total(points: Datapoints) -> float | None:
-    """The Sum over the window, or None when CloudWatch had no datapoint."""
-    return sum(map(_VALUE, points)) if points else None  # sum([v for _, v in points]), without its frame
-
-
-_VALUE = operator.itemgetter(1)  # a datapoint's Sum
-
-
-def _series(consumed: Iterable, throttled: Iterable) -> tuple[tuple[datetime, float, float], ...]:
-    """Per-minute (minute, consumed, throttled), for policies that keep a history."""
-    throttles = dict(throttled)
-    return tuple([(ts, value, throttles.get(ts, 0.0)) for ts, value in consumed])
-
-
 _SAID: set[tuple] = set()  # notices said once per process, not every pass (SIGHUP included)
 
 
@@ -698,44 +666,6 @@ def _first_time(*key: object) -> bool:
         return False
     _SAID.add(key)
     return True
-
-
-def _by_cause(queries: Iterable[MetricQuery], found: Iterable[Datapoints]) -> dict[Dim, dict[str, list]]:
-    """The datapoints of the throttles-by-cause queries (`found`, in their order), by dimension and cause."""
-    out: dict[Dim, dict[str, list]] = {Dim.READS: {}, Dim.WRITES: {}}
-    for q, points in zip(queries, found, strict=True):
-        dim, cause = throttle_causes.CAUSE_OF_METRIC[q.metric]
-        out[dim][cause] = list(points)
-    return out
-
-
-def _queries(target: Target, rules: TargetRules, now: datetime, interval: int = 60,
-             causes: bool = True) -> tuple[MetricQuery, ...]:
-    """The series a decision needs, over the target's lookback window: four, then the throttles by cause."""
-    end_minute = now.replace(second=0, microsecond=0)
-    back, period = _window(rules.lookback_window_start, rules.lookback_period, rules.scaling_policy, interval)
-    start = end_minute - back
-    end = start + period
-    return tuple([MetricQuery(target, metric, start, end, 60) for metric in (_ALL_SERIES if causes else _TOTALS)])
-
-
-@functools.lru_cache(maxsize=64)  # a handful of rule sets, asked every pass for every target
-def _window(window_start: int, lookback_period: int, scaling_policy: str, interval: int) -> tuple[timedelta,
-                                                                                                   timedelta]:
-    """(how far before the minute the window starts, its length) for _queries."""
-    start = -timedelta(minutes=window_start)
-    end = start + timedelta(minutes=lookback_period)
-    if policy.POLICIES[scaling_policy].keeps_history:
-        # a policy that keeps a per-minute history: reach back over the whole interval
-        # since the last pass, and the CloudWatch delay, so that no minute is missed
-        start = min(start, end - timedelta(minutes=math.ceil(interval / 60) + CLOUDWATCH_DELAY_MINUTES))
-    return -start, end - start
-
-
-# the metrics of _queries, in its order (built once, not per target and pass)
-_TOTALS = tuple(metric[dim] for metric in (CONSUMED_METRIC, THROTTLE_METRIC) for dim in (Dim.READS, Dim.WRITES))
-_ALL_SERIES = _TOTALS + tuple(THROTTLE_CAUSE_METRIC[dim][cause]
-                              for dim in (Dim.READS, Dim.WRITES) for cause in THROTTLE_CAUSES)
 
 
 def _update(table: str, decisions: list[Decision]) -> Update:

@@ -97,12 +97,17 @@ class Memory:
                       write_checks=writes.checks, writes_demand=writes.demand, writes_forecast=writes.forecast)
 
 
-class DimMemory(NamedTuple):
-    """What the scaling policies remember of one dimension between passes; each uses its own field."""
+class DimMemory:
+    """What the scaling policies remember of one dimension between passes; each uses its own field.
 
-    checks: int = 0  # threshold: consecutive qualifying checks before a decrease
-    demand: DemandState | None = None  # demand: the per-minute history and the burst estimate
-    forecast: ForecastState | None = None  # forecast: the learned half-hour shape of demand
+    Built for every dimension of every pass and never changed once built: a plain class, which
+    a compiled build makes native (built without an interpreted __init__, unlike a named tuple)."""
+
+    def __init__(self, checks: int = 0, demand: DemandState | None = None,
+                 forecast: ForecastState | None = None) -> None:
+        self.checks = checks  # threshold: consecutive qualifying checks before a decrease
+        self.demand = demand  # demand: the per-minute history and the burst estimate
+        self.forecast = forecast  # forecast: the learned half-hour shape of demand
 
 
 class DimDecision(NamedTuple):
@@ -346,13 +351,15 @@ def _increase_candidate(cur: int, obs: Observed, pct: float, r: DimensionRules) 
 # ---- one protocol for every scaling policy -------------------------------------------------
 
 
-class Proposal(NamedTuple):
-    """What a scaling policy wants for one dimension, before the guards and the limits."""
+class Proposal:
+    """What a scaling policy wants for one dimension, before the guards and the limits (a plain
+    class, as DimMemory is)."""
 
-    new: int
-    code: Reason
-    reason: str
-    memory: DimMemory  # the dimension's memory after this proposal
+    def __init__(self, new: int, code: Reason, reason: str, memory: DimMemory) -> None:
+        self.new = new
+        self.code = code
+        self.reason = reason
+        self.memory = memory  # the dimension's memory after this proposal
 
 
 class ScalingPolicy(Protocol):
@@ -619,7 +626,8 @@ def decide(status: TargetStatus, reads: Observed, writes: Observed, rules: Targe
     if dr.new < dr.current or dw.new < dw.current:
         if not decrease_allowed(status, memory, now, reserved, keep_for):
             at = _next_decrease(status, memory, now, keep_for)  # next_decrease_at without a second decrease_allowed()
-            why = f"decrease budget spent, next at {at:%H:%M} UTC"
+            # {at:%H:%M} without strftime, a pass's slowest call when the budget is spent
+            why = f"decrease budget spent, next at {at.hour:02d}:{at.minute:02d} UTC"
             if dr.new < dr.current:
                 dr = _hold(dr, Reason.BUDGET_SPENT, why)
             if dw.new < dw.current:

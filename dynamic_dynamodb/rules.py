@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
 
+from .frozen import by_fields
 from .model import Dim
 
 PERCENT = "percent"
@@ -34,6 +35,10 @@ class Window:
     def __str__(self) -> str:
         return f"{self.start:%H:%M}-{self.end:%H:%M}"
 
+    def __reduce__(self) -> tuple:
+        """Pickled and copied by its fields (frozen.by_fields), as a compiled build needs."""
+        return by_fields(self)
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -52,6 +57,10 @@ class Schedule:
     def limit(self, dim: Dim, kind: str) -> int | None:
         """The schedule's 'min' or 'max' for one dimension (None: not set)."""
         return getattr(self, f"{kind}_{dim.value}")
+
+    def __reduce__(self) -> tuple:
+        """Pickled and copied by its fields (frozen.by_fields), as a compiled build needs."""
+        return by_fields(self)
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,10 @@ class DimensionRules:
         """The effective minimum: the configured one, or DynamoDB's 1."""
         return max(1, self.min_provisioned or 1)
 
+    def __reduce__(self) -> tuple:
+        """Pickled and copied by its fields (frozen.by_fields), as a compiled build needs."""
+        return by_fields(self)
+
 
 @dataclass(frozen=True)
 class TargetRules:
@@ -116,3 +129,7 @@ class TargetRules:
     def dim(self, dim: Dim) -> DimensionRules:
         """Rules of one dimension."""
         return self.reads if dim is Dim.READS else self.writes
+
+    def __reduce__(self) -> tuple:
+        """Pickled and copied by its fields (frozen.by_fields), as a compiled build needs."""
+        return by_fields(self)

@@ -132,7 +132,7 @@ def test_decisions_made_while_cloudwatch_cannot_be_read_say_so():
 
 
 def test_the_demand_policy_reads_back_over_the_whole_check_interval():
-    from dynamic_dynamodb.loop import _queries
+    from dynamic_dynamodb.observe import queries as _queries
 
     rules = TargetRules(scaling_policy="demand", lookback_window_start=5, lookback_period=5)
     q = _queries(Target("orders"), rules, NOW, interval=600)[0]
@@ -140,7 +140,7 @@ def test_the_demand_policy_reads_back_over_the_whole_check_interval():
 
 
 def test_the_threshold_policy_reads_exactly_its_lookback_window():
-    from dynamic_dynamodb.loop import _queries
+    from dynamic_dynamodb.observe import queries as _queries
 
     q = _queries(Target("orders"), TargetRules(), NOW, interval=600)[0]
     assert (q.start, q.end) == (NOW - timedelta(minutes=15), NOW - timedelta(minutes=10))
