@@ -1,4 +1,4 @@
-"""Plain value types shared by the policy, the adapters, the loop and the simulator."""
+"""Plain value types shared by the policy, the adapters, the loop and the simulator; the adapters' errors; the ports."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -7,9 +7,12 @@ from datetime import datetime
 from enum import Enum
 from typing import NamedTuple, Protocol
 
-from .targets import Capacity, TableDescription, Target, TargetStatus, WarmThroughput
-
-__all__ = ["Capacity", "TableDescription", "Target", "TargetStatus", "WarmThroughput"]  # kept here for their users
+# the values of targets.py, which a compiled build compiles, imported from here as before
+from .targets import Capacity as Capacity
+from .targets import TableDescription as TableDescription
+from .targets import Target as Target
+from .targets import TargetStatus as TargetStatus
+from .targets import WarmThroughput as WarmThroughput
 
 
 class Dim(str, Enum):

@@ -21,8 +21,9 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE_WEEK = REPO / "examples" / "traces" / "sample-week.csv"
 # the unit tests of the compiled modules, run again against the compiled build
 # (the forecast's own, mostly Hypothesis, are left to the simulations below, which run it)
+# (test_loop and test_throttle_causes: the interpreted pass over the compiled observe and targets)
 UNIT_TESTS = ("test_policy.py", "test_demand.py", "test_schedule.py", "test_simulation_world.py",
-              "test_simulation_trace.py")
+              "test_simulation_trace.py", "test_loop.py", "test_throttle_causes.py")
 
 SALES_HOURS = """\
 [global]
