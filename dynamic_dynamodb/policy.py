@@ -20,7 +20,7 @@ from . import demand, forecast, schedule
 from .capacity_mode import ModeMemory
 from .demand import DemandState
 from .forecast import ForecastState
-from .frozen import by_fields, evolve
+from .frozen import ByFields, evolve
 from .model import Capacity, Dim, Target, TargetStatus
 from .reasons import HOLDS, SKIPS, Reason, most_important
 from .rules import PERCENT, DimensionRules, Scale, TargetRules
@@ -51,7 +51,6 @@ class Observed(NamedTuple):
     def throttled(self) -> float:
         """Throttle events in the window (0 without data)."""
         return self.throttled_sum or 0.0
-
 
 
 @mypyc_attr(native_class=False)  # a plain class in a compiled build too: evolve() copies its __dict__
@@ -128,7 +127,7 @@ class DimDecision(NamedTuple):
 
 
 @dataclass(frozen=True)
-class Decision:
+class Decision(ByFields):
     """The outcome for one table or GSI."""
 
     status: TargetStatus
@@ -138,10 +137,6 @@ class Decision:
     budget_exhausted: datetime | None = None  # set once a day when the budget first holds a decrease
     skipped: Reason | None = None  # why no decision could be made for this target (one of SKIPS)
     rules: TargetRules | None = None  # the rules decided with (None for a table DescribeTable did not describe)
-
-    def __reduce__(self) -> tuple:
-        """Pickled and copied by its fields (frozen.by_fields)."""
-        return by_fields(self)
 
     @property
     def code(self) -> Reason:

@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
 
-from .frozen import by_fields
+from .frozen import ByFields
 from .model import Dim
 
 PERCENT = "percent"
@@ -19,7 +19,7 @@ SNS_MESSAGE_TYPES = ("scale-up", "scale-down", "high-throughput-alarm", "low-thr
 
 
 @dataclass(frozen=True)
-class Window:
+class Window(ByFields):
     """A maintenance window in UTC; it may wrap midnight (22:00-02:00)."""
 
     start: time
@@ -35,13 +35,9 @@ class Window:
     def __str__(self) -> str:
         return f"{self.start:%H:%M}-{self.end:%H:%M}"
 
-    def __reduce__(self) -> tuple:
-        """Pickled and copied by its fields (frozen.by_fields), as a compiled build needs."""
-        return by_fields(self)
-
 
 @dataclass(frozen=True)
-class Schedule:
+class Schedule(ByFields):
     """A `[schedule: NAME]` section: limits that override min/max while it is in force."""
 
     name: str
@@ -58,13 +54,9 @@ class Schedule:
         """The schedule's 'min' or 'max' for one dimension (None: not set)."""
         return getattr(self, f"{kind}_{dim.value}")
 
-    def __reduce__(self) -> tuple:
-        """Pickled and copied by its fields (frozen.by_fields), as a compiled build needs."""
-        return by_fields(self)
-
 
 @dataclass(frozen=True)
-class DimensionRules:
+class DimensionRules(ByFields):
     """How one dimension (reads or writes) scales. Defaults are those of 1.6.0 / 2.5.1."""
 
     upper_threshold: float = 90.0
@@ -101,13 +93,9 @@ class DimensionRules:
         """The effective minimum: the configured one, or DynamoDB's 1."""
         return max(1, self.min_provisioned or 1)
 
-    def __reduce__(self) -> tuple:
-        """Pickled and copied by its fields (frozen.by_fields), as a compiled build needs."""
-        return by_fields(self)
-
 
 @dataclass(frozen=True)
-class TargetRules:
+class TargetRules(ByFields):
     """Everything the config says about one table or GSI."""
 
     reads: DimensionRules = field(default_factory=DimensionRules)
@@ -129,7 +117,3 @@ class TargetRules:
     def dim(self, dim: Dim) -> DimensionRules:
         """Rules of one dimension."""
         return self.reads if dim is Dim.READS else self.writes
-
-    def __reduce__(self) -> tuple:
-        """Pickled and copied by its fields (frozen.by_fields), as a compiled build needs."""
-        return by_fields(self)

@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from .frozen import by_fields
+from .frozen import ByFields
 
 
 @dataclass(frozen=True)
-class Target:
+class Target(ByFields):
     """A table, or one global secondary index of a table."""
 
     table: str
@@ -26,13 +26,9 @@ class Target:
     def __str__(self) -> str:
         return self.table if self.index is None else f"{self.table}/{self.index}"
 
-    def __reduce__(self) -> tuple:
-        """Pickled and copied by its fields (frozen.by_fields), as a compiled build needs."""
-        return by_fields(self)
-
 
 @dataclass(frozen=True)
-class Capacity:
+class Capacity(ByFields):
     """Provisioned read and write units."""
 
     reads: int
@@ -42,13 +38,9 @@ class Capacity:
         """This capacity with its decreases from `current` held back: the retry after a refused decrease."""
         return Capacity(max(self.reads, current.reads), max(self.writes, current.writes))
 
-    def __reduce__(self) -> tuple:
-        """Pickled and copied by its fields (frozen.by_fields), as a compiled build needs."""
-        return by_fields(self)
-
 
 @dataclass(frozen=True)
-class WarmThroughput:
+class WarmThroughput(ByFields):
     """Read and write units per second a table or GSI can serve at once (DescribeTable's WarmThroughput).
 
     A field DynamoDB did not give (or gave in a form we cannot read) is None: unknown."""
@@ -57,13 +49,9 @@ class WarmThroughput:
     writes: int | None = None  # WriteUnitsPerSecond
     status: str | None = None  # UPDATING while a raise is in progress, else ACTIVE
 
-    def __reduce__(self) -> tuple:
-        """Pickled and copied by its fields (frozen.by_fields), as a compiled build needs."""
-        return by_fields(self)
-
 
 @dataclass(frozen=True)
-class TargetStatus:
+class TargetStatus(ByFields):
     """What DescribeTable says about a table or one of its GSIs."""
 
     target: Target
@@ -88,18 +76,10 @@ class TargetStatus:
         """True for PAY_PER_REQUEST tables, which have nothing to scale."""
         return self.billing_mode == "PAY_PER_REQUEST"
 
-    def __reduce__(self) -> tuple:
-        """Pickled and copied by its fields (frozen.by_fields), as a compiled build needs."""
-        return by_fields(self)
-
 
 @dataclass(frozen=True)
-class TableDescription:
+class TableDescription(ByFields):
     """One DescribeTable answer: the table and its GSIs."""
 
     table: TargetStatus
     indexes: tuple[TargetStatus, ...] = ()
-
-    def __reduce__(self) -> tuple:
-        """Pickled and copied by its fields (frozen.by_fields), as a compiled build needs."""
-        return by_fields(self)

@@ -144,7 +144,10 @@ from dynamic_dynamodb.simulation import simulate
 report = simulate(load_settings(["--config", {str(REPO / "examples" / "recommended.conf")!r}]), {str(SAMPLE_WEEK)!r},
                   None, progress=None)
 decision = policy.skipped(TargetStatus(Target("t"), "ACTIVE", "", Capacity(5, 5)), Reason.NOT_FOUND, "gone")
-for value in (report, report.config, report.trace, decision, policy.Memory(read_checks=2)):
+from dynamic_dynamodb.rules import Schedule, TargetRules, Window
+from datetime import time
+rules = TargetRules(maintenance_windows=(Window(time(1), time(2)),), schedules=(Schedule("s", ()),))
+for value in (report, report.config, report.trace, decision, policy.Memory(read_checks=2), rules, decision.status):
     assert pickle.loads(pickle.dumps(value)) == value, type(value)
     assert copy.deepcopy(value) == value, type(value)
 print("ok")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..frozen import by_fields
+from ..frozen import ByFields
 from ..loop import Ports, Scaler
 from ..settings import Settings
 from .baselines import baseline_policies, replay
@@ -30,7 +30,7 @@ class NoTableName(ValueError):
 
 
 @dataclass(frozen=True)
-class Report:
+class Report(ByFields):
     """The outcome of one simulation: the config's figures against the baselines'."""
 
     trace: Trace
@@ -42,10 +42,6 @@ class Report:
     recommendation: str
     output_dir: Path | None = None
     plot_hint: str | None = None  # why there is no plot.png, when there is none
-
-    def __reduce__(self) -> tuple:
-        """Pickled and copied by its fields (frozen.by_fields)."""
-        return by_fields(self)
 
     def as_dict(self) -> dict:
         """report.json: the config's figures at the top, the baselines' under `baselines`."""
@@ -176,4 +172,3 @@ def recommend(config: Figures, aws_label: str, aws: Figures) -> str:
     saving = 1 - cost / od if od else 0.0
     return (f"Keep provisioned with this config: ${cost:.2f}, {saving:.0%} below on-demand, "
             f"{config.throttled_share:.3%} of demand throttled.")
-

@@ -4,13 +4,13 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from ..frozen import by_fields
+from ..frozen import ByFields
 from .trace import Trace
 from .world import OD_READ_PER_UNIT, OD_WRITE_PER_UNIT, ON_DEMAND, RCU_HOUR, WCU_HOUR, DecreaseRule, World
 
 
 @dataclass(frozen=True)
-class Figures:
+class Figures(ByFields):
     """Cost and throttling of one policy over one trace."""
 
     cost_usd: float
@@ -27,10 +27,6 @@ class Figures:
     rejected_updates: int = 0  # refused for another reason: table busy, no change, invalid
     on_demand_minutes: int = 0  # minutes the table spent in on-demand mode (capacity-mode)
     switches_to_on_demand: int = 0
-
-    def __reduce__(self) -> tuple:
-        """Pickled and copied by its fields (frozen.by_fields)."""
-        return by_fields(self)
 
     def as_dict(self) -> dict:
         """Plain dict for report.json."""

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TextIO
 
-from ..frozen import by_fields
+from ..frozen import ByFields
 
 COLUMNS = ("timestamp", "reads", "writes")
 
@@ -18,7 +18,7 @@ class TraceError(ValueError):
 
 
 @dataclass(frozen=True)
-class Trace:
+class Trace(ByFields):
     """Demand per minute (units/s), minute 0 starting at `start` (UTC)."""
 
     name: str
@@ -26,10 +26,6 @@ class Trace:
     step_minutes: int
     reads: list[float]
     writes: list[float]
-
-    def __reduce__(self) -> tuple:
-        """Pickled and copied by its fields (frozen.by_fields)."""
-        return by_fields(self)
 
     @property
     def minutes(self) -> int:
