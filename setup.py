@@ -59,6 +59,9 @@ setup(
             "hypothesis>=6",
             "moto[server]>=5.0",
             "supervisor>=4.2",
+            # the tests build the sdist and the compiled build with setup.py in the venv, and a
+            # venv of Python 3.12 or newer comes without setuptools
+            "setuptools>=77",  # as pyproject.toml builds with
         ],
         "plot": ["matplotlib>=3.7"],
         "docs": ["sphinx>=7"],

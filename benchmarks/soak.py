@@ -51,7 +51,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -357,7 +357,7 @@ class World:
 
     def feed_metrics(self) -> None:
         """Per-minute consumption from 40 minutes ago to the horizon, for every target."""
-        end = datetime.now(UTC) + timedelta(minutes=self.horizon)
+        end = datetime.now(timezone.utc) + timedelta(minutes=self.horizon)
         minutes = 40 + self.horizon
         for s in SPECS:
             for metric, per_second in (("ConsumedReadCapacityUnits", s.consumed[0]),

@@ -186,8 +186,11 @@ def _day(value: Any, where: str) -> date:
 
 def _time(value: Any, where: str) -> datetime:
     """An ISO-8601 time; one without an offset is UTC (this program writes UTC times)."""
+    text = _text(value, where)
+    if text.endswith(("Z", "z")):  # read on every Python: fromisoformat takes a Z only from 3.11 on
+        text = text[:-1] + "+00:00"
     try:
-        t = datetime.fromisoformat(_text(value, where))
+        t = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{where}: {_short(value)}, not an ISO-8601 time") from None
     return t if t.tzinfo is not None else t.replace(tzinfo=timezone.utc)

@@ -23,6 +23,7 @@ that would be /var/lib/dynamic-dynamodb).
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -81,6 +82,18 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(autouse=True)
 def _state_directory(tmp_path, monkeypatch):
     monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+
+
+@pytest.fixture(autouse=True)
+def _project_logger():
+    """Every test starts with the project's logger as it found it: a test that runs cli.main() in
+    process (which sets up logging) must not change what the next test in that worker logs."""
+    logger = logging.getLogger("dynamic-dynamodb")
+    saved = (logger.level, list(logger.handlers), list(logger.filters), logger.propagate, logger.disabled)
+    yield
+    logger.setLevel(saved[0])
+    logger.handlers[:], logger.filters[:] = saved[1], saved[2]
+    logger.propagate, logger.disabled = saved[3], saved[4]
 
 
 @pytest.fixture(scope="session")

@@ -45,10 +45,17 @@ def test_data_files_name_files_that_exist():
 
 def test_the_committed_man_page_is_the_one_the_docs_build(tmp_path):
     pytest.importorskip("sphinx")
+    docutils = pytest.importorskip("docutils")
+    committed = (REPO / "docs" / "dynamic-dynamodb.1").read_text(encoding="utf-8")
+    writer = re.search(r"by the Docutils (\d+\.\d+)\S* manpage writer", committed)
+    if writer is None or not docutils.__version__.startswith(writer.group(1) + "."):
+        # another Docutils release writes the same page differently (section titles in capitals,
+        # say): a Python too old for the Docutils that made the committed page gets an older one
+        pytest.skip(f"the committed man page was written by Docutils {writer.group(1) if writer else '?'}, "
+                    f"this is {docutils.__version__}")
     subprocess.run([sys.executable, "-m", "sphinx", "-q", "-b", "man", str(REPO / "docs"), str(tmp_path)],
                    check=True, capture_output=True, text=True)
     built = (tmp_path / "dynamic-dynamodb.1").read_text(encoding="utf-8")
-    committed = (REPO / "docs" / "dynamic-dynamodb.1").read_text(encoding="utf-8")
     assert _strip_volatile(built) == _strip_volatile(committed), "run `make man` and commit docs/dynamic-dynamodb.1"
     # a link to another page of the docs is its title alone: the man writer would print an empty <> after it
     assert "<>" not in committed

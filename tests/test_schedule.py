@@ -19,7 +19,7 @@ from dynamic_dynamodb.policy import FREE_DECREASES_PER_DAY, Memory, Observed, de
 from dynamic_dynamodb.rules import DimensionRules, Schedule, TargetRules, Window
 from dynamic_dynamodb.settings import ConfigError
 from dynamic_dynamodb.simulation import simulate
-from dynamic_dynamodb.simulation.trace import write_trace
+from dynamic_dynamodb.simulation.trace import parse_timestamp, write_trace
 
 UTC = timezone.utc
 
@@ -477,7 +477,7 @@ def test_the_simulator_replays_a_schedule_at_the_traces_own_times(tmp_path):
     simulate(settings, trace, tmp_path / "out", progress=None)
     with open(tmp_path / "out" / "timeline.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    by_minute = {datetime.fromisoformat(r["timestamp"]): int(r["provisioned_reads"]) for r in rows}
+    by_minute = {parse_timestamp(r["timestamp"]): int(r["provisioned_reads"]) for r in rows}
     for day in (0, 1):
         base = start + timedelta(days=day)
         # in force from 14:50 UTC (15:00 local minus the 10 lead minutes); the increase arrives a minute later

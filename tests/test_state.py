@@ -465,6 +465,14 @@ def test_valid_extremes_and_naive_times_are_kept(tmp_path):
     assert memory.last_decrease == datetime(2026, 11, 28, 10, tzinfo=timezone.utc)  # this program writes UTC
 
 
+@pytest.mark.parametrize("written", ["2026-11-28T10:00:00Z", "2026-11-28T10:00:00z", "2026-11-28T11:00:00+01:00"])
+def test_a_time_with_a_z_or_an_offset_is_read_on_every_python(tmp_path, written):
+    # a state file edited by hand or by another tool; Python 3.10's fromisoformat refuses a Z
+    path = a_file(tmp_path, '{"last_decrease": "' + written + '"}')
+    memory = state.read(path)[(EAST, Target("orders"))].memory
+    assert memory.last_decrease == datetime(2026, 11, 28, 10, tzinfo=timezone.utc)
+
+
 @given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
                         st.sampled_from(["read_checks", "reads_demand", "demand", "bucket", "mode", "costs",
