@@ -525,7 +525,8 @@ class StateFile:
         try:
             _make_directories(directory)
         except OSError as e:
-            raise StateError(f"state directory {directory}: cannot create it: {e.strerror or e}", 2) from None
+            raise StateError(f"state directory {directory}: cannot create it: {e.strerror or e} "
+                             "(--state-file or $STATE_DIRECTORY names another)", 2) from None
         try:
             mode: int | None = os.stat(path).st_mode
         except FileNotFoundError:

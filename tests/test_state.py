@@ -121,7 +121,8 @@ def test_the_state_directory_is_created_mode_0700(tmp_path):
 
 
 @pytest.mark.parametrize("make, expected", [
-    (lambda p: (p / "file").write_text("x") and p / "file" / "s.json", "cannot create it"),
+    (lambda p: (p / "file").write_text("x") and p / "file" / "s.json",
+     "cannot create it: File exists (--state-file or $STATE_DIRECTORY names another)"),
     (lambda p: (p / "dir").mkdir() or p / "dir", "is a directory"),
     (lambda p: os.mkfifo(p / "fifo") or p / "fifo", "not a regular file"),
 ])
