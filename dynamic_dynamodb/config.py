@@ -1138,7 +1138,8 @@ def _read_file(path: str, warnings: list[str] | None = None) -> list[_Section]:
                      inline_comment_prefixes=(";",))
     try:
         _check_config_path(path)
-        with open(path, encoding="utf-8") as handle:
+        # utf-8-sig: a file saved with a byte-order mark (Windows Notepad) reads as one without
+        with open(path, encoding="utf-8-sig") as handle:
             lines = handle.readlines()
         ini.read_file(lines, source=path)
     except OSError as error:

@@ -23,7 +23,8 @@ def setup_logging(settings: Settings, console: bool = True) -> None:
     if settings.log_config_file:
         _remove_handlers(logger)
         try:
-            logging.config.fileConfig(settings.log_config_file, disable_existing_loggers=False)
+            # UTF-8 whatever the locale, a byte-order mark allowed, as for the config file
+            logging.config.fileConfig(settings.log_config_file, disable_existing_loggers=False, encoding="utf-8-sig")
         except Exception as e:  # noqa: BLE001 - fileConfig imports and evaluates what the file names
             # RuntimeError (no sections), ImportError (a handler class), NameError (args), ...
             detail = " ".join(str(e).split()) or type(e).__name__

@@ -6,6 +6,7 @@ import argparse
 import json
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import time
 from pathlib import Path
 
@@ -1624,3 +1625,14 @@ def test_the_docs_build_check_finds_every_option_row_and_a_missing_one(tmp_path:
                                      .replace("``--dry-run``", "``--dry``", 1))
     assert option_docs.problems(tmp_path) == ["configuration.rst: no row for lookback-period",
                                              "command_line.rst: no row for --dry-run"]
+
+
+def test_a_config_saved_with_a_byte_order_mark_and_crlf_reads_as_without(tmp_path):
+    # Windows Notepad's "UTF-8" starts the file with a BOM; line 1 is still [global]
+    text = "[global]\ncheck-interval: 120\n[table: orders]\nreads-upper-threshold: 85\n"
+    plain, marked = tmp_path / "plain.conf", tmp_path / "marked.conf"
+    plain.write_text(text, encoding="utf-8")
+    marked.write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode())
+    a, b = load_settings(["-c", str(plain)]), load_settings(["-c", str(marked)])
+    assert replace(b, argv=a.argv, config_file=a.config_file) == a
+    assert b.check_interval == 120 and rules_of(b).reads.upper_threshold == 85

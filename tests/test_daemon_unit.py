@@ -575,6 +575,18 @@ def test_a_broken_log_config_file_is_a_one_line_config_error(tmp_path, clean_log
     assert "\n" not in str(e.value)
 
 
+def test_a_log_config_file_with_a_byte_order_mark_configures_logging(tmp_path, clean_logger):
+    log_file = tmp_path / "dd.log"
+    text = ("[loggers]\nkeys=root,dd\n[handlers]\nkeys=file\n[formatters]\nkeys=\n[logger_root]\nhandlers=\n"
+            "[logger_dd]\nlevel=INFO\nhandlers=file\nqualname=dynamic-dynamodb\npropagate=0\n"
+            f"[handler_file]\nclass=FileHandler\nargs=({str(log_file)!r},)\n")
+    path = tmp_path / "logging.ini"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())  # as Windows Notepad saves UTF-8
+    logsetup.setup_logging(Settings(log_config_file=str(path)))
+    clean_logger.info("configured from a file with a BOM")
+    assert "configured from a file with a BOM" in log_file.read_text()
+
+
 def test_dry_run_lines_carry_the_dryrun_marker(tmp_path, clean_logger):
     log_file = tmp_path / "dd.log"
     logsetup.setup_logging(Settings(log_file=str(log_file), dry_run=True), console=False)

@@ -80,3 +80,13 @@ def test_a_bad_trace_fails_with_one_line_naming_file_and_line(tmp_path, text, ex
 def test_a_missing_file_is_a_trace_error(tmp_path):
     with pytest.raises(TraceError, match="cannot read"):
         load_trace(tmp_path / "nope.csv")
+
+
+def test_a_trace_saved_with_a_byte_order_mark_reads_as_without(tmp_path):
+    # what Excel writes as "CSV UTF-8": a byte-order mark before the header, CRLF line ends
+    text = "timestamp,reads,writes\n2026-01-01T00:00:00Z,5,2\n2026-01-01T00:01:00Z,6,3\n"
+    plain, marked = tmp_path / "plain.csv", tmp_path / "marked.csv"
+    plain.write_text(text, encoding="utf-8")
+    marked.write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode())
+    a, b = load_trace(plain), load_trace(marked, name="plain")
+    assert (b.reads, b.writes, b.start) == (a.reads, a.writes, a.start) == ([5.0, 6.0], [2.0, 3.0], b.start)

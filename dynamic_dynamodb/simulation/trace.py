@@ -52,7 +52,7 @@ def load_trace(path: str | Path, name: str = "") -> Trace:
     """Read and check a trace file. Raises TraceError naming the file and line of the first fault."""
     path = Path(path)
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
+        with path.open(newline="", encoding="utf-8-sig") as fh:  # Excel's "CSV UTF-8" starts with a byte-order mark
             return _parse(fh, str(path), name or path.stem)
     except OSError as exc:
         raise TraceError(f"{path}: cannot read: {exc.strerror or exc}") from exc
