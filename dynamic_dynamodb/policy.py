@@ -108,6 +108,9 @@ class DimMemory:
         self.demand = demand  # demand: the per-minute history and the burst estimate
         self.forecast = forecast  # forecast: the learned half-hour shape of demand
 
+    def __repr__(self) -> str:
+        return f"DimMemory(checks={self.checks!r}, demand={self.demand!r}, forecast={self.forecast!r})"
+
 
 class DimDecision(NamedTuple):
     """The outcome for one dimension: a code from the closed set, and the reason a person can read."""
@@ -355,6 +358,9 @@ class Proposal:
         self.code = code
         self.reason = reason
         self.memory = memory  # the dimension's memory after this proposal
+
+    def __repr__(self) -> str:
+        return f"Proposal(new={self.new!r}, code={self.code!r}, reason={self.reason!r}, memory={self.memory!r})"
 
 
 class ScalingPolicy(Protocol):

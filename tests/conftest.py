@@ -91,6 +91,9 @@ def _project_logger():
     logger = logging.getLogger("dynamic-dynamodb")
     saved = (logger.level, list(logger.handlers), list(logger.filters), logger.propagate, logger.disabled)
     yield
+    for handler in logger.handlers:
+        if handler not in saved[1]:
+            handler.close()  # a file handler the test's setup_logging opened
     logger.setLevel(saved[0])
     logger.handlers[:], logger.filters[:] = saved[1], saved[2]
     logger.propagate, logger.disabled = saved[3], saved[4]

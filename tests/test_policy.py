@@ -458,3 +458,11 @@ def test_the_reserve_looked_at_lazily_gives_the_answers_of_the_full_one(spent, m
     lazy, full = policy.reserve(rules, now, spent), policy.reserve(rules, now, policy.FREE_DECREASES_PER_DAY)
     assert policy.decrease_allowed(st_, Memory(), now, *lazy) == policy.decrease_allowed(st_, Memory(), now, *full)
     assert policy.next_decrease_at(st_, Memory(), now, *lazy) == policy.next_decrease_at(st_, Memory(), now, *full)
+
+
+def test_a_dimension_memory_and_a_proposal_show_their_fields():
+    # plain classes (not named tuples, for the compiled build): an assertion that fails still shows them
+    memory = policy.DimMemory(checks=2)
+    assert repr(memory) == "DimMemory(checks=2, demand=None, forecast=None)"
+    proposal = policy.Proposal(5, Reason.DEMAND_UP, "up", memory)
+    assert repr(proposal) == f"Proposal(new=5, code={Reason.DEMAND_UP!r}, reason='up', memory={memory!r})"
