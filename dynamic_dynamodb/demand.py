@@ -15,6 +15,9 @@ Pure, like the threshold policy. Per dimension, each pass:
    the old level is sized at about the target, with an empty bucket's headroom. Once the
    day's free decreases are spent (decreases are an hour apart), an increase is sized at
    the utilisation a full bucket allows instead: what it raises stays for an hour.
+   One unthrottled minute above that line, after a minute at the target utilisation or
+   below, is left to the bucket when the bucket, drained at its excess until an increase a
+   pass later would arrive, keeps half its fill.
 4. Down, only for a drop that is deep and lasting. Over the last half hour, find the
    least capacity that would have served every minute without throttling, burst credit
    included, and still kept half a bucket in reserve; provision that at the target
@@ -39,6 +42,7 @@ BURST_SECONDS = 300  # DynamoDB keeps up to five minutes of unused capacity
 BUCKET_LEND = 0.75  # share of the headroom a full burst bucket may stand in for
 REPLAY_START = 0.5  # bucket fill assumed at the start of the replayed history
 REPLAY_RESERVE = 0.5  # bucket fill the replay must end with: a reserve for the next jump
+REACTION_MINUTES = 3  # a rise is served this long before an increase decided a pass later is in force
 
 
 class DemandState(NamedTuple):
@@ -102,6 +106,9 @@ def propose(cur: int, series: tuple[tuple[datetime, float, float], ...], target_
     target = target_pct / 100.0
     effective = effective_utilisation(target, state.bucket / (BURST_SECONDS * cur) if cur else 0.0)
     last = demand[-1]
+    if throttled <= 0 and carried(state, cur, target_pct):
+        # one hot minute: an increase for it would stay up for an hour, the bucket serves it for nothing
+        return cur, f"demand {last / cur * 100:.0f}% of provisioned for one minute, carried by burst credit", state
     if throttled > 0 or last > cur * (1.0 + effective) / 2.0:
         peak = max(demand[-UP_LOOKBACK:])
         # once decreases are an hour apart, what is raised stays up for an hour, while another
@@ -120,6 +127,28 @@ def propose(cur: int, series: tuple[tuple[datetime, float, float], ...], target_
     if wanted <= cur * (1.0 - MIN_DROP):
         return wanted, f"the last {len(demand)} minutes fit in {wanted}", state
     return cur, f"demand {last / cur * 100:.0f}% of provisioned", state
+
+
+def carried(state: DemandState, cur: int, target_pct: float) -> bool:
+    """True when the newest minute is above rule 3's line but left to the burst bucket, a blip."""
+    if not state.demand or cur < 1:
+        return False
+    effective = effective_utilisation(target_pct / 100.0, state.bucket / (BURST_SECONDS * cur))
+    line = cur * (1.0 + effective) / 2.0
+    return state.demand[-1] > line and _blip(state.demand, cur, target_pct / 100.0, state.bucket)
+
+
+def _blip(demand: tuple[float, ...], cur: int, target: float, bucket: float) -> bool:
+    """True when the newest minute rose from the target's headroom and the bucket carries it until an increase arrives.
+
+    A minute after one at the target utilisation or below is a blip, not a rise in steps, which runs
+    close to the line and needs the full bucket for its next step. Waiting a pass drains the bucket
+    for REACTION_MINUTES at the blip's excess; it must then still hold the reserve a replay keeps for
+    the next jump."""
+    if len(demand) >= 2 and demand[-2] > target * cur:
+        return False
+    drain = REACTION_MINUTES * 60.0 * max(0.0, demand[-1] - cur)
+    return bucket - drain >= REPLAY_RESERVE * BURST_SECONDS * cur
 
 
 def _may_drop(wants: list[float], cur: int, target: float) -> bool:

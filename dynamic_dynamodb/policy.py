@@ -405,7 +405,7 @@ class DemandPolicy:
         """(new, code, reason, demand state) of demand.propose."""
         before = memory.demand or DemandState()
         new, reason, state = demand.propose(cur, obs.series, rules.target_utilization, before, spaced)
-        return new, _demand_code(cur, new, obs, before, state), reason, state
+        return new, _demand_code(cur, new, obs, before, state, rules.target_utilization), reason, state
 
 
 class ForecastPolicy:
@@ -459,7 +459,8 @@ def _switched(cur: int, p: Proposal, r: DimensionRules) -> tuple[int, Reason, st
     return p.new, p.code, p.reason
 
 
-def _demand_code(cur: int, new: int, obs: Observed, before: DemandState, after: DemandState) -> Reason:
+def _demand_code(cur: int, new: int, obs: Observed, before: DemandState, after: DemandState,
+                 target_pct: float) -> Reason:
     """The code of a demand proposal, from the values it was made of."""
     if new > cur:
         # the demand policy raises for throttling in the newest minute it folded in
@@ -469,7 +470,9 @@ def _demand_code(cur: int, new: int, obs: Observed, before: DemandState, after: 
     if not after.demand:
         return Reason.NO_DATA
     fresh = bool(obs.series) and (before.last_minute is None or obs.series[-1][0] > before.last_minute)
-    return Reason.WITHIN_BAND if fresh else Reason.NO_NEW_DATA
+    if not fresh:
+        return Reason.NO_NEW_DATA
+    return Reason.BURST_CARRIED if demand.carried(after, cur, target_pct) else Reason.WITHIN_BAND
 
 
 def _limited(dim: Dim, cur: int, obs: Observed, r: DimensionRules, new: int, code: Reason,

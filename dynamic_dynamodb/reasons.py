@@ -51,6 +51,7 @@ class Reason(str, Enum):
     ZERO_PERCENT = "zero_percent"  # consumed 0 % and allow-scaling-down-on-0-percent is off
     DECREASE_TOO_SMALL = "decrease_too_small"  # low load, but the step removes nothing
     FORECAST_HOLD = "forecast_hold"  # a drop, but a recurring rise is expected soon: no decrease
+    BURST_CARRIED = "burst_carried"  # one minute above the line, left to burst credit (demand policy)
     WITHIN_BAND = "within_band"  # the load needs no change
     UP_DISABLED = "up_disabled"  # an increase is wanted but up-scaling is off (demand policy)
     DOWN_DISABLED = "down_disabled"  # a decrease is wanted but down-scaling is off

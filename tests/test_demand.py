@@ -41,7 +41,18 @@ CASES = [
     ("throttling empties the bucket: capacity carries the peak at the target utilisation",
      100, minutes(80, 90, 100, throttled=20), full(100), 150, Reason.THROTTLED),
     ("demand above halfway between the effective utilisation and 100 percent raises it close to the demand",
-     100, minutes(98), full(100), 104, Reason.DEMAND_UP),
+     100, minutes(98, 98), full(100), 104, Reason.DEMAND_UP),
+    ("one minute above that line, from the target utilisation, is left to a bucket that carries it",
+     100, minutes(80, 110), full(100), 100, Reason.BURST_CARRIED),
+    ("one minute above that line after one above the target is a rise in steps: raised at once",
+     100, minutes(81, 110), full(100), 120, Reason.DEMAND_UP),
+    ("one minute the bucket could not carry for three more minutes raises capacity at once",
+     100, minutes(70, 200), full(100), 235, Reason.DEMAND_UP),
+    ("one hot minute with a bucket under half full raises capacity at once",
+     100, minutes(110), DemandState(T0 - timedelta(minutes=1), (), 0.4 * BURST_SECONDS * 100), 131,
+     Reason.DEMAND_UP),
+    ("one throttled minute is never left to the bucket", 100, minutes(96, 110, throttled=1), full(100), 139,
+     Reason.THROTTLED),
     ("demand below that halfway point keeps capacity", 100, minutes(96), full(100), 100, Reason.WITHIN_BAND),
     ("a hot minute is sized from the peak of the last three minutes",
      100, minutes(120, 99, 99), full(100), 132, Reason.DEMAND_UP),
@@ -153,6 +164,18 @@ def test_a_decrease_never_goes_below_what_the_last_minutes_demanded(cur, values,
     new, _, after = demand.propose(cur, minutes(*values), target, state)
     if new < cur:
         assert new >= max(after.demand[-demand.RECENT_MINUTES:])
+
+
+@given(cur=st.integers(1, 5000), values=st.lists(st.floats(0, 10_000), min_size=1, max_size=30),
+       fill=st.floats(0, 1))
+def test_only_a_lone_minute_from_the_target_that_leaves_half_a_bucket_is_carried(cur, values, fill):
+    state = DemandState(None, (), fill * BURST_SECONDS * cur)
+    new, _, after = demand.propose(cur, minutes(*values), 80, state)
+    if demand.carried(after, cur, 80):
+        assert new == cur
+        drain = demand.REACTION_MINUTES * 60.0 * max(0.0, after.demand[-1] - cur)
+        assert after.bucket - drain >= 0.5 * BURST_SECONDS * cur
+        assert len(after.demand) < 2 or after.demand[-2] <= 0.8 * cur
 
 
 def test_every_scaling_policy_is_named_in_the_registry_and_accepted_by_the_config():
