@@ -109,7 +109,7 @@ def propose(cur: int, series: tuple[tuple[datetime, float, float], ...], target_
     if throttled <= 0 and carried(state, cur, target_pct):
         # one hot minute: an increase for it would stay up for an hour, the bucket serves it for nothing
         return cur, f"demand {last / cur * 100:.0f}% of provisioned for one minute, carried by burst credit", state
-    if throttled > 0 or last > cur * (1.0 + effective) / 2.0:
+    if throttled > 0 or last > _line(cur, effective):
         peak = max(demand[-UP_LOOKBACK:])
         # once decreases are an hour apart, what is raised stays up for an hour, while another
         # increase may follow at any time: size it as a full bucket allows, not with the target's headroom
@@ -134,8 +134,12 @@ def carried(state: DemandState, cur: int, target_pct: float) -> bool:
     if not state.demand or cur < 1:
         return False
     effective = effective_utilisation(target_pct / 100.0, state.bucket / (BURST_SECONDS * cur))
-    line = cur * (1.0 + effective) / 2.0
-    return state.demand[-1] > line and _blip(state.demand, cur, target_pct / 100.0, state.bucket)
+    return state.demand[-1] > _line(cur, effective) and _blip(state.demand, cur, target_pct / 100.0, state.bucket)
+
+
+def _line(cur: int, effective: float) -> float:
+    """Rule 3's line: the demand halfway between the effective utilisation and 100 % of `cur`."""
+    return cur * (1.0 + effective) / 2.0
 
 
 def _blip(demand: tuple[float, ...], cur: int, target: float, bucket: float) -> bool:

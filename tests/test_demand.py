@@ -57,7 +57,7 @@ CASES = [
     ("one hot minute with a bucket under half full raises capacity at once",
      100, minutes(110), DemandState(T0 - timedelta(minutes=1), (), 0.4 * BURST_SECONDS * 100), 131,
      Reason.DEMAND_UP),
-    ("one throttled minute is never left to the bucket", 100, minutes(96, 110, throttled=1), full(100), 139,
+    ("one throttled minute is never left to the bucket", 100, minutes(70, 110, throttled=1), full(100), 139,
      Reason.THROTTLED),
     ("demand below that halfway point keeps capacity", 100, minutes(96), full(100), 100, Reason.WITHIN_BAND),
     ("a hot minute is sized from the peak of the last three minutes",
@@ -172,11 +172,12 @@ def test_a_decrease_never_goes_below_what_the_last_minutes_demanded(cur, values,
         assert new >= max(after.demand[-demand.RECENT_MINUTES:])
 
 
-@given(cur=st.integers(1, 5000), values=st.lists(st.floats(0, 10_000), min_size=1, max_size=30),
-       fill=st.floats(0, 1))
-def test_only_a_lone_minute_from_the_target_that_leaves_half_a_bucket_is_carried(cur, values, fill):
+@given(cur=st.integers(1, 5000), shares=st.lists(st.floats(0, 3), max_size=28), before=st.floats(0, 1.2),
+       newest=st.floats(0.9, 2), fill=st.floats(0, 1))
+def test_only_a_lone_minute_from_the_target_that_leaves_half_a_bucket_is_carried(cur, shares, before, newest, fill):
+    # demand as shares of the capacity, the last two minutes near the line, where the rule decides
     state = DemandState(None, (), fill * BURST_SECONDS * cur)
-    new, _, after = demand.propose(cur, minutes(*values), 80, state)
+    new, _, after = demand.propose(cur, minutes(*[s * cur for s in [*shares, before, newest]]), 80, state)
     if demand.carried(after, cur, 80):
         assert new == cur
         drain = demand.REACTION_MINUTES * 60.0 * max(0.0, after.demand[-1] - cur)
