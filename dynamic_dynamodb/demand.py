@@ -42,7 +42,7 @@ BURST_SECONDS = 300  # DynamoDB keeps up to five minutes of unused capacity
 BUCKET_LEND = 0.75  # share of the headroom a full burst bucket may stand in for
 REPLAY_START = 0.5  # bucket fill assumed at the start of the replayed history
 REPLAY_RESERVE = 0.5  # bucket fill the replay must end with: a reserve for the next jump
-REACTION_MINUTES = 3  # a rise is served this long before an increase decided a pass later is in force
+UNSEEN_MINUTES = 2  # minutes a pass cannot see yet (CloudWatch's delay): a rise drains the bucket meanwhile
 
 
 class DemandState(NamedTuple):
@@ -97,6 +97,7 @@ def propose(cur: int, series: tuple[tuple[datetime, float, float], ...], target_
             state: DemandState, spaced: bool = False) -> tuple[int, str, DemandState]:
     """(new capacity, reason, state) for one dimension; `spaced`: decreases are an hour apart now."""
     fresh = bool(series) and (state.last_minute is None or series[-1][0] > state.last_minute)
+    waited = new_minutes(state.last_minute, series)
     state, throttled = fold(state, series, cur)
     demand = state.demand
     if not demand:
@@ -106,7 +107,7 @@ def propose(cur: int, series: tuple[tuple[datetime, float, float], ...], target_
     target = target_pct / 100.0
     effective = effective_utilisation(target, state.bucket / (BURST_SECONDS * cur) if cur else 0.0)
     last = demand[-1]
-    if throttled <= 0 and carried(state, cur, target_pct):
+    if throttled <= 0 and carried(state, cur, target_pct, waited):
         # one hot minute: an increase for it would stay up for an hour, the bucket serves it for nothing
         return cur, f"demand {last / cur * 100:.0f}% of provisioned for one minute, carried by burst credit", state
     if throttled > 0 or last > _line(cur, effective):
@@ -129,12 +130,20 @@ def propose(cur: int, series: tuple[tuple[datetime, float, float], ...], target_
     return cur, f"demand {last / cur * 100:.0f}% of provisioned", state
 
 
-def carried(state: DemandState, cur: int, target_pct: float) -> bool:
-    """True when the newest minute is above rule 3's line but left to the burst bucket, a blip."""
+def new_minutes(last_minute: datetime | None, series: Iterable[tuple[datetime, float, float]]) -> int:
+    """How many minutes of the series are newer than `last_minute`: a pass's interval, when data is regular."""
+    return sum(1 for p in series if last_minute is None or p[0] > last_minute)
+
+
+def carried(state: DemandState, cur: int, target_pct: float, interval: int = 1) -> bool:
+    """True when the newest minute is above rule 3's line but left to the burst bucket, a blip.
+
+    `interval`: the minutes until the next pass, which would make the increase instead."""
     if not state.demand or cur < 1:
         return False
     effective = effective_utilisation(target_pct / 100.0, state.bucket / (BURST_SECONDS * cur))
-    return state.demand[-1] > _line(cur, effective) and _blip(state.demand, cur, target_pct / 100.0, state.bucket)
+    return (state.demand[-1] > _line(cur, effective)
+            and _blip(state.demand, cur, target_pct / 100.0, state.bucket, UNSEEN_MINUTES + max(1, interval)))
 
 
 def _line(cur: int, effective: float) -> float:
@@ -142,16 +151,16 @@ def _line(cur: int, effective: float) -> float:
     return cur * (1.0 + effective) / 2.0
 
 
-def _blip(demand: tuple[float, ...], cur: int, target: float, bucket: float) -> bool:
+def _blip(demand: tuple[float, ...], cur: int, target: float, bucket: float, drained: int) -> bool:
     """True when the newest minute rose from the target's headroom and the bucket carries it until an increase arrives.
 
     A minute after one at the target utilisation or below is a blip, not a rise in steps, which runs
     close to the line and needs the full bucket for its next step. Waiting a pass drains the bucket
-    for REACTION_MINUTES at the blip's excess; it must then still hold the reserve a replay keeps for
-    the next jump."""
+    for `drained` minutes at the blip's excess (until an increase made at the next pass is in force);
+    it must then still hold the reserve a replay keeps for the next jump."""
     if len(demand) >= 2 and demand[-2] > target * cur:
         return False
-    drain = REACTION_MINUTES * 60.0 * max(0.0, demand[-1] - cur)
+    drain = drained * 60.0 * max(0.0, demand[-1] - cur)
     return bucket - drain >= REPLAY_RESERVE * BURST_SECONDS * cur
 
 

@@ -472,7 +472,8 @@ def _demand_code(cur: int, new: int, obs: Observed, before: DemandState, after: 
     fresh = bool(obs.series) and (before.last_minute is None or obs.series[-1][0] > before.last_minute)
     if not fresh:
         return Reason.NO_NEW_DATA
-    return Reason.BURST_CARRIED if demand.carried(after, cur, target_pct) else Reason.WITHIN_BAND
+    interval = demand.new_minutes(before.last_minute, obs.series)
+    return Reason.BURST_CARRIED if demand.carried(after, cur, target_pct, interval) else Reason.WITHIN_BAND
 
 
 def _limited(dim: Dim, cur: int, obs: Observed, r: DimensionRules, new: int, code: Reason,

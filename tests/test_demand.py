@@ -176,11 +176,13 @@ def test_a_decrease_never_goes_below_what_the_last_minutes_demanded(cur, values,
        newest=st.floats(0.9, 2), fill=st.floats(0, 1))
 def test_only_a_lone_minute_from_the_target_that_leaves_half_a_bucket_is_carried(cur, shares, before, newest, fill):
     # demand as shares of the capacity, the last two minutes near the line, where the rule decides
-    state = DemandState(None, (), fill * BURST_SECONDS * cur)
-    new, _, after = demand.propose(cur, minutes(*[s * cur for s in [*shares, before, newest]]), 80, state)
-    if demand.carried(after, cur, 80):
+    state = DemandState(T0 - timedelta(minutes=len(shares) + 1), (), fill * BURST_SECONDS * cur)
+    series = minutes(*[s * cur for s in [*shares, before, newest]], start=T0 - timedelta(minutes=len(shares)))
+    new, _, after = demand.propose(cur, series[-2:], 80, demand.fold(state, series[:-2], cur)[0])
+    if demand.carried(after, cur, 80, interval=2):
         assert new == cur
-        drain = demand.REACTION_MINUTES * 60.0 * max(0.0, after.demand[-1] - cur)
+        # the pass folded in two minutes: the next is two minutes away, as two unseen ones are
+        drain = (demand.UNSEEN_MINUTES + 2) * 60.0 * max(0.0, after.demand[-1] - cur)
         assert after.bucket - drain >= 0.5 * BURST_SECONDS * cur
         assert len(after.demand) < 2 or after.demand[-2] <= 0.8 * cur
 
@@ -312,3 +314,13 @@ def test_in_the_simulator_lone_hot_minutes_of_noisy_traffic_ride_on_burst_credit
     assert any("burst_carried" in r["reason"] for r in rows)
     assert raises < 30 / 4  # without the rule, 17 of the 30 hot minutes raised reads, each for an hour
     assert report.config.cost_usd < report.baselines["aws-target-70"].cost_usd  # 0.35 against 0.39; 0.41 without
+
+
+def test_a_blip_is_left_to_the_bucket_only_if_it_lasts_until_the_next_pass_would_raise():
+    # one minute at 1.5 times a full bucket's capacity: drained for three minutes when passes run every
+    # minute (half the bucket is left), for seven with a pass every five minutes (too little is left)
+    state = demand.fold(full(100), minutes(70, 70, 70, 70), 100)[0]
+    every_minute, _, _ = demand.propose(100, minutes(150, start=T0 + timedelta(minutes=4)), 80, state)
+    every_five, _, _ = demand.propose(100, minutes(70, 70, 70, 70, 150, start=T0 + timedelta(minutes=4)), 80,
+                                      full(100)._replace(last_minute=T0 + timedelta(minutes=3)))
+    assert every_minute == 100 and every_five > 100
