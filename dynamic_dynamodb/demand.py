@@ -17,7 +17,8 @@ Pure, like the threshold policy. Per dimension, each pass:
    the utilisation a full bucket allows instead: what it raises stays for an hour.
    One unthrottled minute above that line, after a minute at the target utilisation or
    below, is left to the bucket when the bucket, drained at its excess until an increase a
-   pass later would arrive, keeps half its fill.
+   pass later would arrive (the minutes not yet published, then those to the next pass),
+   keeps half its fill.
 4. Down, only for a drop that is deep and lasting. Over the last half hour, find the
    least capacity that would have served every minute without throttling, burst credit
    included, and still kept half a bucket in reserve; provision that at the target
@@ -42,7 +43,7 @@ BURST_SECONDS = 300  # DynamoDB keeps up to five minutes of unused capacity
 BUCKET_LEND = 0.75  # share of the headroom a full burst bucket may stand in for
 REPLAY_START = 0.5  # bucket fill assumed at the start of the replayed history
 REPLAY_RESERVE = 0.5  # bucket fill the replay must end with: a reserve for the next jump
-UNSEEN_MINUTES = 2  # minutes a pass cannot see yet (CloudWatch's delay): a rise drains the bucket meanwhile
+UNSEEN_MINUTES = 2  # minutes a pass cannot see yet (CloudWatch's delay) when it is not told the time
 
 
 class DemandState(NamedTuple):
@@ -94,20 +95,19 @@ def effective_utilisation(target: float, fill: float) -> float:
 
 
 def propose(cur: int, series: tuple[tuple[datetime, float, float], ...], target_pct: float,
-            state: DemandState, spaced: bool = False) -> tuple[int, str, DemandState]:
+            state: DemandState, spaced: bool = False, now: datetime | None = None) -> tuple[int, str, DemandState]:
     """(new capacity, reason, state) for one dimension; `spaced`: decreases are an hour apart now."""
-    fresh = bool(series) and (state.last_minute is None or series[-1][0] > state.last_minute)
-    waited = new_minutes(state.last_minute, series)
+    interval = new_minutes(state.last_minute, series)  # also the minutes to the next pass, when data is regular
     state, throttled = fold(state, series, cur)
     demand = state.demand
     if not demand:
         return cur, "no data", state
-    if not fresh:
+    if not interval:
         return cur, "no new data", state
     target = target_pct / 100.0
     effective = effective_utilisation(target, state.bucket / (BURST_SECONDS * cur) if cur else 0.0)
     last = demand[-1]
-    if throttled <= 0 and carried(state, cur, target_pct, waited):
+    if carried(state, cur, target_pct, interval, now):  # never a throttled minute: it empties the bucket
         # one hot minute: an increase for it would stay up for an hour, the bucket serves it for nothing
         return cur, f"demand {last / cur * 100:.0f}% of provisioned for one minute, carried by burst credit", state
     if throttled > 0 or last > _line(cur, effective):
@@ -135,15 +135,23 @@ def new_minutes(last_minute: datetime | None, series: Iterable[tuple[datetime, f
     return sum(1 for p in series if last_minute is None or p[0] > last_minute)
 
 
-def carried(state: DemandState, cur: int, target_pct: float, interval: int = 1) -> bool:
+def carried(state: DemandState, cur: int, target_pct: float, interval: int, now: datetime | None = None) -> bool:
     """True when the newest minute is above rule 3's line but left to the burst bucket, a blip.
 
-    `interval`: the minutes until the next pass, which would make the increase instead."""
+    `interval`: the minutes until the next pass, which would make the increase instead; `now`: the
+    pass's time, which tells how many minutes CloudWatch has not published yet."""
     if not state.demand or cur < 1:
         return False
     effective = effective_utilisation(target_pct / 100.0, state.bucket / (BURST_SECONDS * cur))
     return (state.demand[-1] > _line(cur, effective)
-            and _blip(state.demand, cur, target_pct / 100.0, state.bucket, UNSEEN_MINUTES + max(1, interval)))
+            and _blip(state.demand, cur, target_pct / 100.0, state.bucket, _unseen(state, now) + interval))
+
+
+def _unseen(state: DemandState, now: datetime | None) -> int:
+    """Whole minutes from the newest minute folded in to `now`: what a rise drains before a pass sees it."""
+    if now is None or now.tzinfo is None or state.last_minute is None:
+        return UNSEEN_MINUTES
+    return max(1, int((now - state.last_minute).total_seconds() // 60))
 
 
 def _line(cur: int, effective: float) -> float:

@@ -396,16 +396,16 @@ class DemandPolicy:
     def propose(self, cur: int, obs: Observed, r: DimensionRules, rules: TargetRules,
                 memory: DimMemory, now: datetime, spaced: bool = False) -> Proposal:
         """demand.propose over the dimension's history."""
-        new, code, reason, state = self.proposal(cur, obs, rules, memory, spaced)
+        new, code, reason, state = self.proposal(cur, obs, rules, memory, spaced, now)
         return Proposal(new, code, reason, DimMemory(memory.checks, state, memory.forecast))
 
     @staticmethod
     def proposal(cur: int, obs: Observed, rules: TargetRules, memory: DimMemory,
-                 spaced: bool = False) -> tuple[int, Reason, str, DemandState]:
+                 spaced: bool = False, now: datetime | None = None) -> tuple[int, Reason, str, DemandState]:
         """(new, code, reason, demand state) of demand.propose."""
         before = memory.demand or DemandState()
-        new, reason, state = demand.propose(cur, obs.series, rules.target_utilization, before, spaced)
-        return new, _demand_code(cur, new, obs, before, state, rules.target_utilization), reason, state
+        new, reason, state = demand.propose(cur, obs.series, rules.target_utilization, before, spaced, now)
+        return new, _demand_code(cur, new, obs, before, state, rules.target_utilization, now), reason, state
 
 
 class ForecastPolicy:
@@ -417,7 +417,7 @@ class ForecastPolicy:
     def propose(self, cur: int, obs: Observed, r: DimensionRules, rules: TargetRules,
                 memory: DimMemory, now: datetime, spaced: bool = False) -> Proposal:
         """The demand policy's proposal, then forecast.adjust with the half-hour shape of the same minutes."""
-        proposed, code, proposed_reason, state = DemandPolicy.proposal(cur, obs, rules, memory, spaced)
+        proposed, code, proposed_reason, state = DemandPolicy.proposal(cur, obs, rules, memory, spaced, now)
         learned = forecast.fold(memory.forecast or ForecastState(), obs.series)
         new, reason = proposed, proposed_reason
         if state.demand:
@@ -460,7 +460,7 @@ def _switched(cur: int, p: Proposal, r: DimensionRules) -> tuple[int, Reason, st
 
 
 def _demand_code(cur: int, new: int, obs: Observed, before: DemandState, after: DemandState,
-                 target_pct: float) -> Reason:
+                 target_pct: float, now: datetime | None) -> Reason:
     """The code of a demand proposal, from the values it was made of."""
     if new > cur:
         # the demand policy raises for throttling in the newest minute it folded in
@@ -469,11 +469,11 @@ def _demand_code(cur: int, new: int, obs: Observed, before: DemandState, after: 
         return Reason.DEMAND_DOWN
     if not after.demand:
         return Reason.NO_DATA
-    fresh = bool(obs.series) and (before.last_minute is None or obs.series[-1][0] > before.last_minute)
-    if not fresh:
-        return Reason.NO_NEW_DATA
     interval = demand.new_minutes(before.last_minute, obs.series)
-    return Reason.BURST_CARRIED if demand.carried(after, cur, target_pct, interval) else Reason.WITHIN_BAND
+    if not interval:
+        return Reason.NO_NEW_DATA
+    # demand.propose kept the capacity for this very reason, or for none
+    return Reason.BURST_CARRIED if demand.carried(after, cur, target_pct, interval, now) else Reason.WITHIN_BAND
 
 
 def _limited(dim: Dim, cur: int, obs: Observed, r: DimensionRules, new: int, code: Reason,

@@ -324,3 +324,13 @@ def test_a_blip_is_left_to_the_bucket_only_if_it_lasts_until_the_next_pass_would
     every_five, _, _ = demand.propose(100, minutes(70, 70, 70, 70, 150, start=T0 + timedelta(minutes=4)), 80,
                                       full(100)._replace(last_minute=T0 + timedelta(minutes=3)))
     assert every_minute == 100 and every_five > 100
+
+
+def test_a_blip_counts_the_minutes_cloudwatch_has_not_published_yet():
+    # the same minute at 1.5 times a full bucket's capacity, seen two minutes after it began (carried:
+    # three minutes drained) or four (five drained: too little would be left)
+    state = demand.fold(full(100), minutes(70, 70, 70, 70), 100)[0]
+    hot = minutes(150, start=T0 + timedelta(minutes=4))
+    on_time, _, _ = demand.propose(100, hot, 80, state, now=T0 + timedelta(minutes=6, seconds=20))
+    late, _, _ = demand.propose(100, hot, 80, state, now=T0 + timedelta(minutes=8, seconds=20))
+    assert on_time == 100 and late > 100
