@@ -13,7 +13,9 @@ $(STAMP): setup.py pyproject.toml
 	  echo "python3 -m venv failed; installing Debian's python3-venv" >&2; \
 	  rm -rf $(VENV) && apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install -q -U pip
-	$(BIN)/python -m pip install -q -e '.[test,plot,docs,dev]'
+	# --no-compile: byte-compiling every installed module takes longer than the install itself;
+	# what is imported is compiled on first import instead
+	$(BIN)/python -m pip install -q --no-compile -e '.[test,plot,docs,dev]'
 	# dynalite, a second DynamoDB implementation for the state-table tests (skipped without it)
 	if command -v npm >/dev/null; then npm install --prefix $(VENV) --no-audit --no-fund --silent dynalite@4 \
 	  || echo "dynalite not installed: its tests are skipped" >&2; fi
