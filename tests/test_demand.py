@@ -172,13 +172,17 @@ def test_a_decrease_never_goes_below_what_the_last_minutes_demanded(cur, values,
         assert new >= max(after.demand[-demand.RECENT_MINUTES:])
 
 
-@given(cur=st.integers(1, 5000), shares=st.lists(st.floats(0, 3), max_size=28), before=st.floats(0, 1.2),
+@given(cur=st.integers(1, 5000), shares=st.lists(st.floats(0, 1.1), max_size=28), before=st.floats(0, 1.2),
        newest=st.floats(0.9, 2), fill=st.floats(0, 1))
 def test_only_a_lone_minute_from_the_target_that_leaves_half_a_bucket_is_carried(cur, shares, before, newest, fill):
-    # demand as shares of the capacity, the last two minutes near the line, where the rule decides
+    # demand as shares of the capacity (a history mostly below it, which leaves a bucket to carry with),
+    # the last two minutes near the line, where the rule decides
     state = DemandState(T0 - timedelta(minutes=len(shares) + 1), (), fill * BURST_SECONDS * cur)
     series = minutes(*[s * cur for s in [*shares, before, newest]], start=T0 - timedelta(minutes=len(shares)))
     new, _, after = demand.propose(cur, series[-2:], 80, demand.fold(state, series[:-2], cur)[0])
+    effective = demand.effective_utilisation(0.8, after.bucket / (BURST_SECONDS * cur))
+    if after.demand[-1] > cur * (1 + effective) / 2:  # above the line: carried, or raised at once
+        assert (new == cur) == demand.carried(after, cur, 80, interval=2)
     if demand.carried(after, cur, 80, interval=2):
         assert new == cur
         # the pass folded in two minutes: the next is two minutes away, as two unseen ones are
